@@ -1,0 +1,221 @@
+-- coupon-ledger schema, version 1 (PRAGMA user_version).
+-- The database itself refuses what SPEC §5 forbids: the code checks first to give
+-- precise error codes, and these constraints back every rule up.
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+-- 批次. `issued` is kept by a trigger on coupons; its CHECK is the hard stop at max_coupons.
+CREATE TABLE stocks (
+    stock_id             TEXT PRIMARY KEY CHECK (length(stock_id) BETWEEN 1 AND 30),
+    stock_name           TEXT NOT NULL,
+    app_channel_id       INTEGER NOT NULL CHECK (app_channel_id >= 0),
+    app_id               TEXT NOT NULL,
+    instructions         TEXT NOT NULL,
+    coupon_name          TEXT NOT NULL,
+    coupon_desc          TEXT NOT NULL,
+    coupon_type          INTEGER NOT NULL CHECK (coupon_type IN (1, 2, 3)),
+    coupon_amount        INTEGER CHECK (coupon_amount > 0),
+    transaction_minimum  INTEGER NOT NULL CHECK (transaction_minimum >= 0),
+    discount_percent     INTEGER CHECK (discount_percent BETWEEN 1 AND 99),
+    discount_amount_max  INTEGER CHECK (discount_amount_max > 0),
+    max_coupons          INTEGER NOT NULL CHECK (max_coupons >= 1),
+    max_coupons_per_user INTEGER NOT NULL CHECK (max_coupons_per_user >= 1),
+    available_begin_ms   INTEGER NOT NULL,
+    available_end_ms     INTEGER NOT NULL,
+    create_ms            INTEGER NOT NULL,
+    stock_status         INTEGER NOT NULL CHECK (stock_status BETWEEN 1 AND 5),
+    issued               INTEGER NOT NULL DEFAULT 0 CHECK (issued >= 0 AND issued <= max_coupons),
+    CHECK (available_begin_ms < available_end_ms),
+    CHECK ((coupon_type IN (1, 2) AND coupon_amount IS NOT NULL
+              AND discount_percent IS NULL AND discount_amount_max IS NULL)
+        OR (coupon_type = 3 AND coupon_amount IS NULL
+              AND discount_percent IS NOT NULL AND discount_amount_max IS NOT NULL))
+) STRICT;
+
+-- SPEC §5 stock transitions: 1→2, 1→3, 2→1, 2→3, 3→5, 5→3, any non-4 → 4.
+CREATE TRIGGER stocks_status_transition
+BEFORE UPDATE OF stock_status ON stocks
+WHEN NEW.stock_status IS NOT OLD.stock_status
+ AND NOT ((OLD.stock_status = 1 AND NEW.stock_status IN (2, 3, 4))
+       OR (OLD.stock_status = 2 AND NEW.stock_status IN (1, 3, 4))
+       OR (OLD.stock_status = 3 AND NEW.stock_status IN (4, 5))
+       OR (OLD.stock_status = 5 AND NEW.stock_status IN (3, 4)))
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: illegal stock status transition');
+END;
+
+-- After the first coupon, the type, amounts, channel and start are frozen.
+CREATE TRIGGER stocks_frozen_after_issue
+BEFORE UPDATE ON stocks
+WHEN OLD.issued > 0
+ AND (NEW.coupon_type IS NOT OLD.coupon_type
+   OR NEW.coupon_amount IS NOT OLD.coupon_amount
+   OR NEW.transaction_minimum IS NOT OLD.transaction_minimum
+   OR NEW.discount_percent IS NOT OLD.discount_percent
+   OR NEW.discount_amount_max IS NOT OLD.discount_amount_max
+   OR NEW.app_channel_id IS NOT OLD.app_channel_id
+   OR NEW.available_begin_ms IS NOT OLD.available_begin_ms
+   OR NEW.max_coupons_per_user < OLD.max_coupons_per_user)
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: stock terms are frozen after the first coupon');
+END;
+
+CREATE TRIGGER stocks_keep_identity
+BEFORE UPDATE OF stock_id, create_ms ON stocks
+WHEN NEW.stock_id IS NOT OLD.stock_id OR NEW.create_ms IS NOT OLD.create_ms
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: stock_id and create_time never change');
+END;
+
+CREATE TRIGGER stocks_no_delete
+BEFORE DELETE ON stocks
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: stocks are never deleted');
+END;
+
+-- One row per coupon. `seq` is the issue order (keyset pagination); `coupon_id` is random.
+-- `issuer` scopes the idempotency key: 'admin' or 'partner:<api_key>'.
+CREATE TABLE coupons (
+    seq                  INTEGER PRIMARY KEY,
+    coupon_id            TEXT NOT NULL UNIQUE
+                         CHECK (length(coupon_id) BETWEEN 1 AND 20 AND coupon_id NOT GLOB '*[^0-9]*'),
+    stock_id             TEXT NOT NULL REFERENCES stocks (stock_id),
+    app_channel_id       INTEGER NOT NULL,
+    user_code            TEXT NOT NULL CHECK (length(user_code) BETWEEN 1 AND 32),
+    mobile_masked        TEXT CHECK (mobile_masked IS NULL OR mobile_masked NOT GLOB '*[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]*'),
+    issuer               TEXT NOT NULL,
+    request_id           TEXT NOT NULL,
+    app_id               TEXT NOT NULL,
+    coupon_type          INTEGER NOT NULL CHECK (coupon_type IN (1, 2, 3)),
+    coupon_amount        INTEGER,
+    transaction_minimum  INTEGER NOT NULL,
+    discount_percent     INTEGER,
+    discount_amount_max  INTEGER,
+    available_begin_ms   INTEGER NOT NULL,
+    available_end_ms     INTEGER NOT NULL,
+    receive_ms           INTEGER NOT NULL,
+    status               INTEGER NOT NULL CHECK (status BETWEEN 1 AND 4),
+    status_ms            INTEGER NOT NULL,
+    usage_ms             INTEGER,
+    UNIQUE (issuer, request_id)
+) STRICT;
+
+CREATE INDEX coupons_by_holder ON coupons (stock_id, app_channel_id, user_code);
+CREATE INDEX coupons_by_user ON coupons (user_code, seq);
+CREATE INDEX coupons_by_expiry ON coupons (status, available_end_ms);
+
+-- SPEC §5 claim rules, enforced again by the database.
+CREATE TRIGGER coupons_claim_rules
+BEFORE INSERT ON coupons
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: stock not running')
+     WHERE (SELECT stock_status FROM stocks WHERE stock_id = NEW.stock_id) IS NOT 3;
+    SELECT RAISE(ABORT, 'ledger: app_channel_id differs from the stock')
+     WHERE (SELECT app_channel_id FROM stocks WHERE stock_id = NEW.stock_id) IS NOT NEW.app_channel_id;
+    SELECT RAISE(ABORT, 'ledger: user limit reached')
+     WHERE (SELECT count(*) FROM coupons
+             WHERE stock_id = NEW.stock_id AND app_channel_id = NEW.app_channel_id
+               AND user_code = NEW.user_code)
+        >= (SELECT max_coupons_per_user FROM stocks WHERE stock_id = NEW.stock_id);
+    SELECT RAISE(ABORT, 'ledger: a new coupon starts available')
+     WHERE NEW.status IS NOT 1;
+END;
+
+-- Counting in the same statement makes the CHECK on stocks.issued the sold-out stop.
+CREATE TRIGGER coupons_count_issue
+AFTER INSERT ON coupons
+BEGIN
+    UPDATE stocks SET issued = issued + 1 WHERE stock_id = NEW.stock_id;
+END;
+
+-- SPEC §5 coupon transitions: 1→2, 1→3, 1→4, 2→1.
+CREATE TRIGGER coupons_status_transition
+BEFORE UPDATE OF status ON coupons
+WHEN NEW.status IS NOT OLD.status
+ AND NOT ((OLD.status = 1 AND NEW.status IN (2, 3, 4))
+       OR (OLD.status = 2 AND NEW.status = 1))
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: illegal coupon status transition');
+END;
+
+CREATE TRIGGER coupons_keep_terms
+BEFORE UPDATE ON coupons
+WHEN NEW.coupon_id IS NOT OLD.coupon_id OR NEW.stock_id IS NOT OLD.stock_id
+  OR NEW.user_code IS NOT OLD.user_code OR NEW.app_channel_id IS NOT OLD.app_channel_id
+  OR NEW.coupon_type IS NOT OLD.coupon_type OR NEW.coupon_amount IS NOT OLD.coupon_amount
+  OR NEW.transaction_minimum IS NOT OLD.transaction_minimum
+  OR NEW.discount_percent IS NOT OLD.discount_percent
+  OR NEW.discount_amount_max IS NOT OLD.discount_amount_max
+  OR NEW.issuer IS NOT OLD.issuer OR NEW.request_id IS NOT OLD.request_id
+  OR NEW.receive_ms IS NOT OLD.receive_ms
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: a coupon''s terms never change');
+END;
+
+CREATE TRIGGER coupons_no_delete
+BEFORE DELETE ON coupons
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: coupons are never deleted');
+END;
+
+-- One row per redemption, keyed by the order. At most one live (not undone) per coupon.
+CREATE TABLE redemptions (
+    order_id        TEXT PRIMARY KEY CHECK (length(order_id) BETWEEN 1 AND 64),
+    coupon_id       TEXT NOT NULL REFERENCES coupons (coupon_id),
+    order_amount    INTEGER NOT NULL CHECK (order_amount >= 0),
+    discount_amount INTEGER NOT NULL CHECK (discount_amount BETWEEN 0 AND order_amount),
+    pay_amount      INTEGER NOT NULL CHECK (pay_amount = order_amount - discount_amount),
+    usage_ms        INTEGER NOT NULL,
+    undone_ms       INTEGER
+) STRICT;
+
+CREATE UNIQUE INDEX redemptions_one_live ON redemptions (coupon_id) WHERE undone_ms IS NULL;
+
+CREATE TRIGGER redemptions_no_delete
+BEFORE DELETE ON redemptions
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: redemptions are never deleted');
+END;
+
+-- Every state change of a stock, coupon or voucher, in the transaction that made it.
+CREATE TABLE journal (
+    id          INTEGER PRIMARY KEY,
+    entity      TEXT NOT NULL CHECK (entity IN ('stock', 'coupon', 'voucher')),
+    entity_id   TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    from_status INTEGER,
+    to_status   INTEGER,
+    source      TEXT NOT NULL CHECK (source IN ('platform', 'admin', 'sweeper', 'shop')),
+    seq_id      TEXT,
+    at_ms       INTEGER NOT NULL,
+    detail      TEXT
+) STRICT;
+
+CREATE INDEX journal_by_entity ON journal (entity, entity_id, id);
+CREATE INDEX journal_by_time ON journal (at_ms);
+
+CREATE TRIGGER journal_append_only_update
+BEFORE UPDATE ON journal
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: the journal is append-only');
+END;
+
+CREATE TRIGGER journal_append_only_delete
+BEFORE DELETE ON journal
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: the journal is append-only');
+END;
+
+-- Nonces seen per api_key, kept for twice the timestamp window so a replay is
+-- refused even across a restart.
+CREATE TABLE nonces (
+    api_key TEXT NOT NULL,
+    nonce   TEXT NOT NULL,
+    seen_ms INTEGER NOT NULL,
+    PRIMARY KEY (api_key, nonce)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX nonces_by_age ON nonces (seen_ms);

@@ -1,0 +1,305 @@
+//! Configuration: TOML file + `COUPON_LEDGER_*` environment + flags → one validated [`Config`] (SPEC §2).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use time::UtcOffset;
+
+use crate::domain::time::parse_offset;
+use crate::sign::{SignFields, SignRule};
+
+/// SQLite's `synchronous` setting for the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// fsync on every commit: an acknowledged write survives power loss.
+    Full,
+    /// fsync at checkpoints only: survives a process crash, not power loss.
+    Normal,
+}
+
+/// One caller of the partner APIs (§6, §8, §9).
+#[derive(Debug, Clone)]
+pub struct Partner {
+    pub api_key: String,
+    pub secret: String,
+    pub name: String,
+    pub sign: SignRule,
+}
+
+/// Where the §7 sync calls go.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    pub base_url: String,
+    pub api_key: String,
+    pub secret: String,
+    pub sign: SignRule,
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+}
+
+/// The whole validated configuration of a running ledger.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub db: PathBuf,
+    pub utc_offset: UtcOffset,
+    pub admin_token: String,
+    pub merchant_id: String,
+    pub sync: SyncMode,
+    pub timestamp_window_s: i64,
+    pub sweep_interval_s: u64,
+    pub cancel_window_s: i64,
+    pub partners: Vec<Partner>,
+    pub platform: Option<Platform>,
+    /// True for the embedded default: the demo partner and admin token live in the database.
+    pub demo: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    db: Option<String>,
+    utc_offset: Option<String>,
+    admin_token: Option<String>,
+    merchant_id: Option<String>,
+    sync: Option<String>,
+    timestamp_window_s: Option<i64>,
+    sweep_interval_s: Option<u64>,
+    cancel_window_s: Option<i64>,
+    #[serde(default)]
+    partners: Vec<RawPartner>,
+    platform: Option<RawPlatform>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPartner {
+    api_key: String,
+    secret: Option<String>,
+    name: Option<String>,
+    sign_fields: Option<String>,
+    sign_key_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlatform {
+    base_url: String,
+    api_key: String,
+    secret: Option<String>,
+    sign_fields: Option<String>,
+    sign_key_name: Option<String>,
+    max_attempts: Option<u32>,
+    retry_base_ms: Option<u64>,
+    retry_max_ms: Option<u64>,
+}
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_DB: &str = "ledger.db";
+
+impl Config {
+    /// The embedded default of `coupon-ledger serve` with no config file.
+    pub fn embedded_default() -> Config {
+        Config {
+            listen: DEFAULT_LISTEN.into(),
+            db: PathBuf::from(DEFAULT_DB),
+            utc_offset: UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC),
+            admin_token: String::new(),
+            merchant_id: "88888888".into(),
+            sync: SyncMode::Full,
+            timestamp_window_s: 300,
+            sweep_interval_s: 60,
+            cancel_window_s: 3600,
+            partners: Vec::new(),
+            platform: None,
+            demo: true,
+        }
+    }
+
+    /// Reads and validates a config file, taking secrets missing from it from the environment.
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        Config::from_toml(&text, &|name| std::env::var(name).ok())
+            .map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    /// Parses TOML text; `env` looks up `COUPON_LEDGER_*` variables.
+    pub fn from_toml(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| one_line(&e.to_string()))?;
+        let base = Config::embedded_default();
+        let utc_offset = match raw.utc_offset {
+            Some(s) => parse_offset(&s)?,
+            None => base.utc_offset,
+        };
+        let admin_token = raw
+            .admin_token
+            .or_else(|| env("COUPON_LEDGER_ADMIN_TOKEN"))
+            .filter(|t| !t.is_empty())
+            .ok_or("admin_token is missing (set it in the file or COUPON_LEDGER_ADMIN_TOKEN)")?;
+        let sync = match raw.sync.as_deref() {
+            None | Some("full") => SyncMode::Full,
+            Some("normal") => SyncMode::Normal,
+            Some(other) => return Err(format!("sync: {other:?} is not \"full\" or \"normal\"")),
+        };
+        let timestamp_window_s = raw.timestamp_window_s.unwrap_or(base.timestamp_window_s);
+        if timestamp_window_s < 1 {
+            return Err("timestamp_window_s: must be at least 1".into());
+        }
+        let sweep_interval_s = raw.sweep_interval_s.unwrap_or(base.sweep_interval_s);
+        if sweep_interval_s < 1 {
+            return Err("sweep_interval_s: must be at least 1".into());
+        }
+        let cancel_window_s = raw.cancel_window_s.unwrap_or(base.cancel_window_s);
+        if cancel_window_s < 0 {
+            return Err("cancel_window_s: must not be negative".into());
+        }
+        let mut partners: Vec<Partner> = Vec::new();
+        for (i, p) in raw.partners.into_iter().enumerate() {
+            if p.api_key.is_empty() {
+                return Err(format!("partners[{i}].api_key: must not be empty"));
+            }
+            if partners.iter().any(|q| q.api_key == p.api_key) {
+                return Err(format!("partners[{i}].api_key: {:?} appears twice", p.api_key));
+            }
+            let var = format!("COUPON_LEDGER_PARTNER_SECRET_{}", env_suffix(&p.api_key));
+            let secret = p
+                .secret
+                .or_else(|| env(&var))
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| format!("partners[{i}].secret is missing (set it in the file or {var})"))?;
+            let sign = sign_rule(p.sign_fields, p.sign_key_name, &format!("partners[{i}]"))?;
+            partners.push(Partner {
+                name: p.name.unwrap_or_else(|| p.api_key.clone()),
+                api_key: p.api_key,
+                secret,
+                sign,
+            });
+        }
+        let platform = match raw.platform {
+            None => None,
+            Some(p) => {
+                if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+                    return Err("platform.base_url: must start with http:// or https://".into());
+                }
+                let secret = p
+                    .secret
+                    .or_else(|| env("COUPON_LEDGER_PLATFORM_SECRET"))
+                    .filter(|s| !s.is_empty())
+                    .ok_or("platform.secret is missing (set it in the file or COUPON_LEDGER_PLATFORM_SECRET)")?;
+                let retry_base_ms = p.retry_base_ms.unwrap_or(1000).max(1);
+                let retry_max_ms = p.retry_max_ms.unwrap_or(600_000);
+                if retry_max_ms < retry_base_ms {
+                    return Err("platform.retry_max_ms: must not be below retry_base_ms".into());
+                }
+                Some(Platform {
+                    base_url: p.base_url.trim_end_matches('/').to_string(),
+                    api_key: p.api_key,
+                    secret,
+                    sign: sign_rule(p.sign_fields, p.sign_key_name, "platform")?,
+                    max_attempts: p.max_attempts.unwrap_or(20).max(1),
+                    retry_base_ms,
+                    retry_max_ms,
+                })
+            }
+        };
+        Ok(Config {
+            listen: raw.listen.unwrap_or(base.listen),
+            db: raw.db.map(PathBuf::from).unwrap_or(base.db),
+            utc_offset,
+            admin_token,
+            merchant_id: raw.merchant_id.unwrap_or(base.merchant_id),
+            sync,
+            timestamp_window_s,
+            sweep_interval_s,
+            cancel_window_s,
+            partners,
+            platform,
+            demo: false,
+        })
+    }
+
+    /// The partner with this api_key.
+    pub fn partner(&self, api_key: &str) -> Option<&Partner> {
+        self.partners.iter().find(|p| p.api_key == api_key)
+    }
+}
+
+fn sign_rule(fields: Option<String>, key_name: Option<String>, at: &str) -> Result<SignRule, String> {
+    let fields = match fields.as_deref() {
+        None | Some("all") => SignFields::All,
+        Some("common") => SignFields::Common,
+        Some(other) => {
+            return Err(format!("{at}.sign_fields: {other:?} is not \"all\" or \"common\""))
+        }
+    };
+    let key_name = key_name.unwrap_or_else(|| "key".into());
+    if key_name.is_empty() {
+        return Err(format!("{at}.sign_key_name: must not be empty"));
+    }
+    Ok(SignRule { fields, key_name })
+}
+
+fn env_suffix(api_key: &str) -> String {
+    api_key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .collect()
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    const GOOD: &str = r#"
+listen = "127.0.0.1:9000"
+admin_token = "t0ken"
+utc_offset = "+08:00"
+[[partners]]
+api_key = "K"
+secret = "S"
+sign_fields = "common"
+sign_key_name = "secretKey"
+"#;
+
+    #[test]
+    fn a_full_file_parses() {
+        let c = Config::from_toml(GOOD, &no_env).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000");
+        assert_eq!(c.partners[0].sign.fields, SignFields::Common);
+        assert_eq!(c.partners[0].sign.key_name, "secretKey");
+        assert!(!c.demo);
+        assert!(c.platform.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_on_one_line() {
+        let e = Config::from_toml(&format!("colour = 1\n{GOOD}"), &no_env).unwrap_err();
+        assert!(e.contains("colour"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn a_missing_secret_is_refused_unless_the_environment_has_it() {
+        let text = "admin_token = \"t\"\n[[partners]]\napi_key = \"k-1\"\n";
+        let e = Config::from_toml(text, &no_env).unwrap_err();
+        assert!(e.contains("COUPON_LEDGER_PARTNER_SECRET_K_1"), "{e}");
+        let env = |n: &str| (n == "COUPON_LEDGER_PARTNER_SECRET_K_1").then(|| "s".to_string());
+        assert_eq!(Config::from_toml(text, &env).unwrap().partners[0].secret, "s");
+    }
+
+    #[test]
+    fn admin_token_is_required() {
+        assert!(Config::from_toml("", &no_env).unwrap_err().contains("admin_token"));
+    }
+}

@@ -1,0 +1,139 @@
+//! The one error type of the ledger, and its protocol codes (SPEC §4).
+
+use std::fmt;
+
+/// Every way a ledger operation can be refused. Each protocol renders it in its
+/// own vocabulary, but the numeric code comes from [`LedgerError::code`] alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerError {
+    /// 40001: a field is missing, of the wrong type or breaks a rule; the text names both.
+    Invalid(String),
+    /// 40002: the body is not a UTF-8 JSON object.
+    NotJsonObject(String),
+    /// 40101
+    UnknownApiKey,
+    /// 40102
+    BadSignature,
+    /// 40103
+    TimestampOutOfWindow,
+    /// 40104
+    NonceReused,
+    /// 40105
+    BadAdminToken,
+    /// 40401
+    StockNotFound,
+    /// 40402: also when the coupon belongs to someone else.
+    CouponNotFound,
+    /// 40403
+    VoucherNotFound,
+    /// 40901
+    StockNotRunning,
+    /// 40902
+    StockOutsideWindow,
+    /// 40903
+    SoldOut,
+    /// 40904
+    UserLimit,
+    /// 40905: the state machine forbids the change; the text says which.
+    StateConflict(String),
+    /// 40906
+    IdempotencyConflict(String),
+    /// 40907
+    VoucherExhausted(String),
+    /// 40908
+    BelowThreshold,
+    /// 41300
+    BodyTooLarge,
+    /// 50000: logged in full where it happens, answered without detail.
+    Internal(String),
+}
+
+impl LedgerError {
+    /// The SPEC §4 code of this outcome.
+    pub fn code(&self) -> i64 {
+        match self {
+            LedgerError::Invalid(_) => 40001,
+            LedgerError::NotJsonObject(_) => 40002,
+            LedgerError::UnknownApiKey => 40101,
+            LedgerError::BadSignature => 40102,
+            LedgerError::TimestampOutOfWindow => 40103,
+            LedgerError::NonceReused => 40104,
+            LedgerError::BadAdminToken => 40105,
+            LedgerError::StockNotFound => 40401,
+            LedgerError::CouponNotFound => 40402,
+            LedgerError::VoucherNotFound => 40403,
+            LedgerError::StockNotRunning => 40901,
+            LedgerError::StockOutsideWindow => 40902,
+            LedgerError::SoldOut => 40903,
+            LedgerError::UserLimit => 40904,
+            LedgerError::StateConflict(_) => 40905,
+            LedgerError::IdempotencyConflict(_) => 40906,
+            LedgerError::VoucherExhausted(_) => 40907,
+            LedgerError::BelowThreshold => 40908,
+            LedgerError::BodyTooLarge => 41300,
+            LedgerError::Internal(_) => 50000,
+        }
+    }
+
+    /// The human-readable message that goes with the code.
+    pub fn message(&self) -> String {
+        match self {
+            LedgerError::Invalid(m) => m.clone(),
+            LedgerError::NotJsonObject(m) => m.clone(),
+            LedgerError::UnknownApiKey => "unknown api_key".into(),
+            LedgerError::BadSignature => "bad signature".into(),
+            LedgerError::TimestampOutOfWindow => "timestamp outside the allowed window".into(),
+            LedgerError::NonceReused => "nonce already used".into(),
+            LedgerError::BadAdminToken => "bad or missing admin token".into(),
+            LedgerError::StockNotFound => "stock not found".into(),
+            LedgerError::CouponNotFound => "coupon not found".into(),
+            LedgerError::VoucherNotFound => "voucher not found or not valid at this shop".into(),
+            LedgerError::StockNotRunning => "stock not running".into(),
+            LedgerError::StockOutsideWindow => "stock outside its time window".into(),
+            LedgerError::SoldOut => "stock sold out".into(),
+            LedgerError::UserLimit => "user limit reached".into(),
+            LedgerError::StateConflict(m) => m.clone(),
+            LedgerError::IdempotencyConflict(m) => m.clone(),
+            LedgerError::VoucherExhausted(m) => m.clone(),
+            LedgerError::BelowThreshold => "order amount below the coupon's threshold".into(),
+            LedgerError::BodyTooLarge => "body too large".into(),
+            LedgerError::Internal(_) => "internal error".into(),
+        }
+    }
+
+    /// Shorthand for a validation error on one field: `field: rule`.
+    pub fn invalid(field: &str, rule: impl fmt::Display) -> LedgerError {
+        LedgerError::Invalid(format!("{field}: {rule}"))
+    }
+}
+
+impl fmt::Display for LedgerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LedgerError::Internal(detail) => write!(f, "{} internal error: {detail}", self.code()),
+            other => write!(f, "{} {}", other.code(), other.message()),
+        }
+    }
+}
+
+impl std::error::Error for LedgerError {}
+
+impl From<rusqlite::Error> for LedgerError {
+    fn from(e: rusqlite::Error) -> Self {
+        LedgerError::Internal(format!("sqlite: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_the_spec_table() {
+        assert_eq!(LedgerError::invalid("stock_id", "required").code(), 40001);
+        assert_eq!(LedgerError::SoldOut.code(), 40903);
+        assert_eq!(LedgerError::UserLimit.code(), 40904);
+        assert_eq!(LedgerError::BelowThreshold.code(), 40908);
+        assert_eq!(LedgerError::Internal("x".into()).message(), "internal error");
+    }
+}

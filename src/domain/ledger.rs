@@ -1,0 +1,180 @@
+//! The ledger's records as the rest of the program sees them, and the
+//! requests that change them. Plain data: the store builds and checks them.
+
+use super::money::Fen;
+use super::stock::{CouponKind, CouponStatus, StockSpec};
+use super::time::Millis;
+
+/// Who caused a change; written to every journal row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Platform,
+    Admin,
+    Sweeper,
+    Shop,
+}
+
+impl Source {
+    /// The journal's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Platform => "platform",
+            Source::Admin => "admin",
+            Source::Sweeper => "sweeper",
+            Source::Shop => "shop",
+        }
+    }
+}
+
+/// The context of one change: who, which trace id, when.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub source: Source,
+    pub seq_id: Option<String>,
+    pub now: Millis,
+}
+
+/// A stock as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stock {
+    pub spec: StockSpec,
+    pub create_ms: Millis,
+    pub issued: i64,
+}
+
+/// How many coupons of a stock are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StockCounts {
+    pub issued: i64,
+    pub available: i64,
+    pub used: i64,
+    pub expired: i64,
+    pub deactivated: i64,
+}
+
+/// A coupon as stored. Its terms are copied from the stock at issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coupon {
+    pub coupon_id: String,
+    pub stock_id: String,
+    pub app_channel_id: i64,
+    pub user_code: String,
+    pub mobile_masked: Option<String>,
+    pub app_id: String,
+    pub kind: CouponKind,
+    pub available_begin: Millis,
+    pub available_end: Millis,
+    pub receive_ms: Millis,
+    pub status: CouponStatus,
+    pub status_ms: Millis,
+    pub usage_ms: Option<Millis>,
+    /// The idempotency key it was issued under.
+    pub request_id: String,
+}
+
+/// A request for one coupon (领券, or an operator issue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequest {
+    pub stock_id: String,
+    pub app_channel_id: i64,
+    pub user_code: String,
+    /// Already masked: the full number never reaches the store.
+    pub mobile_masked: Option<String>,
+    pub request_id: String,
+    /// Scope of the idempotency key: `admin` or `partner:<api_key>`.
+    pub issuer: String,
+}
+
+/// Identifies one coupon of one user, as the platform names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldCoupon {
+    pub stock_id: String,
+    pub coupon_id: String,
+}
+
+/// 设置可用优惠券过期/失效, one coupon or a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeactivateRequest {
+    pub app_channel_id: i64,
+    pub user_code: String,
+    pub coupons: Vec<HeldCoupon>,
+    /// Expired or Deactivated.
+    pub to: CouponStatus,
+    pub reason: Option<String>,
+}
+
+/// One coupon's final state after a satisfied expire/deactivate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub coupon: HeldCoupon,
+    pub status: CouponStatus,
+    pub at: Millis,
+}
+
+/// One coupon that blocks a batch; `status` 0 for unknown or another user's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Illegal {
+    pub coupon: HeldCoupon,
+    pub status: i64,
+}
+
+/// What a batch expire/deactivate came to (SPEC §5 batch rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOutcome {
+    Done(Vec<Settled>),
+    Refused(Vec<Illegal>),
+}
+
+/// A redemption of a coupon against an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redemption {
+    pub order_id: String,
+    pub coupon_id: String,
+    pub order_amount: Fen,
+    pub discount_amount: Fen,
+    pub pay_amount: Fen,
+    pub usage_ms: Millis,
+    pub undone_ms: Option<Millis>,
+}
+
+/// One journal row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub id: i64,
+    pub entity: String,
+    pub entity_id: String,
+    pub event: String,
+    pub from_status: Option<i64>,
+    pub to_status: Option<i64>,
+    pub source: String,
+    pub seq_id: Option<String>,
+    pub at_ms: Millis,
+    pub detail: Option<String>,
+}
+
+/// Editable fields of a stock (SPEC §5); `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StockPatch {
+    pub stock_name: Option<String>,
+    pub app_channel_id: Option<i64>,
+    pub app_id: Option<String>,
+    pub instructions: Option<String>,
+    pub coupon_name: Option<String>,
+    pub coupon_desc: Option<String>,
+    pub kind: Option<CouponKind>,
+    pub max_coupons: Option<i64>,
+    pub max_coupons_per_user: Option<i64>,
+    pub available_begin: Option<Millis>,
+    pub available_end: Option<Millis>,
+}
+
+/// Filter and page of `GET /admin/coupons`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CouponQuery {
+    pub user_code: Option<String>,
+    pub stock_id: Option<String>,
+    pub status: Option<CouponStatus>,
+    pub limit: i64,
+    /// Keyset cursor: the `next_after` of the previous page.
+    pub after: Option<i64>,
+}

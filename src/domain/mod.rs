@@ -1,0 +1,10 @@
+//! Pure types and rules of the ledger. Nothing here does I/O.
+
+pub mod coupon;
+pub mod error;
+pub mod ledger;
+pub mod money;
+pub mod stock;
+pub mod time;
+
+pub use error::LedgerError;

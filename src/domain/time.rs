@@ -1,0 +1,116 @@
+//! Times: stored as UTC milliseconds, rendered in the configured offset (SPEC §4).
+
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+
+/// Milliseconds since the Unix epoch, UTC. The only time representation the ledger stores.
+pub type Millis = i64;
+
+/// The current time in UTC milliseconds.
+pub fn now_ms() -> Millis {
+    let now = OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as Millis
+}
+
+fn at(ms: Millis, offset: UtcOffset) -> OffsetDateTime {
+    let utc = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    utc.to_offset(offset)
+}
+
+/// `yyyy-MM-ddTHH:mm:ss.SSS+08:00`, the seed-000 format (§6, §7).
+pub fn render_millis(ms: Millis, offset: UtcOffset) -> String {
+    let fmt = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3][offset_hour sign:mandatory]:[offset_minute]"
+    );
+    at(ms, offset).format(fmt).unwrap_or_default()
+}
+
+/// RFC 3339 without fraction, `2024-11-07T16:10:29+08:00` (§8).
+pub fn render_rfc3339_seconds(ms: Millis, offset: UtcOffset) -> String {
+    let fmt = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
+    );
+    at(ms, offset).format(fmt).unwrap_or_default()
+}
+
+/// `yyyy-MM-dd HH:mm:ss` in the configured offset (§9).
+pub fn render_local(ms: Millis, offset: UtcOffset) -> String {
+    let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    at(ms, offset).format(fmt).unwrap_or_default()
+}
+
+/// Parses an RFC 3339 time that carries an offset (`Z` or `±HH:MM`), with or
+/// without a fraction, into UTC milliseconds. Years are limited to 1970..=9999.
+pub fn parse_time(s: &str) -> Result<Millis, String> {
+    let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
+        "not a time of the form yyyy-MM-ddTHH:mm:ss.SSS+08:00 (an offset is required)".to_string()
+    })?;
+    if !(1970..=9999).contains(&t.year()) {
+        return Err("year outside 1970..9999".into());
+    }
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as Millis)
+}
+
+/// Parses a UTC offset written `+08:00`, `-05:30` or `Z`.
+pub fn parse_offset(s: &str) -> Result<UtcOffset, String> {
+    if s == "Z" || s == "+00:00" || s == "-00:00" {
+        return Ok(UtcOffset::UTC);
+    }
+    let bad = || format!("utc_offset: {s:?} is not of the form +08:00");
+    let bytes = s.as_bytes();
+    if bytes.len() != 6 || bytes[3] != b':' {
+        return Err(bad());
+    }
+    let sign: i8 = match bytes[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return Err(bad()),
+    };
+    let h: i8 = s[1..3].parse().map_err(|_| bad())?;
+    let m: i8 = s[4..6].parse().map_err(|_| bad())?;
+    if h > 14 || m > 59 {
+        return Err(bad());
+    }
+    UtcOffset::from_hms(sign * h, sign * m, 0).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cst() -> UtcOffset {
+        parse_offset("+08:00").unwrap()
+    }
+
+    #[test]
+    fn seed_time_round_trips() {
+        let ms = parse_time("2020-07-20T13:29:35.120+08:00").unwrap();
+        assert_eq!(ms, 1_595_222_975_120);
+        assert_eq!(render_millis(ms, cst()), "2020-07-20T13:29:35.120+08:00");
+    }
+
+    #[test]
+    fn renders_each_protocol_format() {
+        let ms = parse_time("2024-11-07T08:10:29.999Z").unwrap();
+        assert_eq!(render_rfc3339_seconds(ms, cst()), "2024-11-07T16:10:29+08:00");
+        assert_eq!(render_local(ms, cst()), "2024-11-07 16:10:29");
+        assert_eq!(render_millis(ms, UtcOffset::UTC), "2024-11-07T08:10:29.999+00:00");
+    }
+
+    #[test]
+    fn a_time_without_offset_is_refused() {
+        assert!(parse_time("2020-07-20T13:29:35.120").is_err());
+        assert!(parse_time("2020-07-20 13:29:35").is_err());
+        assert!(parse_time("").is_err());
+    }
+
+    #[test]
+    fn offsets_parse() {
+        assert_eq!(parse_offset("Z").unwrap(), UtcOffset::UTC);
+        assert_eq!(parse_offset("-05:30").unwrap().whole_minutes(), -330);
+        assert!(parse_offset("+8").is_err());
+        assert!(parse_offset("+25:00").is_err());
+    }
+}
