@@ -162,14 +162,19 @@ impl Config {
                 return Err(format!("partners[{i}].api_key: must not be empty"));
             }
             if partners.iter().any(|q| q.api_key == p.api_key) {
-                return Err(format!("partners[{i}].api_key: {:?} appears twice", p.api_key));
+                return Err(format!(
+                    "partners[{i}].api_key: {:?} appears twice",
+                    p.api_key
+                ));
             }
             let var = format!("COUPON_LEDGER_PARTNER_SECRET_{}", env_suffix(&p.api_key));
             let secret = p
                 .secret
                 .or_else(|| env(&var))
                 .filter(|s| !s.is_empty())
-                .ok_or_else(|| format!("partners[{i}].secret is missing (set it in the file or {var})"))?;
+                .ok_or_else(|| {
+                    format!("partners[{i}].secret is missing (set it in the file or {var})")
+                })?;
             let sign = sign_rule(p.sign_fields, p.sign_key_name, &format!("partners[{i}]"))?;
             partners.push(Partner {
                 name: p.name.unwrap_or_else(|| p.api_key.clone()),
@@ -227,12 +232,18 @@ impl Config {
     }
 }
 
-fn sign_rule(fields: Option<String>, key_name: Option<String>, at: &str) -> Result<SignRule, String> {
+fn sign_rule(
+    fields: Option<String>,
+    key_name: Option<String>,
+    at: &str,
+) -> Result<SignRule, String> {
     let fields = match fields.as_deref() {
         None | Some("all") => SignFields::All,
         Some("common") => SignFields::Common,
         Some(other) => {
-            return Err(format!("{at}.sign_fields: {other:?} is not \"all\" or \"common\""))
+            return Err(format!(
+                "{at}.sign_fields: {other:?} is not \"all\" or \"common\""
+            ))
         }
     };
     let key_name = key_name.unwrap_or_else(|| "key".into());
@@ -245,7 +256,13 @@ fn sign_rule(fields: Option<String>, key_name: Option<String>, at: &str) -> Resu
 fn env_suffix(api_key: &str) -> String {
     api_key
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -295,11 +312,16 @@ sign_key_name = "secretKey"
         let e = Config::from_toml(text, &no_env).unwrap_err();
         assert!(e.contains("COUPON_LEDGER_PARTNER_SECRET_K_1"), "{e}");
         let env = |n: &str| (n == "COUPON_LEDGER_PARTNER_SECRET_K_1").then(|| "s".to_string());
-        assert_eq!(Config::from_toml(text, &env).unwrap().partners[0].secret, "s");
+        assert_eq!(
+            Config::from_toml(text, &env).unwrap().partners[0].secret,
+            "s"
+        );
     }
 
     #[test]
     fn admin_token_is_required() {
-        assert!(Config::from_toml("", &no_env).unwrap_err().contains("admin_token"));
+        assert!(Config::from_toml("", &no_env)
+            .unwrap_err()
+            .contains("admin_token"));
     }
 }

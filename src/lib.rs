@@ -1,7 +1,13 @@
 //! coupon-ledger: a durable coupon ledger for a small coupon service provider.
 //! See ARCHITECTURE.md for the map of the code.
 
+pub mod api;
+pub mod app;
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod domain;
+pub mod http;
+pub mod logging;
 pub mod sign;
 pub mod store;

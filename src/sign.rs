@@ -34,7 +34,14 @@ impl Default for SignRule {
     }
 }
 
-const COMMON_FIELDS: [&str; 6] = ["agent_no", "api_key", "nonce", "req_id", "seq_id", "timestamp"];
+const COMMON_FIELDS: [&str; 6] = [
+    "agent_no",
+    "api_key",
+    "nonce",
+    "req_id",
+    "seq_id",
+    "timestamp",
+];
 const PERSONAL_FIELDS: [&str; 2] = ["mobile_phone", "openid"];
 
 /// Renders one value for the string-to-sign: strings bare, numbers and
@@ -192,13 +199,19 @@ mod tests {
             "nonce_str": "ibuaiVcKdpRxkhJA"
         }));
         let secret = "192006250b4c09247ec02edce69f6a2d";
-        assert_eq!(sign(&f, &SignRule::default(), secret), "9A0A8659F005D6984697E2CA0A9CF3B7");
+        assert_eq!(
+            sign(&f, &SignRule::default(), secret),
+            "9A0A8659F005D6984697E2CA0A9CF3B7"
+        );
     }
 
     #[test]
     fn spec_example_string() {
         let f = obj(json!({"api_key": "K", "b": 2, "a": "x", "sign": "zzz", "n": null, "e": ""}));
-        assert_eq!(string_to_sign(&f, &SignRule::default(), "S"), "a=x&api_key=K&b=2&key=S");
+        assert_eq!(
+            string_to_sign(&f, &SignRule::default(), "S"),
+            "a=x&api_key=K&b=2&key=S"
+        );
     }
 
     #[test]
@@ -212,7 +225,9 @@ mod tests {
 
     #[test]
     fn common_mode_and_key_name() {
-        let f = obj(json!({"api_key": "K", "nonce": "n", "seq_id": "q", "timestamp": 5, "stock_id": "x"}));
+        let f = obj(
+            json!({"api_key": "K", "nonce": "n", "seq_id": "q", "timestamp": 5, "stock_id": "x"}),
+        );
         let rule = SignRule {
             fields: SignFields::Common,
             key_name: "secretKey".into(),

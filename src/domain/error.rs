@@ -134,6 +134,9 @@ mod tests {
         assert_eq!(LedgerError::SoldOut.code(), 40903);
         assert_eq!(LedgerError::UserLimit.code(), 40904);
         assert_eq!(LedgerError::BelowThreshold.code(), 40908);
-        assert_eq!(LedgerError::Internal("x".into()).message(), "internal error");
+        assert_eq!(
+            LedgerError::Internal("x".into()).message(),
+            "internal error"
+        );
     }
 }

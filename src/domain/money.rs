@@ -73,7 +73,13 @@ mod tests {
                 pay: 4000
             })
         );
-        assert_eq!(discount(&k, 600), Ok(Discount { discount: 600, pay: 0 }));
+        assert_eq!(
+            discount(&k, 600),
+            Ok(Discount {
+                discount: 600,
+                pay: 0
+            })
+        );
     }
 
     #[test]
@@ -92,8 +98,20 @@ mod tests {
             price: 990,
             minimum: 0,
         };
-        assert_eq!(discount(&k, 2500), Ok(Discount { discount: 1510, pay: 990 }));
-        assert_eq!(discount(&k, 500), Ok(Discount { discount: 0, pay: 500 }));
+        assert_eq!(
+            discount(&k, 2500),
+            Ok(Discount {
+                discount: 1510,
+                pay: 990
+            })
+        );
+        assert_eq!(
+            discount(&k, 500),
+            Ok(Discount {
+                discount: 0,
+                pay: 500
+            })
+        );
     }
 
     #[test]
@@ -104,7 +122,13 @@ mod tests {
             minimum: 0,
         };
         // 1999 × 12 / 100 = 239.88 → 239
-        assert_eq!(discount(&k, 1999), Ok(Discount { discount: 239, pay: 1760 }));
+        assert_eq!(
+            discount(&k, 1999),
+            Ok(Discount {
+                discount: 239,
+                pay: 1760
+            })
+        );
         assert_eq!(discount(&k, 100_000).map(|d| d.discount), Ok(1000));
         assert_eq!(discount(&k, i64::MAX).map(|d| d.discount), Ok(1000));
     }

@@ -13,7 +13,11 @@ pub enum CouponKind {
     /// 2 减至: the order is cut down to `price` (stored in `coupon_amount`).
     CutTo { price: Fen, minimum: Fen },
     /// 3 折扣: pay `percent`% of the order, saving at most `max`.
-    Percent { percent: i64, max: Fen, minimum: Fen },
+    Percent {
+        percent: i64,
+        max: Fen,
+        minimum: Fen,
+    },
 }
 
 /// The seed's `fixed_normal_coupon` block.
@@ -269,7 +273,10 @@ impl StockSpec {
             return Err(LedgerError::invalid("max_coupons", "must be at least 1"));
         }
         if self.max_coupons_per_user < 1 {
-            return Err(LedgerError::invalid("max_coupons_per_user", "must be at least 1"));
+            return Err(LedgerError::invalid(
+                "max_coupons_per_user",
+                "must be at least 1",
+            ));
         }
         Ok(self)
     }
@@ -325,7 +332,10 @@ mod tests {
             transaction_minimum: 0,
         };
         assert!(CouponKind::new(3, Some(fixed), None).is_err());
-        assert_eq!(CouponKind::new(2, Some(fixed), None).unwrap().type_code(), 2);
+        assert_eq!(
+            CouponKind::new(2, Some(fixed), None).unwrap().type_code(),
+            2
+        );
         let bad = DiscountBlock {
             discount_amount_max: 10,
             discount_percent: 100,

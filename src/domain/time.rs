@@ -94,9 +94,15 @@ mod tests {
     #[test]
     fn renders_each_protocol_format() {
         let ms = parse_time("2024-11-07T08:10:29.999Z").unwrap();
-        assert_eq!(render_rfc3339_seconds(ms, cst()), "2024-11-07T16:10:29+08:00");
+        assert_eq!(
+            render_rfc3339_seconds(ms, cst()),
+            "2024-11-07T16:10:29+08:00"
+        );
         assert_eq!(render_local(ms, cst()), "2024-11-07 16:10:29");
-        assert_eq!(render_millis(ms, UtcOffset::UTC), "2024-11-07T08:10:29.999+00:00");
+        assert_eq!(
+            render_millis(ms, UtcOffset::UTC),
+            "2024-11-07T08:10:29.999+00:00"
+        );
     }
 
     #[test]

@@ -32,7 +32,9 @@ fn strings(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
 fn run_checks(conn: &Connection, v: &mut Vec<String>) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version != SCHEMA_VERSION {
-        v.push(format!("schema version is {version}, expected {SCHEMA_VERSION}"));
+        v.push(format!(
+            "schema version is {version}, expected {SCHEMA_VERSION}"
+        ));
         return Ok(());
     }
     for line in strings(conn, "PRAGMA integrity_check")? {
@@ -40,11 +42,17 @@ fn run_checks(conn: &Connection, v: &mut Vec<String>) -> rusqlite::Result<()> {
             v.push(format!("integrity_check: {line}"));
         }
     }
-    let fk: i64 = conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))?;
+    let fk: i64 = conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+        r.get(0)
+    })?;
     if fk > 0 {
         v.push(format!("{fk} rows break a foreign key"));
     }
-    for t in ["journal_append_only_update", "journal_append_only_delete", "coupons_claim_rules"] {
+    for t in [
+        "journal_append_only_update",
+        "journal_append_only_delete",
+        "coupons_claim_rules",
+    ] {
         let n: i64 = conn.query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?1",
             [t],
@@ -133,7 +141,9 @@ fn check_journal(conn: &Connection, v: &mut Vec<String>) -> rusqlite::Result<()>
                     _ => true,
                 };
             if !legal {
-                v.push(format!("journal {id}: {entity} {entity_id} made an illegal transition {f} -> {t}"));
+                v.push(format!(
+                    "journal {id}: {entity} {entity_id} made an illegal transition {f} -> {t}"
+                ));
             }
         }
         last.insert(key, to);

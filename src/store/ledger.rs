@@ -5,7 +5,9 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
-use super::rows::{self, load_coupon, load_stock, stock_counts, COUPON_COLUMNS, REDEMPTION_COLUMNS};
+use super::rows::{
+    self, load_coupon, load_stock, stock_counts, COUPON_COLUMNS, REDEMPTION_COLUMNS,
+};
 use super::{NonceUse, Store};
 use crate::domain::coupon::new_coupon_id;
 use crate::domain::ledger::{
@@ -76,7 +78,11 @@ fn kind_columns(kind: &CouponKind) -> (i64, Option<Fen>, Fen, Option<i64>, Optio
     }
 }
 
-fn create_stock_tx(conn: &Connection, spec: StockSpec, origin: &Origin) -> Result<Stock, LedgerError> {
+fn create_stock_tx(
+    conn: &Connection,
+    spec: StockSpec,
+    origin: &Origin,
+) -> Result<Stock, LedgerError> {
     if let Some(existing) = load_stock(conn, &spec.stock_id)? {
         if existing.spec == spec {
             return Ok(existing);
@@ -115,7 +121,16 @@ fn create_stock_tx(conn: &Connection, spec: StockSpec, origin: &Origin) -> Resul
         spec.status.code()
     ])
     .map_err(from_constraint)?;
-    journal(conn, "stock", &spec.stock_id, "create", None, Some(spec.status.code()), origin, None)?;
+    journal(
+        conn,
+        "stock",
+        &spec.stock_id,
+        "create",
+        None,
+        Some(spec.status.code()),
+        origin,
+        None,
+    )?;
     Ok(Stock {
         spec,
         create_ms: origin.now,
@@ -132,7 +147,9 @@ fn patch_stock_tx(
     let stock = load_stock(conn, stock_id)?.ok_or(LedgerError::StockNotFound)?;
     let old = &stock.spec;
     if old.status == StockStatus::Stopped {
-        return Err(LedgerError::StateConflict("stock is stopped (4) and can no longer be edited".into()));
+        return Err(LedgerError::StateConflict(
+            "stock is stopped (4) and can no longer be edited".into(),
+        ));
     }
     let mut spec = old.clone();
     macro_rules! take {
@@ -196,7 +213,9 @@ fn patch_stock_tx(
     ])
     .map_err(from_constraint)?;
     let status = Some(spec.status.code());
-    journal(conn, "stock", stock_id, "edit", status, status, origin, None)?;
+    journal(
+        conn, "stock", stock_id, "edit", status, status, origin, None,
+    )?;
     Ok(Stock {
         spec,
         create_ms: stock.create_ms,
@@ -222,7 +241,16 @@ fn set_stock_status_tx(
     conn.prepare_cached("UPDATE stocks SET stock_status = ?2 WHERE stock_id = ?1")?
         .execute(params![stock_id, to.code()])
         .map_err(from_constraint)?;
-    journal(conn, "stock", stock_id, "status", Some(from.code()), Some(to.code()), origin, None)?;
+    journal(
+        conn,
+        "stock",
+        stock_id,
+        "status",
+        Some(from.code()),
+        Some(to.code()),
+        origin,
+        None,
+    )?;
     stock.spec.status = to;
     Ok(stock)
 }
@@ -253,7 +281,10 @@ fn claim_tx(conn: &Connection, req: &ClaimRequest, origin: &Origin) -> Result<Co
     let stock = load_stock(conn, &req.stock_id)?.ok_or(LedgerError::StockNotFound)?;
     let spec = &stock.spec;
     if spec.app_channel_id != req.app_channel_id {
-        return Err(LedgerError::invalid("app_channel_id", "differs from the stock's app_channel_id"));
+        return Err(LedgerError::invalid(
+            "app_channel_id",
+            "differs from the stock's app_channel_id",
+        ));
     }
     if spec.status != StockStatus::Running {
         return Err(LedgerError::StockNotRunning);
@@ -309,11 +340,22 @@ fn claim_tx(conn: &Connection, req: &ClaimRequest, origin: &Origin) -> Result<Co
         }
         attempts += 1;
         if attempts > 8 {
-            return Err(LedgerError::Internal("could not draw an unused coupon id".into()));
+            return Err(LedgerError::Internal(
+                "could not draw an unused coupon id".into(),
+            ));
         }
     };
     let detail = json!({"stock_id": req.stock_id, "request_id": req.request_id}).to_string();
-    journal(conn, "coupon", &coupon_id, "issue", None, Some(1), origin, Some(detail))?;
+    journal(
+        conn,
+        "coupon",
+        &coupon_id,
+        "issue",
+        None,
+        Some(1),
+        origin,
+        Some(detail),
+    )?;
     Ok(Coupon {
         coupon_id,
         stock_id: req.stock_id.clone(),
@@ -334,10 +376,17 @@ fn claim_tx(conn: &Connection, req: &ClaimRequest, origin: &Origin) -> Result<Co
 
 /// SPEC §5 batch rule, also used for a single coupon: either every listed coupon
 /// ends expired or deactivated, or nothing changes and the blockers are listed.
-fn settle_tx(conn: &Connection, req: &DeactivateRequest, origin: &Origin) -> Result<BatchOutcome, LedgerError> {
+fn settle_tx(
+    conn: &Connection,
+    req: &DeactivateRequest,
+    origin: &Origin,
+) -> Result<BatchOutcome, LedgerError> {
     let mut wanted: Vec<&HeldCoupon> = Vec::new();
     for c in &req.coupons {
-        if !wanted.iter().any(|w| w.coupon_id == c.coupon_id && w.stock_id == c.stock_id) {
+        if !wanted
+            .iter()
+            .any(|w| w.coupon_id == c.coupon_id && w.stock_id == c.stock_id)
+        {
             wanted.push(c);
         }
     }
@@ -364,7 +413,10 @@ fn settle_tx(conn: &Connection, req: &DeactivateRequest, origin: &Origin) -> Res
     if !illegal.is_empty() {
         return Ok(BatchOutcome::Refused(illegal));
     }
-    let detail = req.reason.as_ref().map(|r| json!({ "reason": r }).to_string());
+    let detail = req
+        .reason
+        .as_ref()
+        .map(|r| json!({ "reason": r }).to_string());
     let mut settled = Vec::with_capacity(plan.len());
     for (held, coupon) in plan {
         let Some(c) = coupon else { continue };
@@ -376,11 +428,26 @@ fn settle_tx(conn: &Connection, req: &DeactivateRequest, origin: &Origin) -> Res
             });
             continue;
         }
-        conn.prepare_cached("UPDATE coupons SET status = ?2, status_ms = ?3 WHERE coupon_id = ?1 AND status = 1")?
-            .execute(params![c.coupon_id, req.to.code(), origin.now])
-            .map_err(from_constraint)?;
-        let event = if req.to == CouponStatus::Expired { "expire" } else { "deactivate" };
-        journal(conn, "coupon", &c.coupon_id, event, Some(1), Some(req.to.code()), origin, detail.clone())?;
+        conn.prepare_cached(
+            "UPDATE coupons SET status = ?2, status_ms = ?3 WHERE coupon_id = ?1 AND status = 1",
+        )?
+        .execute(params![c.coupon_id, req.to.code(), origin.now])
+        .map_err(from_constraint)?;
+        let event = if req.to == CouponStatus::Expired {
+            "expire"
+        } else {
+            "deactivate"
+        };
+        journal(
+            conn,
+            "coupon",
+            &c.coupon_id,
+            event,
+            Some(1),
+            Some(req.to.code()),
+            origin,
+            detail.clone(),
+        )?;
         settled.push(Settled {
             coupon: held,
             status: req.to,
@@ -392,7 +459,9 @@ fn settle_tx(conn: &Connection, req: &DeactivateRequest, origin: &Origin) -> Res
 
 fn load_redemption(conn: &Connection, order_id: &str) -> Result<Option<Redemption>, LedgerError> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE order_id = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE order_id = ?1"
+        ))?
         .query_row([order_id], rows::redemption)
         .optional()?)
 }
@@ -423,24 +492,38 @@ fn redeem_tx(
         )));
     }
     if origin.now < coupon.available_begin || origin.now >= coupon.available_end {
-        return Err(LedgerError::StateConflict("coupon is outside its validity window".into()));
+        return Err(LedgerError::StateConflict(
+            "coupon is outside its validity window".into(),
+        ));
     }
-    let d = discount(&coupon.kind, order_amount).map_err(|DiscountRefusal::BelowThreshold| LedgerError::BelowThreshold)?;
+    let d = discount(&coupon.kind, order_amount)
+        .map_err(|DiscountRefusal::BelowThreshold| LedgerError::BelowThreshold)?;
     conn.prepare_cached(
         "INSERT INTO redemptions (order_id, coupon_id, order_amount, discount_amount, pay_amount, usage_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![order_id, coupon_id, order_amount, d.discount, d.pay, origin.now])
     .map_err(from_constraint)?;
-    conn.prepare_cached("UPDATE coupons SET status = 2, status_ms = ?2, usage_ms = ?2 WHERE coupon_id = ?1")?
-        .execute(params![coupon_id, origin.now])
-        .map_err(from_constraint)?;
+    conn.prepare_cached(
+        "UPDATE coupons SET status = 2, status_ms = ?2, usage_ms = ?2 WHERE coupon_id = ?1",
+    )?
+    .execute(params![coupon_id, origin.now])
+    .map_err(from_constraint)?;
     let detail = json!({
         "order_id": order_id, "order_amount": order_amount,
         "discount_amount": d.discount, "pay_amount": d.pay,
     })
     .to_string();
-    journal(conn, "coupon", coupon_id, "redeem", Some(1), Some(2), origin, Some(detail))?;
+    journal(
+        conn,
+        "coupon",
+        coupon_id,
+        "redeem",
+        Some(1),
+        Some(2),
+        origin,
+        Some(detail),
+    )?;
     Ok(Redemption {
         order_id: order_id.to_string(),
         coupon_id: coupon_id.to_string(),
@@ -452,10 +535,17 @@ fn redeem_tx(
     })
 }
 
-fn unredeem_tx(conn: &Connection, coupon_id: &str, order_id: &str, origin: &Origin) -> Result<Redemption, LedgerError> {
+fn unredeem_tx(
+    conn: &Connection,
+    coupon_id: &str,
+    order_id: &str,
+    origin: &Origin,
+) -> Result<Redemption, LedgerError> {
     let r = load_redemption(conn, order_id)?
         .filter(|r| r.coupon_id == coupon_id)
-        .ok_or_else(|| LedgerError::invalid("order_id", "no redemption of this coupon has this order_id"))?;
+        .ok_or_else(|| {
+            LedgerError::invalid("order_id", "no redemption of this coupon has this order_id")
+        })?;
     if r.undone_ms.is_some() {
         return Ok(r);
     }
@@ -473,13 +563,24 @@ fn unredeem_tx(conn: &Connection, coupon_id: &str, order_id: &str, origin: &Orig
     }
     conn.prepare_cached("UPDATE redemptions SET undone_ms = ?2 WHERE order_id = ?1")?
         .execute(params![order_id, origin.now])?;
-    conn.prepare_cached("UPDATE coupons SET status = 1, status_ms = ?2, usage_ms = NULL WHERE coupon_id = ?1")?
-        .execute(params![coupon_id, origin.now])
-        .map_err(from_constraint)?;
+    conn.prepare_cached(
+        "UPDATE coupons SET status = 1, status_ms = ?2, usage_ms = NULL WHERE coupon_id = ?1",
+    )?
+    .execute(params![coupon_id, origin.now])
+    .map_err(from_constraint)?;
     let detail = json!({"order_id": order_id, "order_amount": r.order_amount,
                         "discount_amount": r.discount_amount, "pay_amount": r.pay_amount})
     .to_string();
-    journal(conn, "coupon", coupon_id, "unredeem", Some(2), Some(1), origin, Some(detail))?;
+    journal(
+        conn,
+        "coupon",
+        coupon_id,
+        "unredeem",
+        Some(2),
+        Some(1),
+        origin,
+        Some(detail),
+    )?;
     Ok(Redemption {
         undone_ms: Some(origin.now),
         ..r
@@ -502,13 +603,23 @@ impl Store {
     }
 
     /// Edits a stock's editable fields (SPEC §5).
-    pub fn patch_stock(&self, stock_id: &str, patch: StockPatch, origin: Origin) -> Result<Stock, LedgerError> {
+    pub fn patch_stock(
+        &self,
+        stock_id: &str,
+        patch: StockPatch,
+        origin: Origin,
+    ) -> Result<Stock, LedgerError> {
         let id = stock_id.to_string();
         self.write(move |c| patch_stock_tx(c, &id, patch, &origin))
     }
 
     /// Moves a stock along its state machine.
-    pub fn set_stock_status(&self, stock_id: &str, to: StockStatus, origin: Origin) -> Result<Stock, LedgerError> {
+    pub fn set_stock_status(
+        &self,
+        stock_id: &str,
+        to: StockStatus,
+        origin: Origin,
+    ) -> Result<Stock, LedgerError> {
         let id = stock_id.to_string();
         self.write(move |c| set_stock_status_tx(c, &id, to, &origin))
     }
@@ -533,7 +644,9 @@ impl Store {
                 "SELECT {} FROM stocks ORDER BY create_ms, stock_id",
                 rows::STOCK_COLUMNS
             ))?;
-            let stocks = stmt.query_map([], rows::stock)?.collect::<Result<Vec<_>, _>>()?;
+            let stocks = stmt
+                .query_map([], rows::stock)?
+                .collect::<Result<Vec<_>, _>>()?;
             stocks
                 .into_iter()
                 .map(|s| {
@@ -545,7 +658,12 @@ impl Store {
     }
 
     /// 领券 or an operator issue (SPEC §5 claim + idempotency).
-    pub fn claim(&self, nonce: Option<NonceUse>, req: ClaimRequest, origin: Origin) -> Result<Coupon, LedgerError> {
+    pub fn claim(
+        &self,
+        nonce: Option<NonceUse>,
+        req: ClaimRequest,
+        origin: Origin,
+    ) -> Result<Coupon, LedgerError> {
         self.write_once(nonce, move |c| claim_tx(c, &req, &origin))
     }
 
@@ -560,7 +678,10 @@ impl Store {
     }
 
     /// One coupon with its whole journal.
-    pub fn coupon_with_journal(&self, coupon_id: &str) -> Result<(Coupon, Vec<JournalEntry>), LedgerError> {
+    pub fn coupon_with_journal(
+        &self,
+        coupon_id: &str,
+    ) -> Result<(Coupon, Vec<JournalEntry>), LedgerError> {
         self.read(|c| {
             let coupon = load_coupon(c, coupon_id)?.ok_or(LedgerError::CouponNotFound)?;
             Ok((coupon, journal_of(c, "coupon", coupon_id)?))
@@ -602,13 +723,24 @@ impl Store {
     }
 
     /// Redeems a coupon against an order (SPEC §10), idempotent by `order_id`.
-    pub fn redeem(&self, coupon_id: &str, order_id: &str, order_amount: Fen, origin: Origin) -> Result<Redemption, LedgerError> {
+    pub fn redeem(
+        &self,
+        coupon_id: &str,
+        order_id: &str,
+        order_amount: Fen,
+        origin: Origin,
+    ) -> Result<Redemption, LedgerError> {
         let (id, order) = (coupon_id.to_string(), order_id.to_string());
         self.write(move |c| redeem_tx(c, &id, &order, order_amount, &origin))
     }
 
     /// Undoes the redemption of `order_id` while the coupon's window is open.
-    pub fn unredeem(&self, coupon_id: &str, order_id: &str, origin: Origin) -> Result<Redemption, LedgerError> {
+    pub fn unredeem(
+        &self,
+        coupon_id: &str,
+        order_id: &str,
+        origin: Origin,
+    ) -> Result<Redemption, LedgerError> {
         let (id, order) = (coupon_id.to_string(), order_id.to_string());
         self.write(move |c| unredeem_tx(c, &id, &order, &origin))
     }

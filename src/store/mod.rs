@@ -98,7 +98,10 @@ fn open_writer(path: &Path, sync: SyncMode) -> Result<Connection, String> {
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(|e| format!("cannot use database {}: {e}", path.display()))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(format!("database {}: WAL mode unavailable (got {mode})", path.display()));
+        return Err(format!(
+            "database {}: WAL mode unavailable (got {mode})",
+            path.display()
+        ));
     }
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
@@ -129,7 +132,9 @@ fn migrate(conn: &Connection) -> Result<(), String> {
             sql.push_str(step);
         }
     }
-    sql.push_str(&format!("\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"));
+    sql.push_str(&format!(
+        "\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+    ));
     conn.execute_batch(&sql).map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");
         format!("schema migration from version {version} failed: {e}")
@@ -339,7 +344,10 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
     match conn.execute_batch("COMMIT") {
         Ok(()) => replies.into_iter().for_each(|r| r(Ok(()))),
         Err(e) => {
-            log::error!("commit failed, {} jobs answered with an error: {e}", replies.len());
+            log::error!(
+                "commit failed, {} jobs answered with an error: {e}",
+                replies.len()
+            );
             let _ = conn.execute_batch("ROLLBACK");
             replies
                 .into_iter()

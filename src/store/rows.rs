@@ -126,14 +126,18 @@ pub fn journal(row: &Row) -> rusqlite::Result<JournalEntry> {
 
 pub fn load_stock(conn: &Connection, stock_id: &str) -> Result<Option<Stock>, LedgerError> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {STOCK_COLUMNS} FROM stocks WHERE stock_id = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {STOCK_COLUMNS} FROM stocks WHERE stock_id = ?1"
+        ))?
         .query_row([stock_id], stock)
         .optional()?)
 }
 
 pub fn load_coupon(conn: &Connection, coupon_id: &str) -> Result<Option<Coupon>, LedgerError> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {COUPON_COLUMNS} FROM coupons WHERE coupon_id = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {COUPON_COLUMNS} FROM coupons WHERE coupon_id = ?1"
+        ))?
         .query_row([coupon_id], coupon)
         .optional()?)
 }
@@ -141,9 +145,12 @@ pub fn load_coupon(conn: &Connection, coupon_id: &str) -> Result<Option<Coupon>,
 /// Counts a stock's coupons by state.
 pub fn stock_counts(conn: &Connection, stock_id: &str) -> Result<StockCounts, LedgerError> {
     let mut counts = StockCounts::default();
-    let mut stmt =
-        conn.prepare_cached("SELECT status, count(*) FROM coupons WHERE stock_id = ?1 GROUP BY status")?;
-    let rows = stmt.query_map([stock_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, count(*) FROM coupons WHERE stock_id = ?1 GROUP BY status",
+    )?;
+    let rows = stmt.query_map([stock_id], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    })?;
     for row in rows {
         let (status, n) = row?;
         counts.issued += n;

@@ -1,0 +1,290 @@
+//! The operator's HTTP API under `/admin/` (SPEC §10), behind a bearer token.
+
+use serde_json::{json, Value};
+
+use super::fields::{parse_object, Fields};
+use super::{answer, failure, method_not_allowed, render, App};
+use crate::domain::coupon::mask_phone;
+use crate::domain::ledger::{ClaimRequest, CouponQuery, Origin, Source, StockPatch};
+use crate::domain::stock::{
+    CouponKind, CouponStatus, DiscountBlock, FixedBlock, StockSpec, StockStatus,
+};
+use crate::domain::time::{now_ms, render_millis};
+use crate::domain::LedgerError;
+use crate::http::{Request, Response};
+use crate::sign::constant_time_eq;
+
+const MAX_CHANNEL: i64 = 9_999_999_999;
+/// Money fields are `long` of at most 20 digits; i64 holds 18 safely.
+const MAX_FEN: i64 = 999_999_999_999_999_999;
+/// `int` fields of at most 11 characters.
+const MAX_INT: i64 = 2_147_483_647;
+
+fn authorized(app: &App, req: &Request) -> bool {
+    let given = req
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or("");
+    !app.config.admin_token.is_empty()
+        && constant_time_eq(given.trim().as_bytes(), app.config.admin_token.as_bytes())
+}
+
+fn origin() -> Origin {
+    Origin {
+        source: Source::Admin,
+        seq_id: None,
+        now: now_ms(),
+    }
+}
+
+/// Dispatches `/admin/...`.
+pub fn handle(app: &App, req: &Request) -> Response {
+    if !authorized(app, req) {
+        return failure(&LedgerError::BadAdminToken);
+    }
+    let parts: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(2).collect();
+    let m = req.method.as_str();
+    match (parts.as_slice(), m) {
+        (["stocks"], "POST") => answer(create_stock(app, &req.body)),
+        (["stocks"], "GET") => answer(list_stocks(app)),
+        (["stocks"], _) => method_not_allowed("GET, POST"),
+        (["stocks", id], "GET") => answer(get_stock(app, id)),
+        (["stocks", id], "PATCH") => answer(patch_stock(app, id, &req.body)),
+        (["stocks", _], _) => method_not_allowed("GET, PATCH"),
+        (["stocks", id, "status"], "POST") => answer(set_status(app, id, &req.body)),
+        (["stocks", _, "status"], _) => method_not_allowed("POST"),
+        (["coupons"], "POST") => answer(issue(app, &req.body)),
+        (["coupons"], "GET") => answer(list_coupons(app, req)),
+        (["coupons"], _) => method_not_allowed("GET, POST"),
+        (["coupons", id], "GET") => answer(get_coupon(app, id)),
+        (["coupons", _], _) => method_not_allowed("GET"),
+        (["coupons", id, "redeem"], "POST") => answer(redeem(app, id, &req.body)),
+        (["coupons", id, "unredeem"], "POST") => answer(unredeem(app, id, &req.body)),
+        (["coupons", _, "redeem" | "unredeem"], _) => method_not_allowed("POST"),
+        _ => Response::json(
+            404,
+            &json!({"code": 40400, "message": format!("no such path: {}", req.path)}),
+        ),
+    }
+}
+
+fn fixed_block(f: &Fields) -> Result<Option<FixedBlock>, LedgerError> {
+    f.opt_object("fixed_normal_coupon")?
+        .map(|b| {
+            Ok(FixedBlock {
+                coupon_amount: b.int("coupon_amount", 0, MAX_FEN)?,
+                transaction_minimum: b.int("transaction_minimum", 0, MAX_FEN)?,
+            })
+        })
+        .transpose()
+}
+
+fn discount_block(f: &Fields) -> Result<Option<DiscountBlock>, LedgerError> {
+    f.opt_object("discount_coupon")?
+        .map(|b| {
+            Ok(DiscountBlock {
+                discount_amount_max: b.int("discount_amount_max", 0, MAX_FEN)?,
+                discount_percent: b.int("discount_percent", 0, MAX_INT)?,
+                transaction_minimum: b.int("transaction_minimum", 0, MAX_FEN)?,
+            })
+        })
+        .transpose()
+}
+
+fn kind(f: &Fields) -> Result<CouponKind, LedgerError> {
+    CouponKind::new(
+        f.int("coupon_type", 0, 9999)?,
+        fixed_block(f)?,
+        discount_block(f)?,
+    )
+}
+
+fn stock_status(f: &Fields) -> Result<Option<StockStatus>, LedgerError> {
+    f.opt_int("stock_status", 0, 9999)?
+        .map(|n| {
+            StockStatus::from_code(n)
+                .ok_or_else(|| LedgerError::invalid("stock_status", "must be 1 to 5"))
+        })
+        .transpose()
+}
+
+fn create_stock(app: &App, body: &[u8]) -> Result<Value, LedgerError> {
+    let map = parse_object(body)?;
+    let f = Fields::new(&map);
+    let spec = StockSpec {
+        stock_id: f.str("stock_id", 30)?,
+        stock_name: f.str("stock_name", 20)?,
+        app_channel_id: f.int("app_channel_id", 0, MAX_CHANNEL)?,
+        app_id: f.str("app_id", 32)?,
+        instructions: f.str("instructions", 1024)?,
+        coupon_name: f.str("coupon_name", 20)?,
+        coupon_desc: f.str("coupon_desc", 50)?,
+        kind: kind(&f)?,
+        max_coupons: f.int("max_coupons", 1, MAX_INT)?,
+        max_coupons_per_user: f.int("max_coupons_per_user", 1, MAX_INT)?,
+        available_begin: f.time("available_begin_time")?,
+        available_end: f.time("available_end_time")?,
+        status: stock_status(&f)?.unwrap_or(StockStatus::Inactive),
+    }
+    .validate()?;
+    let stock = app.store.create_stock(spec, origin())?;
+    let (stock, counts) = app.store.stock_with_counts(&stock.spec.stock_id)?;
+    Ok(render::stock_with_counts(
+        &stock,
+        &counts,
+        app.config.utc_offset,
+    ))
+}
+
+fn list_stocks(app: &App) -> Result<Value, LedgerError> {
+    let tz = app.config.utc_offset;
+    let stocks: Vec<Value> = app
+        .store
+        .stocks_with_counts()?
+        .iter()
+        .map(|(s, c)| render::stock_with_counts(s, c, tz))
+        .collect();
+    Ok(json!({ "stocks": stocks }))
+}
+
+fn get_stock(app: &App, id: &str) -> Result<Value, LedgerError> {
+    let (stock, counts) = app.store.stock_with_counts(id)?;
+    Ok(render::stock_with_counts(
+        &stock,
+        &counts,
+        app.config.utc_offset,
+    ))
+}
+
+fn patch_stock(app: &App, id: &str, body: &[u8]) -> Result<Value, LedgerError> {
+    let map = parse_object(body)?;
+    let f = Fields::new(&map);
+    for fixed in ["create_time", "stock_status"] {
+        if f.has(fixed) {
+            return Err(LedgerError::invalid(
+                fixed,
+                "cannot be edited here (use /status for stock_status)",
+            ));
+        }
+    }
+    if let Some(other) = f.opt_str("stock_id", 30)? {
+        if other != id {
+            return Err(LedgerError::invalid(
+                "stock_id",
+                "differs from the stock in the path",
+            ));
+        }
+    }
+    let touches_kind = ["coupon_type", "fixed_normal_coupon", "discount_coupon"]
+        .iter()
+        .any(|k| f.has(k));
+    let patch = StockPatch {
+        stock_name: f.opt_str("stock_name", 20)?,
+        app_channel_id: f.opt_int("app_channel_id", 0, MAX_CHANNEL)?,
+        app_id: f.opt_str("app_id", 32)?,
+        instructions: f.opt_str("instructions", 1024)?,
+        coupon_name: f.opt_str("coupon_name", 20)?,
+        coupon_desc: f.opt_str("coupon_desc", 50)?,
+        kind: if touches_kind { Some(kind(&f)?) } else { None },
+        max_coupons: f.opt_int("max_coupons", 1, MAX_INT)?,
+        max_coupons_per_user: f.opt_int("max_coupons_per_user", 1, MAX_INT)?,
+        available_begin: f.opt_time("available_begin_time")?,
+        available_end: f.opt_time("available_end_time")?,
+    };
+    app.store.patch_stock(id, patch, origin())?;
+    get_stock(app, id)
+}
+
+fn set_status(app: &App, id: &str, body: &[u8]) -> Result<Value, LedgerError> {
+    let map = parse_object(body)?;
+    let to = stock_status(&Fields::new(&map))?
+        .ok_or_else(|| LedgerError::invalid("stock_status", "required"))?;
+    app.store.set_stock_status(id, to, origin())?;
+    get_stock(app, id)
+}
+
+fn issue(app: &App, body: &[u8]) -> Result<Value, LedgerError> {
+    let map = parse_object(body)?;
+    let f = Fields::new(&map);
+    let req = ClaimRequest {
+        stock_id: f.str("stock_id", 30)?,
+        user_code: f.str("user_code", 32)?,
+        app_channel_id: f.int("app_channel_id", 0, MAX_CHANNEL)?,
+        request_id: f.str("request_id", 32)?,
+        mobile_masked: f.opt_phone("mobile_phone")?.map(|p| mask_phone(&p)),
+        issuer: "admin".into(),
+    };
+    let coupon = app.store.claim(None, req, origin())?;
+    Ok(render::coupon_full(&coupon, app.config.utc_offset))
+}
+
+fn list_coupons(app: &App, req: &Request) -> Result<Value, LedgerError> {
+    let int_param = |name: &str, min: i64, max: i64| -> Result<Option<i64>, LedgerError> {
+        match req.query_param(name).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .map(Some)
+                .ok_or_else(|| {
+                    LedgerError::invalid(
+                        name,
+                        format!("must be an integer between {min} and {max}"),
+                    )
+                }),
+        }
+    };
+    let status = int_param("status", 1, 4)?.and_then(CouponStatus::from_code);
+    let q = CouponQuery {
+        user_code: req.query_param("user_code").filter(|v| !v.is_empty()),
+        stock_id: req.query_param("stock_id").filter(|v| !v.is_empty()),
+        status,
+        limit: int_param("limit", 1, 1000)?.unwrap_or(100),
+        after: int_param("after", 0, i64::MAX)?,
+    };
+    let (coupons, next) = app.store.coupons(&q)?;
+    let tz = app.config.utc_offset;
+    let list: Vec<Value> = coupons.iter().map(|c| render::coupon_full(c, tz)).collect();
+    Ok(json!({"coupons": list, "next_after": next.map(|n| n.to_string())}))
+}
+
+fn get_coupon(app: &App, id: &str) -> Result<Value, LedgerError> {
+    let (coupon, journal) = app.store.coupon_with_journal(id)?;
+    let tz = app.config.utc_offset;
+    let journal: Vec<Value> = journal
+        .iter()
+        .map(|j| {
+            json!({
+                "id": j.id, "event": j.event, "from_status": j.from_status, "to_status": j.to_status,
+                "source": j.source, "seq_id": j.seq_id, "time": render_millis(j.at_ms, tz),
+                "detail": j.detail.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()),
+            })
+        })
+        .collect();
+    Ok(json!({"coupon": render::coupon_full(&coupon, tz), "journal": journal}))
+}
+
+fn redeem(app: &App, id: &str, body: &[u8]) -> Result<Value, LedgerError> {
+    let map = parse_object(body)?;
+    let f = Fields::new(&map);
+    let order_id = f.str("order_id", 64)?;
+    let amount = f.int("order_amount", 0, MAX_FEN)?;
+    let r = app.store.redeem(id, &order_id, amount, origin())?;
+    Ok(json!({
+        "coupon_id": r.coupon_id, "order_id": r.order_id, "order_amount": r.order_amount,
+        "discount_amount": r.discount_amount, "pay_amount": r.pay_amount,
+        "usage_time": render_millis(r.usage_ms, app.config.utc_offset),
+    }))
+}
+
+fn unredeem(app: &App, id: &str, body: &[u8]) -> Result<Value, LedgerError> {
+    let map = parse_object(body)?;
+    let order_id = Fields::new(&map).str("order_id", 64)?;
+    let r = app.store.unredeem(id, &order_id, origin())?;
+    let coupon = app.store.coupon(id)?;
+    Ok(json!({
+        "coupon_id": r.coupon_id, "order_id": r.order_id, "coupon_status": coupon.status.code(),
+        "unredeem_time": r.undone_ms.map(|t| render_millis(t, app.config.utc_offset)),
+    }))
+}

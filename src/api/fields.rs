@@ -1,0 +1,237 @@
+//! Reading typed, length-checked fields out of a JSON object. Every refusal is a
+//! 40001 naming the field and the rule (SPEC §4).
+
+use serde_json::{Map, Value};
+
+use crate::domain::time::{parse_time, Millis};
+use crate::domain::LedgerError;
+
+/// Parses a request body into a JSON object: UTF-8, JSON, and an object, or 40002.
+pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, LedgerError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| LedgerError::NotJsonObject("body is not UTF-8".into()))?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(LedgerError::NotJsonObject(
+            "body is not a JSON object".into(),
+        )),
+        Err(e) => Err(LedgerError::NotJsonObject(format!(
+            "body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+/// A JSON object being read field by field; `prefix` names nested objects in errors.
+pub struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    prefix: String,
+}
+
+impl<'a> Fields<'a> {
+    /// Reads the top level of a body.
+    pub fn new(map: &'a Map<String, Value>) -> Fields<'a> {
+        Fields {
+            map,
+            prefix: String::new(),
+        }
+    }
+
+    fn name(&self, field: &str) -> String {
+        format!("{}{field}", self.prefix)
+    }
+
+    fn err(&self, field: &str, rule: &str) -> LedgerError {
+        LedgerError::invalid(&self.name(field), rule)
+    }
+
+    /// The raw value; `null` counts as absent.
+    pub fn get(&self, field: &str) -> Option<&'a Value> {
+        self.map.get(field).filter(|v| !v.is_null())
+    }
+
+    /// True when the field is present and not null.
+    pub fn has(&self, field: &str) -> bool {
+        self.get(field).is_some()
+    }
+
+    /// A required, non-empty string of at most `max` characters.
+    pub fn str(&self, field: &str, max: usize) -> Result<String, LedgerError> {
+        self.opt_str(field, max)?
+            .ok_or_else(|| self.err(field, "required"))
+    }
+
+    /// An optional string of at most `max` characters; `""` counts as absent.
+    pub fn opt_str(&self, field: &str, max: usize) -> Result<Option<String>, LedgerError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => {
+                if s.chars().count() > max {
+                    return Err(self.err(field, &format!("longer than {max} characters")));
+                }
+                Ok(Some(s.clone()))
+            }
+            Some(_) => Err(self.err(field, "must be a string")),
+        }
+    }
+
+    /// A required integer (a JSON number without fraction) within `min..=max`.
+    pub fn int(&self, field: &str, min: i64, max: i64) -> Result<i64, LedgerError> {
+        self.opt_int(field, min, max)?
+            .ok_or_else(|| self.err(field, "required"))
+    }
+
+    /// An optional integer within `min..=max`.
+    pub fn opt_int(&self, field: &str, min: i64, max: i64) -> Result<Option<i64>, LedgerError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::Number(n)) => {
+                let v = n
+                    .as_i64()
+                    .ok_or_else(|| self.err(field, "must be an integer"))?;
+                if v < min || v > max {
+                    return Err(self.err(field, &format!("must be between {min} and {max}")));
+                }
+                Ok(Some(v))
+            }
+            Some(_) => Err(self.err(field, "must be an integer")),
+        }
+    }
+
+    /// A required time with an offset, at most 32 characters, as UTC milliseconds.
+    pub fn time(&self, field: &str) -> Result<Millis, LedgerError> {
+        self.opt_time(field)?
+            .ok_or_else(|| self.err(field, "required"))
+    }
+
+    /// An optional time with an offset.
+    pub fn opt_time(&self, field: &str) -> Result<Option<Millis>, LedgerError> {
+        match self.opt_str(field, 32)? {
+            None => Ok(None),
+            Some(s) => parse_time(&s)
+                .map(Some)
+                .map_err(|rule| self.err(field, &rule)),
+        }
+    }
+
+    /// An optional nested object, read with the field's name as prefix.
+    pub fn opt_object(&self, field: &str) -> Result<Option<Fields<'a>>, LedgerError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(Fields {
+                map: m,
+                prefix: format!("{}.", self.name(field)),
+            })),
+            Some(_) => Err(self.err(field, "must be an object")),
+        }
+    }
+
+    /// A required array of objects with `min..=max` items.
+    pub fn objects(
+        &self,
+        field: &str,
+        min: usize,
+        max: usize,
+    ) -> Result<Vec<Fields<'a>>, LedgerError> {
+        let items = match self.get(field) {
+            None => return Err(self.err(field, "required")),
+            Some(Value::Array(items)) => items,
+            Some(_) => return Err(self.err(field, "must be an array")),
+        };
+        if items.len() < min || items.len() > max {
+            return Err(self.err(field, &format!("must hold {min} to {max} items")));
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::Object(m) => Ok(Fields {
+                    map: m,
+                    prefix: format!("{}[{i}].", self.name(field)),
+                }),
+                _ => Err(LedgerError::invalid(
+                    &format!("{}[{i}]", self.name(field)),
+                    "must be an object",
+                )),
+            })
+            .collect()
+    }
+
+    /// An optional mobile phone: digits only, at most 11.
+    pub fn opt_phone(&self, field: &str) -> Result<Option<String>, LedgerError> {
+        let phone = self.opt_str(field, 11)?;
+        if let Some(p) = &phone {
+            if !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(self.err(field, "must be digits only"));
+            }
+        }
+        Ok(phone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn bodies_must_be_utf8_json_objects() {
+        assert_eq!(parse_object(b"[1]").unwrap_err().code(), 40002);
+        assert_eq!(parse_object(b"{").unwrap_err().code(), 40002);
+        assert_eq!(parse_object(&[0xff, 0xfe]).unwrap_err().code(), 40002);
+        assert!(parse_object(b"{}").is_ok());
+    }
+
+    #[test]
+    fn strings_are_counted_in_characters() {
+        let m = map(json!({"name": "代驾代金券代驾代金券", "n": 1, "e": ""}));
+        let f = Fields::new(&m);
+        assert_eq!(f.str("name", 10).unwrap().chars().count(), 10);
+        assert_eq!(
+            f.str("name", 9).unwrap_err().message(),
+            "name: longer than 9 characters"
+        );
+        assert_eq!(f.str("n", 9).unwrap_err().message(), "n: must be a string");
+        assert_eq!(f.str("e", 9).unwrap_err().message(), "e: required");
+        assert_eq!(
+            f.str("missing", 9).unwrap_err().message(),
+            "missing: required"
+        );
+    }
+
+    #[test]
+    fn integers_are_strict() {
+        let m = map(json!({"a": 1.5, "b": "1", "c": 7}));
+        let f = Fields::new(&m);
+        assert_eq!(
+            f.int("a", 0, 9).unwrap_err().message(),
+            "a: must be an integer"
+        );
+        assert_eq!(
+            f.int("b", 0, 9).unwrap_err().message(),
+            "b: must be an integer"
+        );
+        assert_eq!(
+            f.int("c", 0, 5).unwrap_err().message(),
+            "c: must be between 0 and 5"
+        );
+    }
+
+    #[test]
+    fn nested_names_carry_their_path() {
+        let m = map(json!({"coupons": [{"stock_id": 1}]}));
+        let f = Fields::new(&m);
+        let items = f.objects("coupons", 1, 10).unwrap();
+        assert_eq!(
+            items[0].str("stock_id", 30).unwrap_err().message(),
+            "coupons[0].stock_id: must be a string"
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! Seed 000 inbound: the travel platform calls the SP (SPEC §6).
+
+use serde_json::{json, Map, Value};
+
+use super::fields::{parse_object, Fields};
+use super::{answer, failure, render, App};
+use crate::config::Partner;
+use crate::domain::coupon::mask_phone;
+use crate::domain::ledger::{
+    BatchOutcome, ClaimRequest, DeactivateRequest, HeldCoupon, Origin, Source,
+};
+use crate::domain::stock::CouponStatus;
+use crate::domain::time::{now_ms, render_millis};
+use crate::domain::LedgerError;
+use crate::http::Response;
+use crate::sign;
+use crate::store::NonceUse;
+
+/// The largest `app_channel_id` (10 digits, per the seed).
+const MAX_CHANNEL: i64 = 9_999_999_999;
+
+/// A request whose signature, timestamp and nonce have been checked.
+pub struct Signed<'a> {
+    pub body: Map<String, Value>,
+    pub partner: &'a Partner,
+    pub nonce: NonceUse,
+    pub seq_id: Option<String>,
+}
+
+/// Checks SPEC §3 on a body, in the order the spec lists the refusals. The nonce
+/// is returned, not recorded: the store records it with the request's work.
+pub fn authenticate<'a>(app: &'a App, body: &[u8]) -> Result<Signed<'a>, LedgerError> {
+    let map = parse_object(body)?;
+    let f = Fields::new(&map);
+    let api_key = f.str("api_key", 64)?;
+    let partner = app
+        .config
+        .partner(&api_key)
+        .ok_or(LedgerError::UnknownApiKey)?;
+    if !sign::verify(&map, &partner.sign, &partner.secret) {
+        log::debug!(
+            "bad signature from {}: string-to-sign was {}",
+            partner.name,
+            sign::masked_string_to_sign(&map, &partner.sign)
+        );
+        return Err(LedgerError::BadSignature);
+    }
+    sign::check_timestamp(
+        map.get("timestamp"),
+        now_ms() / 1000,
+        app.config.timestamp_window_s,
+    )?;
+    let nonce = f.str("nonce", 64)?;
+    let seq_id = f.opt_str("seq_id", 64)?;
+    Ok(Signed {
+        nonce: NonceUse {
+            api_key: partner.api_key.clone(),
+            nonce,
+        },
+        partner,
+        seq_id,
+        body: map,
+    })
+}
+
+/// Dispatches one of the four §6 paths.
+pub fn handle(app: &App, path: &str, body: &[u8]) -> Response {
+    let signed = match authenticate(app, body) {
+        Ok(s) => s,
+        Err(e) => return failure(&e),
+    };
+    if let Some(seq) = &signed.seq_id {
+        log::debug!("{path} seq_id={seq} from {}", signed.partner.name);
+    }
+    match path {
+        "/sp/stock/query" => answer(query_stock(app, signed)),
+        "/sp/coupon/receive" => answer(receive(app, signed)),
+        "/sp/coupon/deactivate" => answer(deactivate(app, signed)),
+        _ => batch_deactivate(app, signed),
+    }
+}
+
+fn origin(signed: &Signed) -> Origin {
+    Origin {
+        source: Source::Platform,
+        seq_id: signed.seq_id.clone(),
+        now: now_ms(),
+    }
+}
+
+fn query_stock(app: &App, s: Signed) -> Result<Value, LedgerError> {
+    let f = Fields::new(&s.body);
+    let stock_id = f.str("stock_id", 30)?;
+    f.opt_str("extra", 128)?;
+    app.store.use_nonce(s.nonce)?;
+    let stock = app.store.stock(&stock_id)?;
+    Ok(Value::Object(render::stock(&stock, app.config.utc_offset)))
+}
+
+fn receive(app: &App, s: Signed) -> Result<Value, LedgerError> {
+    let f = Fields::new(&s.body);
+    let req = ClaimRequest {
+        app_channel_id: f.int("app_channel_id", 0, MAX_CHANNEL)?,
+        user_code: f.str("user_code", 32)?,
+        mobile_masked: f.opt_phone("mobile_phone")?.map(|p| mask_phone(&p)),
+        stock_id: f.str("stock_id", 30)?,
+        request_id: f.str("request_id", 32)?,
+        issuer: format!("partner:{}", s.partner.api_key),
+    };
+    f.opt_str("extra", 128)?;
+    let origin = origin(&s);
+    let coupon = app.store.claim(Some(s.nonce), req, origin)?;
+    Ok(Value::Object(render::claimed(
+        &coupon,
+        app.config.utc_offset,
+    )))
+}
+
+/// The fields common to single and batch expire/deactivate.
+fn settle_request(f: &Fields, coupons: Vec<HeldCoupon>) -> Result<DeactivateRequest, LedgerError> {
+    let app_channel_id = f.int("app_channel_id", 0, MAX_CHANNEL)?;
+    let user_code = f.str("user_code", 32)?;
+    f.opt_phone("mobile_phone")?;
+    let to = match f.int("coupon_status", 0, 99)? {
+        3 => CouponStatus::Expired,
+        4 => CouponStatus::Deactivated,
+        _ => {
+            return Err(LedgerError::invalid(
+                "coupon_status",
+                "must be 3 (expired) or 4 (deactivated)",
+            ))
+        }
+    };
+    let reason = f.opt_str("reason", 15)?;
+    f.opt_str("extra", 128)?;
+    Ok(DeactivateRequest {
+        app_channel_id,
+        user_code,
+        coupons,
+        to,
+        reason,
+    })
+}
+
+fn deactivate(app: &App, s: Signed) -> Result<Value, LedgerError> {
+    let f = Fields::new(&s.body);
+    let held = HeldCoupon {
+        stock_id: f.str("stock_id", 30)?,
+        coupon_id: f.str("coupon_id", 32)?,
+    };
+    let req = settle_request(&f, vec![held])?;
+    let origin = origin(&s);
+    match app.store.settle(Some(s.nonce), req, origin)? {
+        BatchOutcome::Done(settled) => {
+            let at = settled.first().map(|x| x.at).unwrap_or_default();
+            Ok(json!({"deactivate_time": render_millis(at, app.config.utc_offset)}))
+        }
+        BatchOutcome::Refused(illegal) => Err(match illegal.first().map(|i| i.status) {
+            Some(2) => LedgerError::StateConflict(
+                "coupon is used (2) and cannot be expired or deactivated".into(),
+            ),
+            _ => LedgerError::CouponNotFound,
+        }),
+    }
+}
+
+fn batch_deactivate(app: &App, s: Signed) -> Response {
+    let tz = app.config.utc_offset;
+    let result = (|| {
+        let f = Fields::new(&s.body);
+        let coupons = f
+            .objects("coupons", 1, 10)?
+            .iter()
+            .map(|c| {
+                Ok(HeldCoupon {
+                    stock_id: c.str("stock_id", 30)?,
+                    coupon_id: c.str("coupon_id", 32)?,
+                })
+            })
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        let req = settle_request(&f, coupons)?;
+        app.store.settle(Some(s.nonce.clone()), req, origin(&s))
+    })();
+    match result {
+        Err(e) => failure(&e),
+        Ok(BatchOutcome::Refused(illegal)) => {
+            let illegal: Vec<Value> = illegal
+                .iter()
+                .map(|i| json!({"stock_id": i.coupon.stock_id, "coupon_id": i.coupon.coupon_id, "coupon_status": i.status}))
+                .collect();
+            let e = LedgerError::StateConflict(
+                "some coupons are not available; nothing was changed".into(),
+            );
+            Response::json(
+                200,
+                &json!({"code": e.code(), "message": e.message(), "data": {
+                    "expire_coupons": [], "deactivate_coupons": [], "illegal_coupons": illegal
+                }}),
+            )
+        }
+        Ok(BatchOutcome::Done(settled)) => {
+            let mut expired = Vec::new();
+            let mut deactivated = Vec::new();
+            for x in settled {
+                let at = render_millis(x.at, tz);
+                if x.status == CouponStatus::Expired {
+                    expired.push(json!({"stock_id": x.coupon.stock_id, "coupon_id": x.coupon.coupon_id, "expire_time": at}));
+                } else {
+                    deactivated.push(json!({"stock_id": x.coupon.stock_id, "coupon_id": x.coupon.coupon_id, "deactivate_time": at}));
+                }
+            }
+            super::success(json!({
+                "expire_coupons": expired, "deactivate_coupons": deactivated, "illegal_coupons": []
+            }))
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The embedded default's demo partner and stock (SPEC §2), kept in the
+//! database's `meta` table so a restart on the same file finds them again.
+
+use serde_json::{json, Map, Value};
+
+use crate::config::Partner;
+use crate::domain::coupon::random_hex;
+use crate::domain::ledger::{Origin, Source};
+use crate::domain::stock::{CouponKind, StockSpec, StockStatus};
+use crate::domain::time::now_ms;
+use crate::domain::LedgerError;
+use crate::sign::{self, SignRule};
+use crate::store::Store;
+
+/// The demo stock's id.
+pub const DEMO_STOCK: &str = "demo-stock";
+/// The demo partner's `app_channel_id`.
+pub const DEMO_CHANNEL: i64 = 1;
+
+/// Demo credentials.
+#[derive(Debug, Clone)]
+pub struct Demo {
+    pub api_key: String,
+    pub secret: String,
+    pub admin_token: String,
+}
+
+impl Demo {
+    /// The demo partner as a config entry.
+    pub fn partner(&self) -> Partner {
+        Partner {
+            api_key: self.api_key.clone(),
+            secret: self.secret.clone(),
+            name: "demo-partner".into(),
+            sign: SignRule::default(),
+        }
+    }
+
+    /// A freshly signed `curl` that claims a demo coupon against `addr`.
+    pub fn claim_curl(&self, addr: &str) -> Result<String, String> {
+        let now = now_ms() / 1000;
+        let nonce = random_hex(8)?;
+        let mut body = Map::new();
+        for (k, v) in [
+            ("api_key", json!(self.api_key)),
+            ("seq_id", json!(format!("demo-{nonce}"))),
+            ("timestamp", json!(now.to_string())),
+            ("nonce", json!(nonce)),
+            ("app_channel_id", json!(DEMO_CHANNEL)),
+            ("user_code", json!("demo-user")),
+            ("stock_id", json!(DEMO_STOCK)),
+            ("request_id", json!(format!("demo-{nonce}"))),
+        ] {
+            body.insert(k.into(), v);
+        }
+        let s = sign::sign(&body, &SignRule::default(), &self.secret);
+        body.insert("sign".into(), Value::String(s));
+        Ok(format!(
+            "curl -s http://{addr}/sp/coupon/receive -H 'Content-Type: application/json' -d '{}'",
+            Value::Object(body)
+        ))
+    }
+}
+
+/// Creates the demo partner and running stock in a new database, or finds the
+/// ones an earlier start created. `None` for a database not made by the default.
+pub fn ensure(store: &Store) -> Result<Option<Demo>, LedgerError> {
+    let found = (
+        store.meta("demo_api_key")?,
+        store.meta("demo_secret")?,
+        store.meta("demo_admin_token")?,
+    );
+    if let (Some(api_key), Some(secret), Some(admin_token)) = found {
+        return Ok(Some(Demo {
+            api_key,
+            secret,
+            admin_token,
+        }));
+    }
+    if !store.is_empty()? {
+        return Ok(None);
+    }
+    let demo = Demo {
+        api_key: format!(
+            "DEMO{}",
+            random_hex(10)
+                .map_err(LedgerError::Internal)?
+                .to_uppercase()
+        ),
+        secret: random_hex(16).map_err(LedgerError::Internal)?,
+        admin_token: random_hex(16).map_err(LedgerError::Internal)?,
+    };
+    let now = now_ms();
+    const DAY: i64 = 86_400_000;
+    let spec = StockSpec {
+        stock_id: DEMO_STOCK.into(),
+        stock_name: "演示10元代金券".into(),
+        app_channel_id: DEMO_CHANNEL,
+        app_id: "wx1111111111".into(),
+        instructions: "满100元减10元 (demo stock of the embedded default)".into(),
+        coupon_name: "演示代金券".into(),
+        coupon_desc: "消费满100元可用".into(),
+        kind: CouponKind::FixedOff {
+            amount: 1000,
+            minimum: 10000,
+        },
+        max_coupons: 10000,
+        max_coupons_per_user: 100,
+        available_begin: now - DAY,
+        available_end: now + 365 * DAY,
+        status: StockStatus::Running,
+    }
+    .validate()?;
+    store.create_stock(
+        spec,
+        Origin {
+            source: Source::Admin,
+            seq_id: Some("demo".into()),
+            now,
+        },
+    )?;
+    store.set_meta(vec![
+        ("demo_api_key".into(), demo.api_key.clone()),
+        ("demo_secret".into(), demo.secret.clone()),
+        ("demo_admin_token".into(), demo.admin_token.clone()),
+    ])?;
+    Ok(Some(demo))
+}

@@ -1,0 +1,758 @@
+//! The accept loop and the per-connection state machine.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::parse::{self, BodyKind, ChunkedDecoder, Head};
+use super::{Handler, HttpError, Limits, Request, Response};
+
+/// Stack of each connection thread: small, so a thousand connections are cheap.
+const CONN_STACK_SIZE: usize = 256 * 1024;
+/// Longest a single write to a client may block.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Write timeout for the 503 answer written by the accept thread itself.
+const BUSY_WRITE_TIMEOUT: Duration = Duration::from_millis(100);
+/// Bytes read from a socket at a time.
+const READ_CHUNK: usize = 8 * 1024;
+/// After answering and before closing, how long (and how much) unread client
+/// data is drained, so that closing does not reset the connection before
+/// the client has read the answer.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+const LINGER_MAX_BYTES: usize = 1024 * 1024;
+/// Bounded wait for in-flight requests in `shutdown` / `join`.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Backoff after an accept error: starts here, doubles up to the max.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// At most one "server busy" warning per this period.
+const BUSY_WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// State shared by the accept thread, connection threads and the `Server`.
+struct Shared {
+    limits: Limits,
+    handler: Handler,
+    local_addr: SocketAddr,
+    stopping: AtomicBool,
+    /// Live connection threads.
+    active: AtomicUsize,
+    /// Live connections, so that shutdown can close the idle ones.
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+}
+
+struct Conn {
+    stream: TcpStream,
+    /// True while waiting for the first byte of a request.
+    idle: AtomicBool,
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Sets the stop flag, wakes the accept thread and closes idle
+    /// connections. Connections with a request under way finish it (and then
+    /// close). Returns at once.
+    fn trigger_stop(&self) {
+        if !self.stopping.swap(true, Ordering::SeqCst) {
+            log::info!("HTTP server on {} stopping", self.local_addr);
+        }
+        wake_accept(self.local_addr);
+        let conns = self.conns.lock();
+        for conn in conns.values() {
+            if conn.idle.load(Ordering::SeqCst) {
+                let _ = conn.stream.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// A running HTTP server. Dropping it stops it (without waiting); use
+/// [`Server::shutdown`] to stop and wait, or [`Server::join`] to block.
+pub struct Server {
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+/// Stops a [`Server`] from another thread (e.g. while `join` blocks).
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    shared: Arc<Shared>,
+}
+
+impl ShutdownHandle {
+    /// Asks the server to stop: stops accepting, closes idle connections and
+    /// lets requests under way finish. Returns at once.
+    pub fn shutdown(&self) {
+        self.shared.trigger_stop();
+    }
+}
+
+impl fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownHandle")
+            .field("local_addr", &self.shared.local_addr)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.shared.local_addr)
+            .field("active_connections", &self.active_connections())
+            .finish()
+    }
+}
+
+impl Server {
+    /// Binds and starts the accept thread; returns at once.
+    pub fn start(addr: &str, limits: Limits, handler: Handler) -> io::Result<Server> {
+        let listener = TcpListener::bind(addr)?;
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            limits,
+            handler,
+            local_addr,
+            stopping: AtomicBool::new(false),
+            active: AtomicUsize::new(0),
+            conns: Mutex::new(HashMap::new()),
+        });
+        let accept_shared = Arc::clone(&shared);
+        let accept = thread::Builder::new()
+            .name("http-accept".into())
+            .spawn(move || accept_loop(listener, accept_shared))?;
+        log::info!("HTTP server listening on {local_addr}");
+        Ok(Server {
+            shared,
+            accept: Some(accept),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// Number of live connections (connection threads).
+    pub fn active_connections(&self) -> usize {
+        self.shared.active.load(Ordering::SeqCst)
+    }
+
+    /// A handle that can stop this server from another thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish (bounded wait), returns.
+    /// When it returns the listening socket is closed.
+    pub fn shutdown(mut self) {
+        self.shared.trigger_stop();
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        if let Some(accept) = self.accept.take() {
+            let mut last_wake = Instant::now();
+            while !accept.is_finished() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+                if last_wake.elapsed() >= Duration::from_millis(200) {
+                    // The first wake-up connection may have failed (e.g. no
+                    // file descriptors): try again.
+                    wake_accept(self.shared.local_addr);
+                    last_wake = Instant::now();
+                }
+            }
+            if accept.is_finished() {
+                if accept.join().is_err() {
+                    log::error!("HTTP accept thread panicked");
+                }
+            } else {
+                log::warn!("HTTP accept thread did not stop in time");
+            }
+        }
+        self.wait_for_connections(deadline);
+    }
+
+    /// Blocks until the server stops (through a [`ShutdownHandle`]), then
+    /// waits (bounded) for in-flight requests.
+    pub fn join(mut self) {
+        if let Some(accept) = self.accept.take() {
+            if accept.join().is_err() {
+                log::error!("HTTP accept thread panicked");
+            }
+        }
+        self.wait_for_connections(Instant::now() + SHUTDOWN_GRACE);
+    }
+
+    fn wait_for_connections(&self, deadline: Instant) {
+        while self.shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let left = self.shared.active.load(Ordering::SeqCst);
+        if left > 0 {
+            log::warn!("HTTP server stopped with {left} connection(s) still open");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.accept.is_some() {
+            self.shared.trigger_stop();
+        }
+    }
+}
+
+/// Connects to the listener so that a blocked `accept` returns.
+fn wake_accept(addr: SocketAddr) {
+    let target = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
+        }
+        _ => addr,
+    };
+    if let Err(e) = TcpStream::connect_timeout(&target, Duration::from_millis(500)) {
+        log::debug!("HTTP wake-up connection to {target} failed: {e}");
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut backoff = Duration::ZERO;
+    let mut next_id: u64 = 0;
+    let mut last_busy_warn: Option<Instant> = None;
+    loop {
+        if shared.stopping() {
+            break;
+        }
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                backoff = Duration::ZERO;
+                if shared.stopping() {
+                    break;
+                }
+                next_id = next_id.wrapping_add(1);
+                if !start_connection(&shared, stream, peer, next_id)
+                    && last_busy_warn.is_none_or(|t| t.elapsed() >= BUSY_WARN_EVERY)
+                {
+                    log::warn!(
+                        "HTTP server busy: {} connections, answering 503",
+                        shared.limits.max_connections
+                    );
+                    last_busy_warn = Some(Instant::now());
+                }
+            }
+            Err(e) => {
+                if shared.stopping() {
+                    break;
+                }
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                backoff = if backoff.is_zero() {
+                    ACCEPT_BACKOFF_MIN
+                } else {
+                    (backoff * 2).min(ACCEPT_BACKOFF_MAX)
+                };
+                log::warn!("HTTP accept failed: {e}; retrying in {backoff:?}");
+                thread::sleep(backoff);
+            }
+        }
+    }
+    log::debug!("HTTP accept loop on {} ended", shared.local_addr);
+    // The listener is dropped here, so the port stops accepting.
+}
+
+/// Starts a connection thread, or answers 503 when at the connection cap (or
+/// when no thread can be started). Returns false when it answered 503.
+fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64) -> bool {
+    let before = shared.active.fetch_add(1, Ordering::SeqCst);
+    if before >= shared.limits.max_connections {
+        shared.active.fetch_sub(1, Ordering::SeqCst);
+        log::debug!("HTTP {peer}: at connection cap, answering 503");
+        reject_busy(&stream);
+        return false;
+    }
+    let conn = Arc::new(Conn {
+        stream,
+        idle: AtomicBool::new(true),
+    });
+    shared.conns.lock().insert(id, Arc::clone(&conn));
+    let thread_shared = Arc::clone(shared);
+    let thread_conn = Arc::clone(&conn);
+    let spawned = thread::Builder::new()
+        .name("http-conn".into())
+        .stack_size(CONN_STACK_SIZE)
+        .spawn(move || {
+            let _guard = ConnGuard {
+                shared: Arc::clone(&thread_shared),
+                id,
+            };
+            handle_connection(&thread_shared, &thread_conn, peer);
+        });
+    match spawned {
+        Ok(_) => true,
+        Err(e) => {
+            log::warn!("HTTP {peer}: cannot start connection thread: {e}");
+            shared.conns.lock().remove(&id);
+            shared.active.fetch_sub(1, Ordering::SeqCst);
+            reject_busy(&conn.stream);
+            false
+        }
+    }
+}
+
+/// Unregisters a connection and decrements the live count, even on panic.
+struct ConnGuard {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.shared.conns.lock().remove(&self.id);
+        self.shared.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Written by the accept thread itself: must never block for long.
+fn reject_busy(stream: &TcpStream) {
+    let _ = stream.set_write_timeout(Some(BUSY_WRITE_TIMEOUT));
+    let bytes = serialize_response(&HttpError::Busy.to_response(), false, ConnHeader::Close);
+    let mut writer = stream;
+    let _ = writer.write_all(&bytes);
+    // Drain what the client already sent (without blocking) so the close
+    // does not turn into a reset that discards our answer.
+    if stream.set_nonblocking(true).is_ok() {
+        let mut reader = stream;
+        let mut scratch = [0u8; 1024];
+        for _ in 0..16 {
+            match reader.read(&mut scratch) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Why reading a request stopped.
+enum Fail {
+    /// Answer this error, then close.
+    Http(HttpError),
+    /// The client went away (EOF, reset, write failure): close silently.
+    Gone,
+}
+
+impl From<HttpError> for Fail {
+    fn from(e: HttpError) -> Fail {
+        Fail::Http(e)
+    }
+}
+
+/// A connection's socket plus its read buffer (bytes received but not yet
+/// consumed: the rest of a request, or pipelined requests).
+struct ConnIo<'a> {
+    stream: &'a TcpStream,
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl ConnIo<'_> {
+    /// Reads more bytes into `buf`, waiting at most until `deadline`.
+    fn fill(&mut self, deadline: Instant) -> Result<(), Fail> {
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Fail::Http(HttpError::Timeout));
+            }
+            let wait = (deadline - now).max(Duration::from_millis(1));
+            if self.stream.set_read_timeout(Some(wait)).is_err() {
+                return Err(Fail::Gone);
+            }
+            let mut reader = self.stream;
+            match reader.read(&mut self.scratch) {
+                Ok(0) => return Err(Fail::Gone),
+                Ok(n) => {
+                    self.buf.extend_from_slice(&self.scratch[..n]);
+                    return Ok(());
+                }
+                Err(e) => match e.kind() {
+                    io::ErrorKind::Interrupted
+                    | io::ErrorKind::WouldBlock
+                    | io::ErrorKind::TimedOut => continue,
+                    _ => return Err(Fail::Gone),
+                },
+            }
+        }
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), Fail> {
+        let mut writer = self.stream;
+        writer.write_all(bytes).map_err(|_| Fail::Gone)
+    }
+
+    /// Half-closes, then drains (bounded) what the client still sends, so
+    /// that it can read our last answer before the socket is closed.
+    fn linger_close(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+        let deadline = Instant::now() + LINGER_TIME;
+        let mut drained = 0usize;
+        while drained < LINGER_MAX_BYTES {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let wait = (deadline - now).max(Duration::from_millis(1));
+            if self.stream.set_read_timeout(Some(wait)).is_err() {
+                break;
+            }
+            let mut reader = self.stream;
+            match reader.read(&mut self.scratch) {
+                Ok(0) => break,
+                Ok(n) => drained += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+fn handle_connection(shared: &Shared, conn: &Conn, peer: SocketAddr) {
+    let limits = &shared.limits;
+    let _ = conn.stream.set_nodelay(true);
+    if let Err(e) = conn.stream.set_write_timeout(Some(WRITE_TIMEOUT)) {
+        log::debug!("HTTP {peer}: cannot set write timeout: {e}");
+        return;
+    }
+    let mut io = ConnIo {
+        stream: &conn.stream,
+        buf: Vec::new(),
+        scratch: vec![0u8; READ_CHUNK],
+    };
+    loop {
+        if io.buf.is_empty() {
+            // Idle: wait for the first byte of the next request.
+            io.buf.shrink_to(READ_CHUNK);
+            conn.idle.store(true, Ordering::SeqCst);
+            if shared.stopping() {
+                break;
+            }
+            if io.fill(deadline_after(limits.idle_timeout)).is_err() {
+                log::trace!("HTTP {peer}: idle connection closed");
+                break;
+            }
+        }
+        conn.idle.store(false, Ordering::SeqCst);
+        let deadline = deadline_after(limits.read_timeout);
+        let (head, body) = match read_request(&mut io, limits, deadline) {
+            Ok(request) => request,
+            Err(Fail::Gone) => break,
+            Err(Fail::Http(err)) => {
+                log::debug!("HTTP {peer}: rejecting request: {err}");
+                let bytes = serialize_response(&err.to_response(), false, ConnHeader::Close);
+                if io.write_all(&bytes).is_ok() {
+                    io.linger_close();
+                }
+                break;
+            }
+        };
+        let client_close = parse::wants_close(head.minor, &head.headers);
+        let minor = head.minor;
+        let (path, query) = parse::split_target(&head.target);
+        let request = Request {
+            method: head.method,
+            path,
+            query,
+            headers: head.headers,
+            body,
+            peer,
+        };
+        let response = call_handler(&shared.handler, &request);
+        let handler_close = response.headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("connection")
+                && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
+        });
+        let close = client_close || handler_close || shared.stopping();
+        let conn_header = if close {
+            ConnHeader::Close
+        } else if minor == 0 {
+            ConnHeader::KeepAlive
+        } else {
+            ConnHeader::None
+        };
+        log::debug!(
+            "HTTP {peer} {} {} -> {}",
+            request.method,
+            request.path,
+            response.status
+        );
+        let bytes = serialize_response(&response, request.method == "HEAD", conn_header);
+        drop(request);
+        if io.write_all(&bytes).is_err() {
+            break;
+        }
+        if close {
+            io.linger_close();
+            break;
+        }
+    }
+}
+
+/// `now + d`, saturating (a huge configured timeout must not panic).
+fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
+/// Reads one whole request (head and body) within `deadline`.
+fn read_request(
+    io: &mut ConnIo<'_>,
+    limits: &Limits,
+    deadline: Instant,
+) -> Result<(Head, Vec<u8>), Fail> {
+    let head = loop {
+        if let Some(head) = parse::parse_head(&io.buf, limits.max_header_bytes)? {
+            break head;
+        }
+        io.fill(deadline)?;
+    };
+    io.buf.drain(..head.len);
+    // Enforces the body cap from the declared length before reading anything.
+    let kind = parse::body_kind(&head.headers, limits.max_body_bytes)?;
+    if kind != BodyKind::Empty && parse::expects_continue(head.minor, &head.headers) {
+        io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    }
+    let body = match kind {
+        BodyKind::Empty => Vec::new(),
+        BodyKind::Length(n) => {
+            while io.buf.len() < n {
+                io.fill(deadline)?;
+            }
+            let rest = io.buf.split_off(n);
+            std::mem::replace(&mut io.buf, rest)
+        }
+        BodyKind::Chunked => {
+            let mut decoder = ChunkedDecoder::new(limits.max_body_bytes, limits.max_header_bytes);
+            loop {
+                let used = decoder.feed(&io.buf)?;
+                io.buf.drain(..used);
+                if decoder.is_done() {
+                    break decoder.into_body();
+                }
+                io.fill(deadline)?;
+            }
+        }
+    };
+    Ok((head, body))
+}
+
+/// Runs the handler, turning a panic or an invalid status into a 500.
+fn call_handler(handler: &Handler, request: &Request) -> Response {
+    match catch_unwind(AssertUnwindSafe(|| handler(request))) {
+        Ok(response) if (200..=599).contains(&response.status) => response,
+        Ok(response) => {
+            log::error!(
+                "HTTP handler returned invalid status {} for {} {}",
+                response.status,
+                request.method,
+                request.path
+            );
+            HttpError::Internal.to_response()
+        }
+        Err(payload) => {
+            log::error!(
+                "HTTP handler panicked on {} {}: {}",
+                request.method,
+                request.path,
+                panic_message(payload.as_ref())
+            );
+            HttpError::Internal.to_response()
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "non-string panic payload"
+    }
+}
+
+/// Which `Connection` header the server adds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ConnHeader {
+    None,
+    Close,
+    KeepAlive,
+}
+
+/// Serializes a response. `head_only` (HEAD requests) keeps Content-Length
+/// but drops the body. Unsafe or framing-related extra headers are dropped.
+fn serialize_response(response: &Response, head_only: bool, conn: ConnHeader) -> Vec<u8> {
+    let status = response.status;
+    let bodiless = status == 204 || status == 304 || (100..200).contains(&status);
+    let mut head = format!("HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
+    if !response.content_type.is_empty() {
+        if valid_header_value(&response.content_type) {
+            head.push_str("Content-Type: ");
+            head.push_str(&response.content_type);
+            head.push_str("\r\n");
+        } else {
+            log::warn!("HTTP response Content-Type is invalid; dropped");
+        }
+    }
+    if !bodiless {
+        head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+    }
+    for (name, value) in &response.headers {
+        if name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("connection")
+        {
+            continue;
+        }
+        if !valid_header_name(name) || !valid_header_value(value) {
+            log::warn!("HTTP response header {name:?} is invalid; dropped");
+            continue;
+        }
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+        head.push_str("\r\n");
+    }
+    match conn {
+        ConnHeader::None => {}
+        ConnHeader::Close => head.push_str("Connection: close\r\n"),
+        ConnHeader::KeepAlive => head.push_str("Connection: keep-alive\r\n"),
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    if !head_only && !bodiless {
+        out.extend_from_slice(&response.body);
+    }
+    out
+}
+
+fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn valid_header_value(value: &str) -> bool {
+    !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        422 => "Unprocessable Content",
+        425 => "Too Early",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => match status / 100 {
+            2 => "OK",
+            3 => "Redirection",
+            4 => "Client Error",
+            _ => "Server Error",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_with_and_without_body() {
+        let r = Response::new(200, "text/plain", b"hi".to_vec())
+            .with_header("X-A", "1")
+            .with_header("Bad\r\nName", "x")
+            .with_header("X-B", "evil\r\nInjected: 1")
+            .with_header("Content-Length", "999");
+        let s = String::from_utf8(serialize_response(&r, false, ConnHeader::Close)).unwrap();
+        assert_eq!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nX-A: 1\r\nConnection: close\r\n\r\nhi"
+        );
+        let s = String::from_utf8(serialize_response(&r, true, ConnHeader::None)).unwrap();
+        assert!(s.ends_with("Content-Length: 2\r\nX-A: 1\r\n\r\n"));
+        let r = Response::new(204, "", b"ignored".to_vec());
+        let s = String::from_utf8(serialize_response(&r, false, ConnHeader::KeepAlive)).unwrap();
+        assert_eq!(
+            s,
+            "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn handler_panic_becomes_500() {
+        let handler: Handler = Arc::new(|_req: &Request| -> Response { panic!("boom") });
+        let req = Request {
+            method: "GET".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            peer: "127.0.0.1:1".parse().unwrap(),
+        };
+        assert_eq!(call_handler(&handler, &req).status, 500);
+        let handler: Handler = Arc::new(|_req: &Request| Response::new(42, "", Vec::new()));
+        assert_eq!(call_handler(&handler, &req).status, 500);
+    }
+}
