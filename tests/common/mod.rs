@@ -1,0 +1,359 @@
+//! Test harness: start the real server on a temp database and a free port, and
+//! talk to it over HTTP the way a partner or an operator would.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use coupon_ledger::config::Config;
+use coupon_ledger::sign::{self, SignFields, SignRule};
+use serde_json::{json, Map, Value};
+
+pub const KEY: &str = "PSUBZLHOKUO6HV52A5CAUSSE5KSB6Y";
+pub const SECRET: &str = "test-secret-1";
+/// A second partner that signs only the common fields, with `secretKey`.
+pub const KEY2: &str = "COMMONSIGNER";
+pub const SECRET2: &str = "test-secret-2";
+pub const ADMIN: &str = "admin-token-for-tests";
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A unique value for nonces, request ids and names.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}{}x{n}x{}", std::process::id(), t % 1_000_000_000)
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let p = std::env::temp_dir().join(unique("coupon-ledger-test-"));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The TOML of a test config on `db`, listening on `listen`.
+pub fn config_toml(db: &Path, listen: &str, extra: &str) -> String {
+    format!(
+        r#"listen = "{listen}"
+db = "{}"
+utc_offset = "+08:00"
+admin_token = "{ADMIN}"
+merchant_id = "88888888"
+timestamp_window_s = 300
+{extra}
+[[partners]]
+api_key = "{KEY}"
+secret = "{SECRET}"
+name = "travel-platform"
+
+[[partners]]
+api_key = "{KEY2}"
+secret = "{SECRET2}"
+name = "common-signer"
+sign_fields = "common"
+sign_key_name = "secretKey"
+"#,
+        db.display()
+    )
+}
+
+/// The server, in-process, on a temp database and a free port.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub running: Option<coupon_ledger::app::Running>,
+    pub dir: TempDir,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        Self::start_with("")
+    }
+
+    /// Starts with extra top-level TOML lines.
+    pub fn start_with(extra: &str) -> TestServer {
+        let dir = TempDir::new();
+        let db = dir.path().join("ledger.db");
+        let cfg = Config::from_toml(&config_toml(&db, "127.0.0.1:0", extra), &|_| None).unwrap();
+        let running = coupon_ledger::app::start(cfg).unwrap();
+        TestServer {
+            addr: running.local_addr(),
+            running: Some(running),
+            dir,
+        }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("ledger.db")
+    }
+
+    pub fn client(&self) -> Client {
+        Client { addr: self.addr }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown();
+        }
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn code(&self) -> i64 {
+        self.json()["code"].as_i64().unwrap_or(-1)
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends one request on a fresh connection and reads the whole answer.
+pub fn raw_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    read_answer(&mut s)
+}
+
+/// Reads one answer (Content-Length framed) from a stream.
+pub fn read_answer(s: &mut TcpStream) -> Answer {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed before an answer: {:?}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .map(|(_, v)| v.parse().unwrap())
+        .unwrap_or(0);
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < len {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed inside the body");
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(len);
+    Answer { status, headers, body }
+}
+
+/// Adds the common parameters and a valid sign to business fields.
+pub fn signed_as(key: &str, secret: &str, rule: &SignRule, fields: Value) -> Value {
+    let mut m: Map<String, Value> = match fields {
+        Value::Object(m) => m,
+        _ => panic!("fields must be an object"),
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    m.entry("api_key").or_insert(json!(key));
+    m.entry("seq_id").or_insert(json!(unique("seq-")));
+    m.entry("timestamp").or_insert(json!(now.to_string()));
+    m.entry("nonce").or_insert(json!(unique("n")));
+    let s = sign::sign(&m, rule, secret);
+    m.insert("sign".into(), json!(s));
+    Value::Object(m)
+}
+
+/// Signs as the main test partner.
+pub fn signed(fields: Value) -> Value {
+    signed_as(KEY, SECRET, &SignRule::default(), fields)
+}
+
+/// Signs as the common-fields partner.
+pub fn signed_common(fields: Value) -> Value {
+    let rule = SignRule {
+        fields: SignFields::Common,
+        key_name: "secretKey".into(),
+    };
+    signed_as(KEY2, SECRET2, &rule, fields)
+}
+
+/// A client of one server.
+#[derive(Clone, Copy)]
+pub struct Client {
+    pub addr: SocketAddr,
+}
+
+impl Client {
+    pub fn post(&self, path: &str, body: &Value) -> Answer {
+        raw_request(self.addr, "POST", path, &[("Content-Type", "application/json")], body.to_string().as_bytes())
+    }
+
+    /// Posts business fields signed by the main test partner.
+    pub fn call(&self, path: &str, fields: Value) -> Answer {
+        self.post(path, &signed(fields))
+    }
+
+    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        let auth = format!("Bearer {ADMIN}");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        raw_request(self.addr, method, path, &[("Authorization", &auth), ("Content-Type", "application/json")], body.as_bytes())
+    }
+
+    /// Creates a running stock; `overrides` replaces fields of the default.
+    pub fn create_stock(&self, overrides: Value) -> Value {
+        let mut stock = stock_fields(&unique("s"));
+        if let (Value::Object(m), Value::Object(o)) = (&mut stock, overrides) {
+            for (k, v) in o {
+                m.insert(k, v);
+            }
+        }
+        let a = self.admin("POST", "/admin/stocks", Some(stock));
+        assert_eq!(a.code(), 0, "create stock: {}", String::from_utf8_lossy(&a.body));
+        a.json()["data"].clone()
+    }
+
+    /// Claims a coupon of `stock_id` for `user` on channel 1.
+    pub fn claim(&self, stock_id: &str, user: &str, request_id: &str) -> Answer {
+        self.call(
+            "/sp/coupon/receive",
+            json!({"app_channel_id": 1, "user_code": user, "stock_id": stock_id, "request_id": request_id}),
+        )
+    }
+}
+
+/// A running 满减 stock on channel 1: 10 元 off from 100 元, 100 coupons, 2 per user,
+/// valid from yesterday to next year. `stock_id` must be at most 30 characters.
+pub fn stock_fields(stock_id: &str) -> Value {
+    let id: String = stock_id.chars().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+    json!({
+        "stock_id": id,
+        "stock_name": "代驾10元代金券",
+        "app_channel_id": 1,
+        "app_id": "wx1111111111",
+        "instructions": "优惠券使用简介",
+        "coupon_name": "代驾代金券",
+        "coupon_desc": "消费满100元可用,仅限深圳使用",
+        "coupon_type": 1,
+        "fixed_normal_coupon": {"coupon_amount": 1000, "transaction_minimum": 10000},
+        "max_coupons": 100,
+        "max_coupons_per_user": 2,
+        "available_begin_time": time_from_now(-86_400),
+        "available_end_time": time_from_now(365 * 86_400),
+        "stock_status": 3
+    })
+}
+
+/// A seed-format time `secs` seconds from now, in +08:00.
+pub fn time_from_now(secs: i64) -> String {
+    let ms = coupon_ledger::domain::time::now_ms() + secs * 1000;
+    coupon_ledger::domain::time::render_millis(ms, coupon_ledger::domain::time::parse_offset("+08:00").unwrap())
+}
+
+/// Polls `f` every 20 ms until it is true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// The real binary serving a config file, for crash tests.
+pub struct BinServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_coupon-ledger")
+}
+
+/// A free port, found by binding port 0 and letting it go.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl BinServer {
+    /// Starts `coupon-ledger serve --config` and waits for `/healthz`.
+    pub fn start(config_path: &Path, port: u16) -> BinServer {
+        let child = Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(config_path)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let up = wait_until(Duration::from_secs(20), || {
+            TcpStream::connect(addr).is_ok()
+        });
+        assert!(up, "server did not come up on {addr}");
+        BinServer { child, addr }
+    }
+
+    pub fn client(&self) -> Client {
+        Client { addr: self.addr }
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for BinServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `coupon-ledger check DB`; returns (exit ok, stdout).
+pub fn check(db: &Path) -> (bool, String) {
+    let out = Command::new(bin()).arg("check").arg(db).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string())
+}
