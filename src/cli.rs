@@ -1,6 +1,6 @@
 //! Subcommands and flags of the `coupon-ledger` binary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use serde_json::Value;
@@ -118,7 +118,7 @@ fn serve(
     Ok(())
 }
 
-fn sign_file(secret: &str, fields: &str, key_name: String, file: &PathBuf) -> Result<(), String> {
+fn sign_file(secret: &str, fields: &str, key_name: String, file: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let map = match serde_json::from_str::<Value>(&text) {
@@ -140,7 +140,7 @@ fn sign_file(secret: &str, fields: &str, key_name: String, file: &PathBuf) -> Re
     Ok(())
 }
 
-fn check(db: &PathBuf) -> Result<(), String> {
+fn check(db: &Path) -> Result<(), String> {
     let violations = check_database(db)?;
     if violations.is_empty() {
         println!("ok: {} holds every ledger invariant", db.display());
@@ -156,7 +156,7 @@ fn check(db: &PathBuf) -> Result<(), String> {
     ))
 }
 
-fn demo_curl(db: &PathBuf, addr: &str) -> Result<(), String> {
+fn demo_curl(db: &Path, addr: &str) -> Result<(), String> {
     if !db.exists() {
         return Err(format!(
             "{}: no such database; run `coupon-ledger serve` first",

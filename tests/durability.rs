@@ -45,6 +45,9 @@ impl Rng {
     }
 }
 
+/// (request_id, user, code, coupon_id) of one claim.
+type Outcome = (String, String, i64, Option<String>);
+
 #[test]
 fn concurrent_claims_never_exceed_stock_or_user_limits() {
     let server = TestServer::start();
@@ -52,13 +55,12 @@ fn concurrent_claims_never_exceed_stock_or_user_limits() {
     let stock = c.create_stock(json!({"max_coupons": 20, "max_coupons_per_user": 3}));
     let stock_id = stock["stock_id"].as_str().unwrap().to_string();
     let addr = server.addr;
-    // (request_id, user, code, coupon_id)
-    let results: Arc<Mutex<Vec<(String, String, i64, Option<String>)>>> = Arc::default();
+    let results: Arc<Mutex<Vec<Outcome>>> = Arc::default();
     let threads: Vec<_> = (0..24)
         .map(|t| {
             let (stock_id, results) = (stock_id.clone(), results.clone());
             std::thread::spawn(move || {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1) * 0x1000_0001);
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((t as u64 + 1) * 0x1000_0001));
                 for _ in 0..15 {
                     let user = format!("user{}", rng.next(10));
                     // The same request id always carries the same parameters, and
