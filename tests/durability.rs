@@ -69,7 +69,10 @@ fn concurrent_claims_never_exceed_stock_or_user_limits() {
                     let a = try_claim(addr, &stock_id, &user, &request_id).expect("server answers");
                     let code = a["code"].as_i64().unwrap();
                     let coupon = a["data"]["coupon_id"].as_str().map(str::to_string);
-                    results.lock().unwrap().push((request_id, user, code, coupon));
+                    results
+                        .lock()
+                        .unwrap()
+                        .push((request_id, user, code, coupon));
                 }
             })
         })
@@ -93,12 +96,18 @@ fn concurrent_claims_never_exceed_stock_or_user_limits() {
     assert!(all.len() <= 20, "{} coupons issued of 20", all.len());
     assert_eq!(all.len(), 20, "the stock should sell out under this load");
     for (r, coupons) in &by_request {
-        assert_eq!(coupons.len(), 1, "request_id {r} got several coupons: {coupons:?}");
+        assert_eq!(
+            coupons.len(),
+            1,
+            "request_id {r} got several coupons: {coupons:?}"
+        );
     }
     for (u, coupons) in &by_user {
         assert!(coupons.len() <= 3, "user {u} holds {}", coupons.len());
     }
-    let got = c.admin("GET", &format!("/admin/stocks/{stock_id}"), None).json();
+    let got = c
+        .admin("GET", &format!("/admin/stocks/{stock_id}"), None)
+        .json();
     assert_eq!(got["data"]["counts"]["issued"], 20);
     let (ok, out) = check(&server.db());
     assert!(ok, "check failed:\n{out}");
@@ -140,7 +149,8 @@ fn acknowledged_claims_survive_kill_9() {
         })
         .collect();
     assert!(
-        wait_until(Duration::from_secs(60), || acked.lock().unwrap().len() >= 150),
+        wait_until(Duration::from_secs(60), || acked.lock().unwrap().len()
+            >= 150),
         "load did not get going"
     );
     // Kill while requests are in flight.
@@ -153,13 +163,23 @@ fn acknowledged_claims_survive_kill_9() {
 
     let server = BinServer::start(&cfg, free_port());
     let c = server.client();
-    let got = c.admin("GET", &format!("/admin/stocks/{stock_id}"), None).json();
+    let got = c
+        .admin("GET", &format!("/admin/stocks/{stock_id}"), None)
+        .json();
     let issued = got["data"]["counts"]["issued"].as_u64().unwrap() as usize;
-    assert!(issued >= acked.len(), "{issued} coupons on disk, {} acknowledged", acked.len());
+    assert!(
+        issued >= acked.len(),
+        "{issued} coupons on disk, {} acknowledged",
+        acked.len()
+    );
     for (user, request_id, coupon) in &acked {
         let a = c.claim(&stock_id, user, request_id).json();
         assert_eq!(a["code"], 0, "{a}");
-        assert_eq!(a["data"]["coupon_id"].as_str(), Some(coupon.as_str()), "replay of {request_id}");
+        assert_eq!(
+            a["data"]["coupon_id"].as_str(),
+            Some(coupon.as_str()),
+            "replay of {request_id}"
+        );
     }
     drop(server);
     let (ok, out) = check(&db);
