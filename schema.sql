@@ -219,3 +219,41 @@ CREATE TABLE nonces (
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX nonces_by_age ON nonces (seen_ms);
+
+-- SPEC §7 transactional outbox: one row per call to the platform, written in the
+-- transaction of the change that causes it. `seq_id` is fixed at creation so the
+-- platform can deduplicate retries. `lane` orders calls: one stock's calls, or
+-- one coupon's calls, go in id order; a coupon's calls also wait for its stock's.
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    seq_id          TEXT NOT NULL UNIQUE,
+    path            TEXT NOT NULL CHECK (path IN ('/stock/rsync', '/coupon/rsync',
+                                                  '/stock/status/rsync', '/coupon/status/rsync')),
+    body            TEXT NOT NULL,
+    lane            TEXT NOT NULL,
+    stock_id        TEXT NOT NULL,
+    coupon_id       TEXT,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    next_attempt_ms INTEGER NOT NULL,
+    created_ms      INTEGER NOT NULL,
+    delivered_ms    INTEGER,
+    last_error      TEXT,
+    CHECK ((state = 'delivered') = (delivered_ms IS NOT NULL))
+) STRICT;
+
+CREATE INDEX outbox_due ON outbox (state, next_attempt_ms);
+CREATE INDEX outbox_open_lane ON outbox (lane, id) WHERE state <> 'delivered';
+CREATE INDEX outbox_open_stock ON outbox (stock_id, id) WHERE state <> 'delivered' AND coupon_id IS NULL;
+
+CREATE TRIGGER outbox_keep_call
+BEFORE UPDATE OF seq_id, path, body, lane, stock_id, coupon_id, created_ms ON outbox
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: an outbox call never changes, only its delivery state');
+END;
+
+CREATE TRIGGER outbox_no_delete
+BEFORE DELETE ON outbox
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: outbox calls are never deleted');
+END;

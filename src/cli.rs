@@ -52,6 +52,25 @@ pub enum Command {
         /// The database file.
         db: PathBuf,
     },
+    /// Inspect and retry the calls waiting for the platform (SPEC §7).
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// A stand-in travel platform: verifies signatures, records calls, fails some on purpose.
+    MockPlatform {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: String,
+        /// The secret the ledger signs its calls with (`[platform] secret`).
+        #[arg(long)]
+        secret: String,
+        /// Fraction of calls (0 to 1) answered with an error on purpose.
+        #[arg(long, default_value_t = 0.0)]
+        fail_rate: f64,
+    },
     /// Print a freshly signed demo claim for a database made by the embedded default.
     DemoCurl {
         /// The database file.
@@ -61,6 +80,100 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
     },
+}
+
+/// Which database a command works on: `--db PATH`, or the `db` of `--config FILE`.
+#[derive(clap::Args, Debug)]
+pub struct DbArgs {
+    /// The database file.
+    #[arg(long, global = true)]
+    pub db: Option<PathBuf>,
+    /// Take the database (and time offset) from this config file.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// `coupon-ledger outbox ...`
+#[derive(Subcommand, Debug)]
+pub enum OutboxAction {
+    /// List calls, oldest first.
+    List {
+        /// pending, dead or delivered.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Put a dead call back in line, with a fresh attempt budget.
+    Retry {
+        /// The call's id.
+        id: i64,
+    },
+}
+
+/// Opens the database a command names, for a short administrative session.
+fn open_store(args: &DbArgs) -> Result<(Store, Config), String> {
+    let mut cfg = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::embedded_default(),
+    };
+    if let Some(db) = &args.db {
+        cfg.db = db.clone();
+    }
+    if !cfg.db.exists() {
+        return Err(format!("{}: no such database", cfg.db.display()));
+    }
+    let store = Store::open(
+        &cfg.db,
+        StoreOptions {
+            sync: cfg.sync,
+            timestamp_window_s: cfg.timestamp_window_s,
+            sync_renderer: None,
+        },
+    )?;
+    Ok((store, cfg))
+}
+
+fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
+    let (store, cfg) = open_store(args)?;
+    let tz = cfg.utc_offset;
+    match action {
+        OutboxAction::List { state, limit } => {
+            let calls = store
+                .outbox_list(state.as_deref(), 0, limit.clamp(1, 100_000))
+                .map_err(|e| e.to_string())?;
+            for c in &calls {
+                println!("{}", crate::api::render::outbox_call(c, tz));
+            }
+            let h = store.outbox_health().map_err(|e| e.to_string())?;
+            eprintln!(
+                "pending {} · dead {} · delivered {}",
+                h.pending, h.dead, h.delivered
+            );
+        }
+        OutboxAction::Retry { id } => {
+            let call = store
+                .outbox_retry(id, crate::domain::time::now_ms())
+                .map_err(|e| e.to_string())?;
+            println!("{}", crate::api::render::outbox_call(&call, tz));
+        }
+    }
+    Ok(())
+}
+
+fn mock_platform(listen: &str, secret: &str, fail_rate: f64) -> Result<(), String> {
+    if !(0.0..=1.0).contains(&fail_rate) {
+        return Err("--fail-rate: must be between 0 and 1".into());
+    }
+    let mock = crate::outbox::mock::MockPlatform::start(listen, secret, fail_rate)
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    eprintln!(
+        "mock platform on http://{} (fail rate {fail_rate}); what it received: GET /received",
+        mock.local_addr()
+    );
+    mock.join();
+    Ok(())
 }
 
 /// Runs a parsed command; `Err` is a one-line message for stderr, exit code 1.
@@ -75,6 +188,12 @@ pub fn run(cli: Cli) -> Result<(), String> {
         } => sign_file(&secret, &sign_fields, key_name, &file),
         Command::Check { db } => check(&db),
         Command::DemoCurl { db, addr } => demo_curl(&db, &addr),
+        Command::Outbox { action, db } => outbox(action, &db),
+        Command::MockPlatform {
+            listen,
+            secret,
+            fail_rate,
+        } => mock_platform(&listen, &secret, fail_rate),
     }
 }
 
@@ -102,6 +221,9 @@ fn serve(
     if running.config().demo {
         match &running.demo {
             Some(d) => {
+                if let Some(p) = &running.config().platform {
+                    eprintln!("sync calls go to the in-process mock platform: {}/received", p.base_url);
+                }
                 eprintln!("embedded default: demo partner and running stock `{}`", crate::demo::DEMO_STOCK);
                 eprintln!("  api_key     {}", d.api_key);
                 eprintln!("  secret      {}", d.secret);
@@ -169,24 +291,15 @@ fn demo_curl(db: &Path, addr: &str) -> Result<(), String> {
         StoreOptions {
             sync: defaults.sync,
             timestamp_window_s: defaults.timestamp_window_s,
+            sync_renderer: None,
         },
     )?;
-    let found = (
-        store.meta("demo_api_key").map_err(|e| e.to_string())?,
-        store.meta("demo_secret").map_err(|e| e.to_string())?,
-        store.meta("demo_admin_token").map_err(|e| e.to_string())?,
-    );
-    match found {
-        (Some(api_key), Some(secret), Some(admin_token)) => {
-            let demo = crate::demo::Demo {
-                api_key,
-                secret,
-                admin_token,
-            };
+    match crate::demo::load(&store).map_err(|e| e.to_string())? {
+        Some(demo) => {
             println!("{}", demo.claim_curl(addr)?);
             Ok(())
         }
-        _ => Err(format!(
+        None => Err(format!(
             "{}: not a database made by the embedded default",
             db.display()
         )),

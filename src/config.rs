@@ -49,6 +49,8 @@ pub struct Config {
     pub sync: SyncMode,
     pub timestamp_window_s: i64,
     pub sweep_interval_s: u64,
+    /// Coupons expired per sweeper transaction.
+    pub sweep_batch: i64,
     pub cancel_window_s: i64,
     pub partners: Vec<Partner>,
     pub platform: Option<Platform>,
@@ -67,6 +69,7 @@ struct RawConfig {
     sync: Option<String>,
     timestamp_window_s: Option<i64>,
     sweep_interval_s: Option<u64>,
+    sweep_batch: Option<i64>,
     cancel_window_s: Option<i64>,
     #[serde(default)]
     partners: Vec<RawPartner>,
@@ -111,6 +114,7 @@ impl Config {
             sync: SyncMode::Full,
             timestamp_window_s: 300,
             sweep_interval_s: 60,
+            sweep_batch: 500,
             cancel_window_s: 3600,
             partners: Vec::new(),
             platform: None,
@@ -151,6 +155,10 @@ impl Config {
         let sweep_interval_s = raw.sweep_interval_s.unwrap_or(base.sweep_interval_s);
         if sweep_interval_s < 1 {
             return Err("sweep_interval_s: must be at least 1".into());
+        }
+        let sweep_batch = raw.sweep_batch.unwrap_or(base.sweep_batch);
+        if !(1..=100_000).contains(&sweep_batch) {
+            return Err("sweep_batch: must be between 1 and 100000".into());
         }
         let cancel_window_s = raw.cancel_window_s.unwrap_or(base.cancel_window_s);
         if cancel_window_s < 0 {
@@ -219,6 +227,7 @@ impl Config {
             sync,
             timestamp_window_s,
             sweep_interval_s,
+            sweep_batch,
             cancel_window_s,
             partners,
             platform,

@@ -23,6 +23,8 @@ pub struct Demo {
     pub api_key: String,
     pub secret: String,
     pub admin_token: String,
+    /// What the in-process mock platform checks the ledger's sync calls with.
+    pub platform_secret: String,
 }
 
 impl Demo {
@@ -65,17 +67,8 @@ impl Demo {
 /// Creates the demo partner and running stock in a new database, or finds the
 /// ones an earlier start created. `None` for a database not made by the default.
 pub fn ensure(store: &Store) -> Result<Option<Demo>, LedgerError> {
-    let found = (
-        store.meta("demo_api_key")?,
-        store.meta("demo_secret")?,
-        store.meta("demo_admin_token")?,
-    );
-    if let (Some(api_key), Some(secret), Some(admin_token)) = found {
-        return Ok(Some(Demo {
-            api_key,
-            secret,
-            admin_token,
-        }));
+    if let Some(found) = load(store)? {
+        return Ok(Some(found));
     }
     if !store.is_empty()? {
         return Ok(None);
@@ -89,6 +82,7 @@ pub fn ensure(store: &Store) -> Result<Option<Demo>, LedgerError> {
         ),
         secret: random_hex(16).map_err(LedgerError::Internal)?,
         admin_token: random_hex(16).map_err(LedgerError::Internal)?,
+        platform_secret: random_hex(16).map_err(LedgerError::Internal)?,
     };
     let now = now_ms();
     const DAY: i64 = 86_400_000;
@@ -111,6 +105,12 @@ pub fn ensure(store: &Store) -> Result<Option<Demo>, LedgerError> {
         status: StockStatus::Running,
     }
     .validate()?;
+    store.set_meta(vec![
+        ("demo_api_key".into(), demo.api_key.clone()),
+        ("demo_secret".into(), demo.secret.clone()),
+        ("demo_admin_token".into(), demo.admin_token.clone()),
+        ("demo_platform_secret".into(), demo.platform_secret.clone()),
+    ])?;
     store.create_stock(
         spec,
         Origin {
@@ -119,10 +119,37 @@ pub fn ensure(store: &Store) -> Result<Option<Demo>, LedgerError> {
             now,
         },
     )?;
-    store.set_meta(vec![
-        ("demo_api_key".into(), demo.api_key.clone()),
-        ("demo_secret".into(), demo.secret.clone()),
-        ("demo_admin_token".into(), demo.admin_token.clone()),
-    ])?;
     Ok(Some(demo))
+}
+
+/// The demo credentials an earlier start stored, if any.
+pub fn load(store: &Store) -> Result<Option<Demo>, LedgerError> {
+    let found = (
+        store.meta("demo_api_key")?,
+        store.meta("demo_secret")?,
+        store.meta("demo_admin_token")?,
+        store.meta("demo_platform_secret")?,
+    );
+    Ok(match found {
+        (Some(api_key), Some(secret), Some(admin_token), Some(platform_secret)) => Some(Demo {
+            api_key,
+            secret,
+            admin_token,
+            platform_secret,
+        }),
+        _ => None,
+    })
+}
+
+/// The `[platform]` of the embedded default: the in-process mock at `addr`.
+pub fn platform(demo: &Demo, addr: std::net::SocketAddr) -> crate::config::Platform {
+    crate::config::Platform {
+        base_url: format!("http://{addr}"),
+        api_key: "demo-sp".into(),
+        secret: demo.platform_secret.clone(),
+        sign: SignRule::default(),
+        max_attempts: 20,
+        retry_base_ms: 1000,
+        retry_max_ms: 60_000,
+    }
 }

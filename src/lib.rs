@@ -9,5 +9,7 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod logging;
+pub mod outbox;
 pub mod sign;
 pub mod store;
+pub mod sweeper;

@@ -61,6 +61,10 @@ pub fn handle(app: &App, req: &Request) -> Response {
         (["coupons", id, "redeem"], "POST") => answer(redeem(app, id, &req.body)),
         (["coupons", id, "unredeem"], "POST") => answer(unredeem(app, id, &req.body)),
         (["coupons", _, "redeem" | "unredeem"], _) => method_not_allowed("POST"),
+        (["outbox"], "GET") => answer(list_outbox(app, req)),
+        (["outbox"], _) => method_not_allowed("GET"),
+        (["outbox", id, "retry"], "POST") => answer(retry_outbox(app, id)),
+        (["outbox", _, "retry"], _) => method_not_allowed("POST"),
         _ => Response::json(
             404,
             &json!({"code": 40400, "message": format!("no such path: {}", req.path)}),
@@ -218,23 +222,23 @@ fn issue(app: &App, body: &[u8]) -> Result<Value, LedgerError> {
     Ok(render::coupon_full(&coupon, app.config.utc_offset))
 }
 
+/// An optional integer query parameter within `min..=max`.
+fn query_int(req: &Request, name: &str, min: i64, max: i64) -> Result<Option<i64>, LedgerError> {
+    match req.query_param(name).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .map(Some)
+            .ok_or_else(|| {
+                LedgerError::invalid(name, format!("must be an integer between {min} and {max}"))
+            }),
+    }
+}
+
 fn list_coupons(app: &App, req: &Request) -> Result<Value, LedgerError> {
-    let int_param = |name: &str, min: i64, max: i64| -> Result<Option<i64>, LedgerError> {
-        match req.query_param(name).filter(|v| !v.is_empty()) {
-            None => Ok(None),
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .map(Some)
-                .ok_or_else(|| {
-                    LedgerError::invalid(
-                        name,
-                        format!("must be an integer between {min} and {max}"),
-                    )
-                }),
-        }
-    };
+    let int_param = |name: &str, min: i64, max: i64| query_int(req, name, min, max);
     let status = int_param("status", 1, 4)?.and_then(CouponStatus::from_code);
     let q = CouponQuery {
         user_code: req.query_param("user_code").filter(|v| !v.is_empty()),
@@ -287,4 +291,31 @@ fn unredeem(app: &App, id: &str, body: &[u8]) -> Result<Value, LedgerError> {
         "coupon_id": r.coupon_id, "order_id": r.order_id, "coupon_status": coupon.status.code(),
         "unredeem_time": r.undone_ms.map(|t| render_millis(t, app.config.utc_offset)),
     }))
+}
+
+fn list_outbox(app: &App, req: &Request) -> Result<Value, LedgerError> {
+    let state = req.query_param("state").filter(|v| !v.is_empty());
+    if let Some(s) = &state {
+        if !["pending", "dead", "delivered"].contains(&s.as_str()) {
+            return Err(LedgerError::invalid(
+                "state",
+                "must be pending, dead or delivered",
+            ));
+        }
+    }
+    let limit = query_int(req, "limit", 1, 1000)?.unwrap_or(100);
+    let after = query_int(req, "after", 0, i64::MAX)?.unwrap_or(0);
+    let calls = app.store.outbox_list(state.as_deref(), after, limit)?;
+    let next = (calls.len() as i64 == limit).then(|| calls.last().map(|c| c.id.to_string()));
+    let tz = app.config.utc_offset;
+    let list: Vec<Value> = calls.iter().map(|c| render::outbox_call(c, tz)).collect();
+    Ok(json!({"calls": list, "next_after": next.flatten()}))
+}
+
+fn retry_outbox(app: &App, id: &str) -> Result<Value, LedgerError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| LedgerError::invalid("id", "must be an outbox call id"))?;
+    let call = app.store.outbox_retry(id, now_ms())?;
+    Ok(render::outbox_call(&call, app.config.utc_offset))
 }

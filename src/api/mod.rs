@@ -5,7 +5,7 @@ pub mod admin;
 pub mod fields;
 pub mod ops;
 pub mod platform;
-mod render;
+pub mod render;
 
 use std::sync::Arc;
 use std::time::Instant;

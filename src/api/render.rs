@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 use time::UtcOffset;
 
-use crate::domain::ledger::{Coupon, Stock, StockCounts};
+use crate::domain::ledger::{Coupon, OutboxCall, Stock, StockCounts};
 use crate::domain::stock::CouponKind;
 use crate::domain::time::render_millis;
 
@@ -107,4 +107,22 @@ pub fn coupon_full(c: &Coupon, tz: UtcOffset) -> Value {
         json!(c.usage_ms.map(|t| render_millis(t, tz))),
     );
     Value::Object(m)
+}
+
+/// An outbox call for the operator.
+pub fn outbox_call(c: &OutboxCall, tz: UtcOffset) -> Value {
+    json!({
+        "id": c.id,
+        "seq_id": c.seq_id,
+        "path": c.path,
+        "stock_id": c.stock_id,
+        "coupon_id": c.coupon_id,
+        "state": c.state,
+        "attempts": c.attempts,
+        "created_time": render_millis(c.created_ms, tz),
+        "next_attempt_time": render_millis(c.next_attempt_ms, tz),
+        "delivered_time": c.delivered_ms.map(|t| render_millis(t, tz)),
+        "last_error": c.last_error,
+        "body": serde_json::from_str::<Value>(&c.body).unwrap_or(Value::Null),
+    })
 }

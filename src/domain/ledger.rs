@@ -178,3 +178,66 @@ pub struct CouponQuery {
     /// Keyset cursor: the `next_after` of the previous page.
     pub after: Option<i64>,
 }
+
+/// A change the platform must hear about (SPEC §7). Platform-initiated changes
+/// (claims, deactivations it asked for) raise none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncEvent {
+    /// Created or edited: `/stock/rsync`.
+    StockUpserted(Stock),
+    /// `/stock/status/rsync`.
+    StockStatus { stock_id: String, status: i64 },
+    /// Issued by the operator: `/coupon/rsync`.
+    CouponIssued(Coupon),
+    /// Redeemed, un-redeemed or expired by the sweeper: `/coupon/status/rsync`.
+    CouponStatus { coupon: Coupon, event_ms: Millis },
+}
+
+impl SyncEvent {
+    /// The stock the call is about.
+    pub fn stock_id(&self) -> &str {
+        match self {
+            SyncEvent::StockUpserted(s) => &s.spec.stock_id,
+            SyncEvent::StockStatus { stock_id, .. } => stock_id,
+            SyncEvent::CouponIssued(c) | SyncEvent::CouponStatus { coupon: c, .. } => &c.stock_id,
+        }
+    }
+
+    /// The coupon the call is about, if any.
+    pub fn coupon_id(&self) -> Option<&str> {
+        match self {
+            SyncEvent::CouponIssued(c) | SyncEvent::CouponStatus { coupon: c, .. } => {
+                Some(&c.coupon_id)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One call of the outbox as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxCall {
+    pub id: i64,
+    pub seq_id: String,
+    pub path: String,
+    /// The business fields as JSON; the common parameters and sign are added per attempt.
+    pub body: String,
+    pub stock_id: String,
+    pub coupon_id: Option<String>,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_ms: Millis,
+    pub created_ms: Millis,
+    pub delivered_ms: Option<Millis>,
+    pub last_error: Option<String>,
+}
+
+/// Outbox health for `/healthz`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxHealth {
+    pub pending: i64,
+    pub dead: i64,
+    pub delivered: i64,
+    /// Creation time of the oldest pending call.
+    pub oldest_pending_ms: Option<Millis>,
+}

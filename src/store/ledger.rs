@@ -5,6 +5,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
+use super::outbox::{enqueue, SyncRenderer};
 use super::rows::{
     self, load_coupon, load_stock, stock_counts, COUPON_COLUMNS, REDEMPTION_COLUMNS,
 };
@@ -12,7 +13,7 @@ use super::{NonceUse, Store};
 use crate::domain::coupon::new_coupon_id;
 use crate::domain::ledger::{
     BatchOutcome, ClaimRequest, Coupon, CouponQuery, DeactivateRequest, HeldCoupon, Illegal,
-    JournalEntry, Origin, Redemption, Settled, Stock, StockCounts, StockPatch,
+    JournalEntry, Origin, Redemption, Settled, Stock, StockCounts, StockPatch, SyncEvent,
 };
 use crate::domain::money::{discount, DiscountRefusal, Fen};
 use crate::domain::stock::{CouponKind, CouponStatus, StockSpec, StockStatus};
@@ -82,6 +83,7 @@ fn create_stock_tx(
     conn: &Connection,
     spec: StockSpec,
     origin: &Origin,
+    sync: Option<&SyncRenderer>,
 ) -> Result<Stock, LedgerError> {
     if let Some(existing) = load_stock(conn, &spec.stock_id)? {
         if existing.spec == spec {
@@ -131,11 +133,13 @@ fn create_stock_tx(
         origin,
         None,
     )?;
-    Ok(Stock {
+    let stock = Stock {
         spec,
         create_ms: origin.now,
         issued: 0,
-    })
+    };
+    enqueue(conn, sync, &SyncEvent::StockUpserted(stock.clone()), origin)?;
+    Ok(stock)
 }
 
 fn patch_stock_tx(
@@ -143,6 +147,7 @@ fn patch_stock_tx(
     stock_id: &str,
     patch: StockPatch,
     origin: &Origin,
+    sync: Option<&SyncRenderer>,
 ) -> Result<Stock, LedgerError> {
     let stock = load_stock(conn, stock_id)?.ok_or(LedgerError::StockNotFound)?;
     let old = &stock.spec;
@@ -216,11 +221,13 @@ fn patch_stock_tx(
     journal(
         conn, "stock", stock_id, "edit", status, status, origin, None,
     )?;
-    Ok(Stock {
+    let stock = Stock {
         spec,
         create_ms: stock.create_ms,
         issued: stock.issued,
-    })
+    };
+    enqueue(conn, sync, &SyncEvent::StockUpserted(stock.clone()), origin)?;
+    Ok(stock)
 }
 
 fn set_stock_status_tx(
@@ -228,6 +235,7 @@ fn set_stock_status_tx(
     stock_id: &str,
     to: StockStatus,
     origin: &Origin,
+    sync: Option<&SyncRenderer>,
 ) -> Result<Stock, LedgerError> {
     let mut stock = load_stock(conn, stock_id)?.ok_or(LedgerError::StockNotFound)?;
     let from = stock.spec.status;
@@ -251,11 +259,21 @@ fn set_stock_status_tx(
         origin,
         None,
     )?;
+    let event = SyncEvent::StockStatus {
+        stock_id: stock_id.to_string(),
+        status: to.code(),
+    };
+    enqueue(conn, sync, &event, origin)?;
     stock.spec.status = to;
     Ok(stock)
 }
 
-fn claim_tx(conn: &Connection, req: &ClaimRequest, origin: &Origin) -> Result<Coupon, LedgerError> {
+fn claim_tx(
+    conn: &Connection,
+    req: &ClaimRequest,
+    origin: &Origin,
+    sync: Option<&SyncRenderer>,
+) -> Result<Coupon, LedgerError> {
     // SPEC §5 idempotency: the same key answers the same coupon, whatever happened since.
     let earlier = conn
         .prepare_cached(&format!(
@@ -356,7 +374,7 @@ fn claim_tx(conn: &Connection, req: &ClaimRequest, origin: &Origin) -> Result<Co
         origin,
         Some(detail),
     )?;
-    Ok(Coupon {
+    let coupon = Coupon {
         coupon_id,
         stock_id: req.stock_id.clone(),
         app_channel_id: req.app_channel_id,
@@ -371,7 +389,9 @@ fn claim_tx(conn: &Connection, req: &ClaimRequest, origin: &Origin) -> Result<Co
         status_ms: origin.now,
         usage_ms: None,
         request_id: req.request_id.clone(),
-    })
+    };
+    enqueue(conn, sync, &SyncEvent::CouponIssued(coupon.clone()), origin)?;
+    Ok(coupon)
 }
 
 /// SPEC §5 batch rule, also used for a single coupon: either every listed coupon
@@ -380,6 +400,7 @@ fn settle_tx(
     conn: &Connection,
     req: &DeactivateRequest,
     origin: &Origin,
+    sync: Option<&SyncRenderer>,
 ) -> Result<BatchOutcome, LedgerError> {
     let mut wanted: Vec<&HeldCoupon> = Vec::new();
     for c in &req.coupons {
@@ -391,7 +412,7 @@ fn settle_tx(
         }
     }
     let mut illegal = Vec::new();
-    let mut plan: Vec<(HeldCoupon, Option<Coupon>)> = Vec::new();
+    let mut plan: Vec<(HeldCoupon, Coupon)> = Vec::new();
     for held in wanted {
         let found = load_coupon(conn, &held.coupon_id)?.filter(|c| {
             c.stock_id == held.stock_id
@@ -407,7 +428,7 @@ fn settle_tx(
                 coupon: held.clone(),
                 status: c.status.code(),
             }),
-            Some(c) => plan.push((held.clone(), Some(c))),
+            Some(c) => plan.push((held.clone(), c)),
         }
     }
     if !illegal.is_empty() {
@@ -418,8 +439,7 @@ fn settle_tx(
         .as_ref()
         .map(|r| json!({ "reason": r }).to_string());
     let mut settled = Vec::with_capacity(plan.len());
-    for (held, coupon) in plan {
-        let Some(c) = coupon else { continue };
+    for (held, c) in plan {
         if c.status.is_final() {
             settled.push(Settled {
                 coupon: held,
@@ -438,16 +458,7 @@ fn settle_tx(
         } else {
             "deactivate"
         };
-        journal(
-            conn,
-            "coupon",
-            &c.coupon_id,
-            event,
-            Some(1),
-            Some(req.to.code()),
-            origin,
-            detail.clone(),
-        )?;
+        coupon_moved(conn, sync, &c, req.to, None, event, origin, detail.clone())?;
         settled.push(Settled {
             coupon: held,
             status: req.to,
@@ -455,6 +466,42 @@ fn settle_tx(
         });
     }
     Ok(BatchOutcome::Done(settled))
+}
+
+/// Journals a coupon's status change and queues its status call for the platform.
+#[allow(clippy::too_many_arguments)]
+fn coupon_moved(
+    conn: &Connection,
+    sync: Option<&SyncRenderer>,
+    coupon: &Coupon,
+    to: CouponStatus,
+    usage_ms: Option<i64>,
+    event: &str,
+    origin: &Origin,
+    detail: Option<String>,
+) -> Result<(), LedgerError> {
+    let (from, id) = (coupon.status.code(), &coupon.coupon_id);
+    journal(
+        conn,
+        "coupon",
+        id,
+        event,
+        Some(from),
+        Some(to.code()),
+        origin,
+        detail,
+    )?;
+    let moved = Coupon {
+        status: to,
+        status_ms: origin.now,
+        usage_ms,
+        ..coupon.clone()
+    };
+    let event = SyncEvent::CouponStatus {
+        coupon: moved,
+        event_ms: origin.now,
+    };
+    enqueue(conn, sync, &event, origin)
 }
 
 fn load_redemption(conn: &Connection, order_id: &str) -> Result<Option<Redemption>, LedgerError> {
@@ -472,6 +519,7 @@ fn redeem_tx(
     order_id: &str,
     order_amount: Fen,
     origin: &Origin,
+    sync: Option<&SyncRenderer>,
 ) -> Result<Redemption, LedgerError> {
     if let Some(r) = load_redemption(conn, order_id)? {
         if r.coupon_id == coupon_id && r.order_amount == order_amount && r.undone_ms.is_none() {
@@ -514,13 +562,14 @@ fn redeem_tx(
         "discount_amount": d.discount, "pay_amount": d.pay,
     })
     .to_string();
-    journal(
+    let usage = Some(origin.now);
+    coupon_moved(
         conn,
-        "coupon",
-        coupon_id,
+        sync,
+        &coupon,
+        CouponStatus::Used,
+        usage,
         "redeem",
-        Some(1),
-        Some(2),
         origin,
         Some(detail),
     )?;
@@ -540,6 +589,7 @@ fn unredeem_tx(
     coupon_id: &str,
     order_id: &str,
     origin: &Origin,
+    sync: Option<&SyncRenderer>,
 ) -> Result<Redemption, LedgerError> {
     let r = load_redemption(conn, order_id)?
         .filter(|r| r.coupon_id == coupon_id)
@@ -571,13 +621,14 @@ fn unredeem_tx(
     let detail = json!({"order_id": order_id, "order_amount": r.order_amount,
                         "discount_amount": r.discount_amount, "pay_amount": r.pay_amount})
     .to_string();
-    journal(
+    let to = CouponStatus::Available;
+    coupon_moved(
         conn,
-        "coupon",
-        coupon_id,
+        sync,
+        &coupon,
+        to,
+        None,
         "unredeem",
-        Some(2),
-        Some(1),
         origin,
         Some(detail),
     )?;
@@ -585,6 +636,33 @@ fn unredeem_tx(
         undone_ms: Some(origin.now),
         ..r
     })
+}
+
+/// SPEC §7 sweeper: expires up to `limit` available coupons whose window has
+/// passed, oldest end first. Returns how many it expired.
+fn expire_due_tx(
+    conn: &Connection,
+    limit: i64,
+    origin: &Origin,
+    sync: Option<&SyncRenderer>,
+) -> Result<usize, LedgerError> {
+    let due = conn
+        .prepare_cached(&format!(
+            "SELECT {COUPON_COLUMNS} FROM coupons WHERE status = 1 AND available_end_ms <= ?1
+             ORDER BY available_end_ms LIMIT ?2"
+        ))?
+        .query_map(params![origin.now, limit], rows::coupon)?
+        .collect::<Result<Vec<_>, _>>()?;
+    for coupon in &due {
+        conn.prepare_cached(
+            "UPDATE coupons SET status = 3, status_ms = ?2 WHERE coupon_id = ?1 AND status = 1",
+        )?
+        .execute(params![coupon.coupon_id, origin.now])
+        .map_err(from_constraint)?;
+        let to = CouponStatus::Expired;
+        coupon_moved(conn, sync, coupon, to, None, "expire", origin, None)?;
+    }
+    Ok(due.len())
 }
 
 fn journal_of(conn: &Connection, entity: &str, id: &str) -> Result<Vec<JournalEntry>, LedgerError> {
@@ -599,7 +677,8 @@ fn journal_of(conn: &Connection, entity: &str, id: &str) -> Result<Vec<JournalEn
 impl Store {
     /// Creates a stock; the same definition again answers the existing stock.
     pub fn create_stock(&self, spec: StockSpec, origin: Origin) -> Result<Stock, LedgerError> {
-        self.write(move |c| create_stock_tx(c, spec, &origin))
+        let sync = self.inner.sync.clone();
+        self.write(move |c| create_stock_tx(c, spec, &origin, sync.as_ref()))
     }
 
     /// Edits a stock's editable fields (SPEC §5).
@@ -610,7 +689,8 @@ impl Store {
         origin: Origin,
     ) -> Result<Stock, LedgerError> {
         let id = stock_id.to_string();
-        self.write(move |c| patch_stock_tx(c, &id, patch, &origin))
+        let sync = self.inner.sync.clone();
+        self.write(move |c| patch_stock_tx(c, &id, patch, &origin, sync.as_ref()))
     }
 
     /// Moves a stock along its state machine.
@@ -621,7 +701,8 @@ impl Store {
         origin: Origin,
     ) -> Result<Stock, LedgerError> {
         let id = stock_id.to_string();
-        self.write(move |c| set_stock_status_tx(c, &id, to, &origin))
+        let sync = self.inner.sync.clone();
+        self.write(move |c| set_stock_status_tx(c, &id, to, &origin, sync.as_ref()))
     }
 
     /// One stock.
@@ -664,7 +745,8 @@ impl Store {
         req: ClaimRequest,
         origin: Origin,
     ) -> Result<Coupon, LedgerError> {
-        self.write_once(nonce, move |c| claim_tx(c, &req, &origin))
+        let sync = self.inner.sync.clone();
+        self.write_once(nonce, move |c| claim_tx(c, &req, &origin, sync.as_ref()))
     }
 
     /// Expire or deactivate one or a batch of coupons, all or nothing.
@@ -674,7 +756,8 @@ impl Store {
         req: DeactivateRequest,
         origin: Origin,
     ) -> Result<BatchOutcome, LedgerError> {
-        self.write_once(nonce, move |c| settle_tx(c, &req, &origin))
+        let sync = self.inner.sync.clone();
+        self.write_once(nonce, move |c| settle_tx(c, &req, &origin, sync.as_ref()))
     }
 
     /// One coupon with its whole journal.
@@ -731,7 +814,8 @@ impl Store {
         origin: Origin,
     ) -> Result<Redemption, LedgerError> {
         let (id, order) = (coupon_id.to_string(), order_id.to_string());
-        self.write(move |c| redeem_tx(c, &id, &order, order_amount, &origin))
+        let sync = self.inner.sync.clone();
+        self.write(move |c| redeem_tx(c, &id, &order, order_amount, &origin, sync.as_ref()))
     }
 
     /// Undoes the redemption of `order_id` while the coupon's window is open.
@@ -742,7 +826,14 @@ impl Store {
         origin: Origin,
     ) -> Result<Redemption, LedgerError> {
         let (id, order) = (coupon_id.to_string(), order_id.to_string());
-        self.write(move |c| unredeem_tx(c, &id, &order, &origin))
+        let sync = self.inner.sync.clone();
+        self.write(move |c| unredeem_tx(c, &id, &order, &origin, sync.as_ref()))
+    }
+
+    /// Expires one bounded batch of coupons whose window has passed (one short transaction).
+    pub fn expire_due(&self, limit: i64, origin: Origin) -> Result<usize, LedgerError> {
+        let sync = self.inner.sync.clone();
+        self.write(move |c| expire_due_tx(c, limit, &origin, sync.as_ref()))
     }
 
     /// Reads a value of the `meta` table.

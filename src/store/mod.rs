@@ -9,9 +9,11 @@
 
 mod check;
 mod ledger;
+mod outbox;
 mod rows;
 
 pub use check::check_database;
+pub use outbox::{Attempt, SyncRenderer};
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
@@ -54,11 +56,13 @@ pub struct NonceUse {
 }
 
 /// Options of [`Store::open`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreOptions {
     pub sync: SyncMode,
     /// Nonces are kept for twice this window.
     pub timestamp_window_s: i64,
+    /// Renders SP-side changes as platform calls for the outbox; `None`: sync disabled.
+    pub sync_renderer: Option<SyncRenderer>,
 }
 
 /// The ledger database: the writer queue and the reader pool.
@@ -72,6 +76,7 @@ struct Inner {
     jobs: SyncSender<Job>,
     readers: Mutex<Vec<Connection>>,
     batch_sizes: Mutex<BatchStats>,
+    sync: Option<SyncRenderer>,
 }
 
 /// How many jobs the writer has folded into each commit, for `/metrics`.
@@ -152,6 +157,7 @@ impl Store {
                 jobs: tx,
                 readers: Mutex::new(Vec::new()),
                 batch_sizes: Mutex::new(BatchStats::default()),
+                sync: options.sync_renderer.clone(),
             }),
         };
         let stats = store.clone();

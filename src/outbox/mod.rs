@@ -1,0 +1,76 @@
+//! SPEC §7: the platform calls the outbox holds, and their delivery.
+
+pub mod dispatcher;
+pub mod mock;
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use time::UtcOffset;
+
+use crate::api::render;
+use crate::domain::ledger::SyncEvent;
+use crate::domain::stock::CouponStatus;
+use crate::domain::time::render_millis;
+use crate::store::SyncRenderer;
+
+/// The seed-000 callback an event causes: its path and business fields.
+pub fn render_call(event: &SyncEvent, tz: UtcOffset) -> (&'static str, Value) {
+    match event {
+        SyncEvent::StockUpserted(stock) => {
+            ("/stock/rsync", Value::Object(render::stock(stock, tz)))
+        }
+        SyncEvent::StockStatus { stock_id, status } => (
+            "/stock/status/rsync",
+            json!({"stock_id": stock_id, "stock_status": status}),
+        ),
+        SyncEvent::CouponIssued(c) => {
+            let mut m = Map::new();
+            m.insert("app_channel_id".into(), json!(c.app_channel_id));
+            m.insert("user_code".into(), json!(c.user_code));
+            m.insert("app_id".into(), json!(c.app_id));
+            m.insert("stock_id".into(), json!(c.stock_id));
+            m.insert("coupon_id".into(), json!(c.coupon_id));
+            render::kind_into(&c.kind, &mut m);
+            m.insert(
+                "available_begin_time".into(),
+                json!(render_millis(c.available_begin, tz)),
+            );
+            m.insert(
+                "available_end_time".into(),
+                json!(render_millis(c.available_end, tz)),
+            );
+            m.insert(
+                "receive_time".into(),
+                json!(render_millis(c.receive_ms, tz)),
+            );
+            if let Some(u) = c.usage_ms {
+                m.insert("usage_time".into(), json!(render_millis(u, tz)));
+            }
+            m.insert("coupon_status".into(), json!(c.status.code()));
+            ("/coupon/rsync", Value::Object(m))
+        }
+        SyncEvent::CouponStatus {
+            coupon: c,
+            event_ms,
+        } => {
+            let mut m = Map::new();
+            m.insert("app_channel_id".into(), json!(c.app_channel_id));
+            m.insert("user_code".into(), json!(c.user_code));
+            m.insert("stock_id".into(), json!(c.stock_id));
+            m.insert("coupon_id".into(), json!(c.coupon_id));
+            m.insert("coupon_status".into(), json!(c.status.code()));
+            if let (CouponStatus::Used, Some(u)) = (c.status, c.usage_ms) {
+                m.insert("usage_time".into(), json!(render_millis(u, tz)));
+            }
+            m.insert("event_time".into(), json!(render_millis(*event_ms, tz)));
+            m.insert("version".into(), json!("1.0.1"));
+            ("/coupon/status/rsync", Value::Object(m))
+        }
+    }
+}
+
+/// The renderer the store uses to fill the outbox, in the configured offset.
+pub fn renderer(tz: UtcOffset) -> SyncRenderer {
+    Arc::new(move |event: &SyncEvent| render_call(event, tz))
+}

@@ -1,0 +1,203 @@
+//! The outbox table (SPEC §7): calls written with the changes that cause them,
+//! and the bookkeeping of their delivery.
+
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::Value;
+
+use super::Store;
+use crate::domain::coupon::random_hex;
+use crate::domain::ledger::{Origin, OutboxCall, OutboxHealth, Source, SyncEvent};
+use crate::domain::time::Millis;
+use crate::domain::LedgerError;
+
+/// Renders an event as the platform call it causes: the path and the business fields.
+pub type SyncRenderer = Arc<dyn Fn(&SyncEvent) -> (&'static str, Value) + Send + Sync>;
+
+const CALL_COLUMNS: &str = "id, seq_id, path, body, stock_id, coupon_id, state, attempts, \
+    next_attempt_ms, created_ms, delivered_ms, last_error";
+
+fn call(row: &Row) -> rusqlite::Result<OutboxCall> {
+    Ok(OutboxCall {
+        id: row.get(0)?,
+        seq_id: row.get(1)?,
+        path: row.get(2)?,
+        body: row.get(3)?,
+        stock_id: row.get(4)?,
+        coupon_id: row.get(5)?,
+        state: row.get(6)?,
+        attempts: row.get(7)?,
+        next_attempt_ms: row.get(8)?,
+        created_ms: row.get(9)?,
+        delivered_ms: row.get(10)?,
+        last_error: row.get(11)?,
+    })
+}
+
+/// Writes the call an event causes, in the caller's transaction. Changes the
+/// platform itself asked for are not echoed back; without a `[platform]` there
+/// is nothing to write (the journal still has the change).
+pub fn enqueue(
+    conn: &Connection,
+    sync: Option<&SyncRenderer>,
+    event: &SyncEvent,
+    origin: &Origin,
+) -> Result<(), LedgerError> {
+    let Some(render) = sync else { return Ok(()) };
+    if origin.source == Source::Platform {
+        return Ok(());
+    }
+    let (path, body) = render(event);
+    let lane = match event.coupon_id() {
+        Some(c) => format!("coupon:{c}"),
+        None => format!("stock:{}", event.stock_id()),
+    };
+    let seq_id = format!("sp-{}", random_hex(16).map_err(LedgerError::Internal)?);
+    conn.prepare_cached(
+        "INSERT INTO outbox (seq_id, path, body, lane, stock_id, coupon_id, state, next_attempt_ms, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+    )?
+    .execute(params![
+        seq_id,
+        path,
+        body.to_string(),
+        lane,
+        event.stock_id(),
+        event.coupon_id(),
+        origin.now
+    ])?;
+    Ok(())
+}
+
+/// What one delivery attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered,
+    /// Try again at this time.
+    Retry {
+        error: String,
+        at: Millis,
+    },
+    /// No more automatic attempts.
+    Dead {
+        error: String,
+    },
+}
+
+impl Store {
+    /// Calls due by `now` that head their lane (nothing older about the same
+    /// coupon or stock is undelivered), oldest first, skipping `in_flight`.
+    pub fn outbox_ready(
+        &self,
+        now: Millis,
+        in_flight: &[i64],
+        limit: usize,
+    ) -> Result<Vec<OutboxCall>, LedgerError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {CALL_COLUMNS} FROM outbox o
+                 WHERE o.state = 'pending' AND o.next_attempt_ms <= ?1
+                   AND NOT EXISTS (SELECT 1 FROM outbox p
+                                   WHERE p.lane = o.lane AND p.id < o.id AND p.state <> 'delivered')
+                   AND NOT EXISTS (SELECT 1 FROM outbox p
+                                   WHERE p.stock_id = o.stock_id AND p.coupon_id IS NULL
+                                     AND p.id < o.id AND p.state <> 'delivered')
+                 ORDER BY o.id LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![now, (limit + in_flight.len()) as i64], call)?;
+            let mut ready = Vec::new();
+            for r in rows {
+                let r = r?;
+                if !in_flight.contains(&r.id) && ready.len() < limit {
+                    ready.push(r);
+                }
+            }
+            Ok(ready)
+        })
+    }
+
+    /// Records the outcome of one delivery attempt.
+    pub fn outbox_record(&self, id: i64, attempt: Attempt, now: Millis) -> Result<(), LedgerError> {
+        self.write(move |c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, state = ?2, delivered_ms = ?3,
+                    next_attempt_ms = ?4, last_error = ?5
+                 WHERE id = ?1 AND state = 'pending'",
+            )?;
+            match attempt {
+                Attempt::Delivered => {
+                    stmt.execute(params![id, "delivered", now, now, None::<String>])?
+                }
+                Attempt::Retry { error, at } => {
+                    stmt.execute(params![id, "pending", None::<i64>, at, error])?
+                }
+                Attempt::Dead { error } => {
+                    stmt.execute(params![id, "dead", None::<i64>, now, error])?
+                }
+            };
+            Ok(())
+        })
+    }
+
+    /// A page of calls, optionally in one state, oldest first.
+    pub fn outbox_list(
+        &self,
+        state: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxCall>, LedgerError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {CALL_COLUMNS} FROM outbox WHERE (?1 IS NULL OR state = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(params![state, after, limit], call)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    /// Puts a dead (or waiting) call back in line for an attempt now, with a fresh attempt budget.
+    pub fn outbox_retry(&self, id: i64, now: Millis) -> Result<OutboxCall, LedgerError> {
+        self.write(move |c| {
+            let found = c
+                .prepare_cached(&format!("SELECT {CALL_COLUMNS} FROM outbox WHERE id = ?1"))?
+                .query_row([id], call)
+                .optional()?
+                .ok_or_else(|| LedgerError::invalid("id", "no outbox call has this id"))?;
+            if found.state == "delivered" {
+                return Err(LedgerError::StateConflict("outbox call is already delivered".into()));
+            }
+            c.prepare_cached(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ms = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, now])?;
+            Ok(OutboxCall {
+                state: "pending".into(),
+                attempts: 0,
+                next_attempt_ms: now,
+                ..found
+            })
+        })
+    }
+
+    /// Depth and age of the outbox.
+    pub fn outbox_health(&self) -> Result<OutboxHealth, LedgerError> {
+        self.read(|c| {
+            let mut h = OutboxHealth::default();
+            let mut stmt = c.prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for r in rows {
+                let (state, n) = r?;
+                match state.as_str() {
+                    "pending" => h.pending = n,
+                    "dead" => h.dead = n,
+                    _ => h.delivered = n,
+                }
+            }
+            h.oldest_pending_ms = c
+                .prepare_cached("SELECT min(created_ms) FROM outbox WHERE state = 'pending'")?
+                .query_row([], |r| r.get(0))?;
+            Ok(h)
+        })
+    }
+}

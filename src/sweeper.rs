@@ -1,0 +1,81 @@
+//! The expiry sweeper (SPEC §7): every `sweep_interval_s`, coupons still
+//! available after their window become expired, in bounded batches, each its
+//! own short transaction so claims queue behind one batch at most.
+
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::domain::ledger::{Origin, Source};
+use crate::domain::time::now_ms;
+use crate::domain::LedgerError;
+use crate::store::Store;
+
+/// Expires every coupon due now, `batch` at a time. Returns how many it expired.
+pub fn sweep(store: &Store, batch: i64) -> Result<usize, LedgerError> {
+    let mut total = 0;
+    loop {
+        let origin = Origin {
+            source: Source::Sweeper,
+            seq_id: None,
+            now: now_ms(),
+        };
+        let n = store.expire_due(batch, origin)?;
+        total += n;
+        if (n as i64) < batch {
+            return Ok(total);
+        }
+    }
+}
+
+/// The running sweeper thread.
+pub struct Sweeper {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sweeper {
+    /// Sweeps now and then every `interval`.
+    pub fn start(store: Store, interval: Duration, batch: i64) -> Result<Sweeper, String> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let s = stop.clone();
+        let thread = thread::Builder::new()
+            .name("sweeper".into())
+            .spawn(move || {
+                let (lock, cv) = &*s;
+                loop {
+                    let started = Instant::now();
+                    match sweep(&store, batch) {
+                        Ok(0) => {}
+                        Ok(n) => log::info!("sweeper: expired {n} coupons"),
+                        Err(e) => log::warn!("sweeper: {e}"),
+                    }
+                    let mut stopped = lock.lock();
+                    let wait = interval.saturating_sub(started.elapsed());
+                    if !*stopped {
+                        cv.wait_for(&mut stopped, wait);
+                    }
+                    if *stopped {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the sweeper: {e}"))?;
+        Ok(Sweeper {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the sweeper after the batch in hand.
+    pub fn stop(mut self) {
+        let (lock, cv) = &*self.stop;
+        *lock.lock() = true;
+        cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
