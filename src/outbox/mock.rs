@@ -148,7 +148,7 @@ fn handle(state: &State, req: &Request) -> Response {
             }
             if draw_ppm() < state.fail_ppm.load(Ordering::SeqCst) {
                 let n = state.failed.fetch_add(1, Ordering::SeqCst);
-                return if n % 2 == 0 {
+                return if n.is_multiple_of(2) {
                     Response::json(500, &json!({"code": 50000, "message": "injected failure"}))
                 } else {
                     Response::json(200, &json!({"code": 50001, "message": "injected failure"}))

@@ -25,7 +25,10 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A unique value for nonces, request ids and names.
 pub fn unique(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     format!("{prefix}{}x{n}x{}", std::process::id(), t % 1_000_000_000)
 }
 
@@ -134,15 +137,27 @@ impl Answer {
         self.json()["code"].as_i64().unwrap_or(-1)
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// Sends one request on a fresh connection and reads the whole answer.
-pub fn raw_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+pub fn raw_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -161,15 +176,29 @@ pub fn read_answer(s: &mut TcpStream) -> Answer {
             break i + 4;
         }
         let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "connection closed before an answer: {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            n > 0,
+            "connection closed before an answer: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
     let mut lines = head.split("\r\n");
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
         .collect();
     let len: usize = headers
         .iter()
@@ -183,7 +212,11 @@ pub fn read_answer(s: &mut TcpStream) -> Answer {
         body.extend_from_slice(&chunk[..n]);
     }
     body.truncate(len);
-    Answer { status, headers, body }
+    Answer {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// Adds the common parameters and a valid sign to business fields.
@@ -192,7 +225,10 @@ pub fn signed_as(key: &str, secret: &str, rule: &SignRule, fields: Value) -> Val
         Value::Object(m) => m,
         _ => panic!("fields must be an object"),
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     m.entry("api_key").or_insert(json!(key));
     m.entry("seq_id").or_insert(json!(unique("seq-")));
     m.entry("timestamp").or_insert(json!(now.to_string()));
@@ -224,7 +260,13 @@ pub struct Client {
 
 impl Client {
     pub fn post(&self, path: &str, body: &Value) -> Answer {
-        raw_request(self.addr, "POST", path, &[("Content-Type", "application/json")], body.to_string().as_bytes())
+        raw_request(
+            self.addr,
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
     }
 
     /// Posts business fields signed by the main test partner.
@@ -235,7 +277,16 @@ impl Client {
     pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
         let auth = format!("Bearer {ADMIN}");
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        raw_request(self.addr, method, path, &[("Authorization", &auth), ("Content-Type", "application/json")], body.as_bytes())
+        raw_request(
+            self.addr,
+            method,
+            path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
     }
 
     /// Creates a running stock; `overrides` replaces fields of the default.
@@ -247,7 +298,12 @@ impl Client {
             }
         }
         let a = self.admin("POST", "/admin/stocks", Some(stock));
-        assert_eq!(a.code(), 0, "create stock: {}", String::from_utf8_lossy(&a.body));
+        assert_eq!(
+            a.code(),
+            0,
+            "create stock: {}",
+            String::from_utf8_lossy(&a.body)
+        );
         a.json()["data"].clone()
     }
 
@@ -263,7 +319,14 @@ impl Client {
 /// A running 满减 stock on channel 1: 10 元 off from 100 元, 100 coupons, 2 per user,
 /// valid from yesterday to next year. `stock_id` must be at most 30 characters.
 pub fn stock_fields(stock_id: &str) -> Value {
-    let id: String = stock_id.chars().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+    let id: String = stock_id
+        .chars()
+        .rev()
+        .take(30)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     json!({
         "stock_id": id,
         "stock_name": "代驾10元代金券",
@@ -285,7 +348,10 @@ pub fn stock_fields(stock_id: &str) -> Value {
 /// A seed-format time `secs` seconds from now, in +08:00.
 pub fn time_from_now(secs: i64) -> String {
     let ms = coupon_ledger::domain::time::now_ms() + secs * 1000;
-    coupon_ledger::domain::time::render_millis(ms, coupon_ledger::domain::time::parse_offset("+08:00").unwrap())
+    coupon_ledger::domain::time::render_millis(
+        ms,
+        coupon_ledger::domain::time::parse_offset("+08:00").unwrap(),
+    )
 }
 
 /// Polls `f` every 20 ms until it is true or `timeout` passes.
@@ -312,7 +378,11 @@ pub fn bin() -> &'static str {
 
 /// A free port, found by binding port 0 and letting it go.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl BinServer {
@@ -327,9 +397,7 @@ impl BinServer {
             .spawn()
             .unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let up = wait_until(Duration::from_secs(20), || {
-            TcpStream::connect(addr).is_ok()
-        });
+        let up = wait_until(Duration::from_secs(20), || TcpStream::connect(addr).is_ok());
         assert!(up, "server did not come up on {addr}");
         BinServer { child, addr }
     }
@@ -355,5 +423,8 @@ impl Drop for BinServer {
 /// Runs `coupon-ledger check DB`; returns (exit ok, stdout).
 pub fn check(db: &Path) -> (bool, String) {
     let out = Command::new(bin()).arg("check").arg(db).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
 }
