@@ -1,0 +1,606 @@
+//! SPEC §7 over real HTTP: the outbox, the dispatcher against a mock platform,
+//! outages, flaky answers, dead calls, ordering, and the expiry sweeper.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use coupon_ledger::outbox::mock::{MockPlatform, Received};
+use coupon_ledger::sign::{self, SignRule};
+use serde_json::{json, Value};
+
+const PLATFORM_SECRET: &str = "platform-secret";
+const PLATFORM_KEY: &str = "SP-KEY-AT-PLATFORM";
+
+fn platform_toml(port: u16, base_ms: u64, max_ms: u64, attempts: u32) -> String {
+    format!(
+        "[platform]\nbase_url = \"http://127.0.0.1:{port}\"\napi_key = \"{PLATFORM_KEY}\"\nsecret = \"{PLATFORM_SECRET}\"\n\
+         max_attempts = {attempts}\nretry_base_ms = {base_ms}\nretry_max_ms = {max_ms}\n"
+    )
+}
+
+/// A server syncing to `mock`, with fast retries.
+fn server_with(mock: &MockPlatform, attempts: u32, extra: &str) -> TestServer {
+    let port = mock.local_addr().port();
+    TestServer::start_with(&format!(
+        "{extra}\n{}",
+        platform_toml(port, 20, 100, attempts)
+    ))
+}
+
+fn outbox(c: &Client, state: &str) -> Vec<Value> {
+    let a = c
+        .admin(
+            "GET",
+            &format!("/admin/outbox?state={state}&limit=1000"),
+            None,
+        )
+        .json();
+    assert_eq!(a["code"], 0, "{a}");
+    a["data"]["calls"].as_array().unwrap().clone()
+}
+
+fn health(c: &Client) -> Value {
+    raw_request(c.addr, "GET", "/healthz", &[], b"").json()["data"].clone()
+}
+
+fn settled(c: &Client) -> bool {
+    let h = health(c);
+    h["outbox"]["pending"] == 0
+}
+
+/// Calls for each path, first arrival of each seq_id only (delivery is at least once).
+fn distinct(received: &[Received]) -> Vec<Received> {
+    let mut seen = HashSet::new();
+    received
+        .iter()
+        .filter(|r| seen.insert(r.seq_id.clone()))
+        .cloned()
+        .collect()
+}
+
+fn paths(received: &[Received]) -> Vec<&str> {
+    received.iter().map(|r| r.path.as_str()).collect()
+}
+
+#[test]
+fn every_sp_event_produces_exactly_the_right_signed_call() {
+    let mock = MockPlatform::start("127.0.0.1:0", PLATFORM_SECRET, 0.0).unwrap();
+    let server = server_with(&mock, 5, "");
+    let c = server.client();
+    let stock = c.create_stock(json!({"stock_status": 1}));
+    let stock_id = stock["stock_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        c.admin(
+            "PATCH",
+            &format!("/admin/stocks/{stock_id}"),
+            Some(json!({"stock_name": "改名"}))
+        )
+        .code(),
+        0
+    );
+    assert_eq!(
+        c.admin(
+            "POST",
+            &format!("/admin/stocks/{stock_id}/status"),
+            Some(json!({"stock_status": 3}))
+        )
+        .code(),
+        0
+    );
+    let issued = c.admin(
+        "POST",
+        "/admin/coupons",
+        Some(json!({"stock_id": stock_id, "user_code": "u1", "app_channel_id": 1, "request_id": "op-1", "mobile_phone": "13911112222"})),
+    );
+    assert_eq!(issued.code(), 0);
+    let coupon_id = issued.json()["data"]["coupon_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let redeem = c.admin(
+        "POST",
+        &format!("/admin/coupons/{coupon_id}/redeem"),
+        Some(json!({"order_id": "o-1", "order_amount": 20000})),
+    );
+    assert_eq!(redeem.code(), 0);
+    let usage_time = redeem.json()["data"]["usage_time"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        c.admin(
+            "POST",
+            &format!("/admin/coupons/{coupon_id}/unredeem"),
+            Some(json!({"order_id": "o-1"}))
+        )
+        .code(),
+        0
+    );
+    // Platform-initiated changes: a claim and a deactivation cause no call.
+    let claimed = c.claim(&stock_id, "u2", "p-1").json();
+    let claimed_id = claimed["data"]["coupon_id"].as_str().unwrap().to_string();
+    let d = c.call(
+        "/sp/coupon/deactivate",
+        json!({"app_channel_id": 1, "user_code": "u2", "stock_id": stock_id, "coupon_id": claimed_id, "coupon_status": 4}),
+    );
+    assert_eq!(d.code(), 0);
+
+    assert!(
+        wait_until(Duration::from_secs(10), || settled(&c)),
+        "outbox did not drain"
+    );
+    let got = mock.received();
+    assert_eq!(
+        paths(&got),
+        [
+            "/stock/rsync",
+            "/stock/rsync",
+            "/stock/status/rsync",
+            "/coupon/rsync",
+            "/coupon/status/rsync",
+            "/coupon/status/rsync"
+        ],
+        "{got:#?}"
+    );
+    assert_eq!(mock.bad_signatures(), 0);
+    for r in &got {
+        let body = r.body.as_object().unwrap();
+        assert!(
+            sign::verify(body, &SignRule::default(), PLATFORM_SECRET),
+            "bad sign on {}",
+            r.path
+        );
+        assert_eq!(body["api_key"], PLATFORM_KEY);
+        assert!(body["seq_id"].as_str().unwrap().starts_with("sp-"));
+        assert!(body["nonce"].as_str().is_some() && body["timestamp"].as_str().is_some());
+    }
+    let seq: HashSet<&str> = got.iter().map(|r| r.seq_id.as_str()).collect();
+    assert_eq!(seq.len(), got.len(), "each call has its own seq_id");
+
+    let stock_call = &got[1].body;
+    for k in [
+        "app_channel_id",
+        "app_id",
+        "stock_id",
+        "stock_name",
+        "instructions",
+        "coupon_name",
+        "coupon_desc",
+        "coupon_type",
+        "fixed_normal_coupon",
+        "max_coupons",
+        "max_coupons_per_user",
+        "available_begin_time",
+        "available_end_time",
+        "create_time",
+        "stock_status",
+    ] {
+        assert!(stock_call.get(k).is_some(), "/stock/rsync lacks {k}");
+    }
+    assert_eq!(stock_call["stock_name"], "改名");
+    assert!(
+        stock_call.get("discount_coupon").is_none(),
+        "only the type's block"
+    );
+    assert_eq!(got[2].body["stock_id"], stock_id.as_str());
+    assert_eq!(got[2].body["stock_status"], 3);
+
+    let coupon_call = &got[3].body;
+    assert_eq!(coupon_call["coupon_id"], coupon_id.as_str());
+    assert_eq!(coupon_call["user_code"], "u1");
+    assert_eq!(coupon_call["app_channel_id"], 1);
+    assert_eq!(coupon_call["coupon_status"], 1);
+    assert_eq!(
+        coupon_call["fixed_normal_coupon"],
+        json!({"coupon_amount": 1000, "transaction_minimum": 10000})
+    );
+    for k in [
+        "app_id",
+        "stock_id",
+        "coupon_type",
+        "available_begin_time",
+        "available_end_time",
+        "receive_time",
+    ] {
+        assert!(coupon_call.get(k).is_some(), "/coupon/rsync lacks {k}");
+    }
+    assert!(
+        !coupon_call.to_string().contains("13911112222"),
+        "the full phone number never leaves the ledger"
+    );
+
+    let used = &got[4].body;
+    assert_eq!(used["coupon_status"], 2);
+    assert_eq!(used["usage_time"], usage_time.as_str());
+    assert_eq!(used["version"], "1.0.1");
+    assert!(used["event_time"].as_str().is_some());
+    let back = &got[5].body;
+    assert_eq!(back["coupon_status"], 1);
+    assert!(back.get("usage_time").is_none());
+    assert!(outbox(&c, "dead").is_empty());
+    assert_eq!(outbox(&c, "delivered").len(), 6);
+    let (ok, out) = check(&server.db());
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn without_a_platform_nothing_is_queued_but_the_journal_has_it_all() {
+    let server = TestServer::start();
+    let c = server.client();
+    c.create_stock(json!({}));
+    assert!(outbox(&c, "pending").is_empty());
+    assert_eq!(health(&c)["sync"], "disabled");
+}
+
+#[test]
+fn a_flaky_platform_gets_every_call_in_the_end() {
+    let mock = MockPlatform::start("127.0.0.1:0", PLATFORM_SECRET, 0.5).unwrap();
+    let server = server_with(&mock, 200, "");
+    let c = server.client();
+    let stock = c.create_stock(json!({}));
+    let stock_id = stock["stock_id"].as_str().unwrap().to_string();
+    for i in 0..8 {
+        let a = c.admin(
+            "POST",
+            "/admin/coupons",
+            Some(json!({"stock_id": stock_id, "user_code": format!("f{i}"), "app_channel_id": 1, "request_id": format!("f-{i}")})),
+        );
+        let id = a.json()["data"]["coupon_id"].as_str().unwrap().to_string();
+        let r = c.admin(
+            "POST",
+            &format!("/admin/coupons/{id}/redeem"),
+            Some(json!({"order_id": format!("fo-{i}"), "order_amount": 10000})),
+        );
+        assert_eq!(r.code(), 0);
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || settled(&c)),
+        "outbox did not drain: {:?}",
+        health(&c)
+    );
+    let got = distinct(&mock.received());
+    assert_eq!(got.len(), 17, "1 stock + 8 coupons + 8 redemptions");
+    assert!(mock.failed() > 0, "the mock should have failed some calls");
+    assert!(outbox(&c, "dead").is_empty());
+    assert_in_order_per_coupon(&got);
+}
+
+/// Per coupon: `/coupon/rsync` (when there is one) comes first, and status calls follow in
+/// creation order; every coupon call comes after its stock's first `/stock/rsync`.
+fn assert_in_order_per_coupon(got: &[Received]) {
+    let mut stock_seen: HashSet<String> = HashSet::new();
+    let mut last_status: HashMap<String, Vec<i64>> = HashMap::new();
+    for r in got {
+        let stock = r.body["stock_id"].as_str().unwrap().to_string();
+        match r.path.as_str() {
+            "/stock/rsync" => {
+                stock_seen.insert(stock);
+            }
+            "/coupon/rsync" | "/coupon/status/rsync" => {
+                assert!(
+                    stock_seen.contains(&stock),
+                    "{} before its stock's /stock/rsync",
+                    r.path
+                );
+                let coupon = r.body["coupon_id"].as_str().unwrap().to_string();
+                let seen = last_status.entry(coupon.clone()).or_default();
+                if r.path == "/coupon/rsync" {
+                    assert!(
+                        seen.is_empty(),
+                        "coupon {coupon}: /coupon/rsync after a status call"
+                    );
+                }
+                seen.push(r.body["coupon_status"].as_i64().unwrap());
+            }
+            _ => {}
+        }
+    }
+    for (coupon, statuses) in last_status {
+        assert!(
+            statuses.windows(2).all(|w| w[0] != w[1]),
+            "coupon {coupon}: statuses out of order {statuses:?}"
+        );
+    }
+}
+
+#[test]
+fn a_call_that_keeps_failing_ends_dead_and_is_delivered_after_a_manual_retry() {
+    let mock = MockPlatform::start("127.0.0.1:0", PLATFORM_SECRET, 1.0).unwrap();
+    let server = server_with(&mock, 3, "");
+    let c = server.client();
+    c.create_stock(json!({}));
+    assert!(wait_until(Duration::from_secs(10), || outbox(&c, "dead")
+        .len()
+        == 1));
+    let dead = outbox(&c, "dead")[0].clone();
+    assert_eq!(dead["attempts"], 3);
+    assert!(dead["last_error"].as_str().unwrap().len() > 3, "{dead}");
+    assert_eq!(health(&c)["outbox"]["dead"], 1);
+    assert!(mock.received().is_empty());
+
+    mock.set_fail_rate(0.0);
+    let id = dead["id"].as_i64().unwrap();
+    let retried = c.admin("POST", &format!("/admin/outbox/{id}/retry"), None);
+    assert_eq!(retried.code(), 0);
+    assert!(wait_until(Duration::from_secs(10), || mock
+        .received()
+        .len()
+        == 1));
+    assert_eq!(
+        mock.received()[0].seq_id,
+        dead["seq_id"].as_str().unwrap(),
+        "seq_id is stable across retries"
+    );
+    assert!(wait_until(Duration::from_secs(5), || outbox(
+        &c,
+        "delivered"
+    )
+    .len()
+        == 1));
+    // A delivered call cannot be retried; an unknown id is named.
+    assert_eq!(
+        c.admin("POST", &format!("/admin/outbox/{id}/retry"), None)
+            .code(),
+        40905
+    );
+    assert_eq!(
+        c.admin("POST", "/admin/outbox/999999/retry", None).code(),
+        40001
+    );
+    assert_eq!(
+        c.admin("GET", "/admin/outbox?state=lost", None).code(),
+        40001
+    );
+}
+
+#[test]
+fn unrelated_coupons_do_not_wait_behind_a_dead_call_but_its_own_coupon_does() {
+    let mock = MockPlatform::start("127.0.0.1:0", PLATFORM_SECRET, 0.0).unwrap();
+    let server = server_with(&mock, 2, "");
+    let c = server.client();
+    let stock = c.create_stock(json!({}));
+    let stock_id = stock["stock_id"].as_str().unwrap().to_string();
+    assert!(wait_until(Duration::from_secs(10), || mock
+        .received()
+        .len()
+        == 1));
+    let issue = |user: &str| {
+        let a = c.admin(
+            "POST",
+            "/admin/coupons",
+            Some(json!({"stock_id": stock_id, "user_code": user, "app_channel_id": 1, "request_id": format!("req-{user}")})),
+        );
+        a.json()["data"]["coupon_id"].as_str().unwrap().to_string()
+    };
+    mock.set_fail_rate(1.0);
+    let a = issue("a");
+    assert!(wait_until(Duration::from_secs(10), || outbox(&c, "dead")
+        .len()
+        == 1));
+    mock.set_fail_rate(0.0);
+    let r = c.admin(
+        "POST",
+        &format!("/admin/coupons/{a}/redeem"),
+        Some(json!({"order_id": "oa", "order_amount": 10000})),
+    );
+    assert_eq!(r.code(), 0);
+    let b = issue("b");
+    assert!(
+        wait_until(Duration::from_secs(10), || mock
+            .received()
+            .iter()
+            .any(|r| r.body["coupon_id"] == b.as_str())),
+        "coupon b waited behind coupon a"
+    );
+    // a's status call waits behind a's dead /coupon/rsync.
+    assert!(!mock
+        .received()
+        .iter()
+        .any(|r| r.body["coupon_id"] == a.as_str()));
+    let pending = outbox(&c, "pending");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["path"], "/coupon/status/rsync");
+    let dead_id = outbox(&c, "dead")[0]["id"].as_i64().unwrap();
+    assert_eq!(
+        c.admin("POST", &format!("/admin/outbox/{dead_id}/retry"), None)
+            .code(),
+        0
+    );
+    assert!(wait_until(Duration::from_secs(10), || settled(&c)));
+    let got = distinct(&mock.received());
+    let for_a: Vec<&str> = got
+        .iter()
+        .filter(|r| r.body["coupon_id"] == a.as_str())
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(for_a, ["/coupon/rsync", "/coupon/status/rsync"]);
+    assert_in_order_per_coupon(&got);
+}
+
+#[test]
+fn outage_and_kill_9_lose_no_call_and_keep_order() {
+    let dir = TempDir::new();
+    let db = dir.path().join("ledger.db");
+    let cfg = dir.path().join("ledger.toml");
+    let platform_port = free_port();
+    // Nothing listens on the platform's port yet: every attempt is refused.
+    let extra = platform_toml(platform_port, 50, 200, 10_000);
+    std::fs::write(&cfg, config_toml(&db, "127.0.0.1:0", &extra)).unwrap();
+    let server = BinServer::start(&cfg, free_port());
+    let c = server.client();
+    let stock = c.create_stock(json!({}));
+    let stock_id = stock["stock_id"].as_str().unwrap().to_string();
+    let mut coupons = Vec::new();
+    for i in 0..6 {
+        let a = c.admin(
+            "POST",
+            "/admin/coupons",
+            Some(json!({"stock_id": stock_id, "user_code": format!("o{i}"), "app_channel_id": 1, "request_id": format!("o-{i}")})),
+        );
+        let id = a.json()["data"]["coupon_id"].as_str().unwrap().to_string();
+        if i % 2 == 0 {
+            let r = c.admin(
+                "POST",
+                &format!("/admin/coupons/{id}/redeem"),
+                Some(json!({"order_id": format!("oo-{i}"), "order_amount": 10000})),
+            );
+            assert_eq!(r.code(), 0);
+        }
+        if i == 0 {
+            let r = c.admin(
+                "POST",
+                &format!("/admin/coupons/{id}/unredeem"),
+                Some(json!({"order_id": "oo-0"})),
+            );
+            assert_eq!(r.code(), 0);
+        }
+        coupons.push(id);
+    }
+    let total = outbox(&c, "pending").len();
+    assert_eq!(total, 1 + 6 + 3 + 1);
+    server.kill9();
+
+    let server = BinServer::start(&cfg, free_port());
+    let c = server.client();
+    assert_eq!(
+        outbox(&c, "pending").len(),
+        total,
+        "every call survived the kill"
+    );
+    let mock =
+        MockPlatform::start(&format!("127.0.0.1:{platform_port}"), PLATFORM_SECRET, 0.0).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || settled(&c)),
+        "outbox did not drain: {:?}",
+        health(&c)
+    );
+    assert!(outbox(&c, "dead").is_empty());
+    let got = distinct(&mock.received());
+    assert_eq!(got.len(), total);
+    assert_in_order_per_coupon(&got);
+    let first: Vec<i64> = got
+        .iter()
+        .filter(|r| r.body["coupon_id"] == coupons[0].as_str())
+        .map(|r| r.body["coupon_status"].as_i64().unwrap())
+        .collect();
+    assert_eq!(first, [1, 2, 1], "issue, redeem, un-redeem in that order");
+
+    let out = Command::new(bin())
+        .args(["outbox", "list", "--state", "delivered", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), total);
+    drop(server);
+    let (ok, out) = check(&db);
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn the_sweeper_expires_a_coupon_within_one_interval_and_syncs_it() {
+    let mock = MockPlatform::start("127.0.0.1:0", PLATFORM_SECRET, 0.0).unwrap();
+    let server = server_with(&mock, 5, "sweep_interval_s = 1");
+    let c = server.client();
+    let stock = c.create_stock(json!({"available_end_time": time_from_now(2)}));
+    let stock_id = stock["stock_id"].as_str().unwrap().to_string();
+    let claimed = c.claim(&stock_id, "sweep-user", "sw-1").json();
+    let coupon_id = claimed["data"]["coupon_id"].as_str().unwrap().to_string();
+    let expired = wait_until(Duration::from_secs(10), || {
+        c.admin("GET", &format!("/admin/coupons/{coupon_id}"), None)
+            .json()["data"]["coupon"]["coupon_status"]
+            == 3
+    });
+    assert!(expired, "not expired within the window plus one interval");
+    let got = c
+        .admin("GET", &format!("/admin/coupons/{coupon_id}"), None)
+        .json();
+    let last = got["data"]["journal"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["source"], "sweeper");
+    assert_eq!(last["to_status"], 3);
+    assert!(wait_until(Duration::from_secs(10), || mock
+        .received()
+        .iter()
+        .any(|r| r.path == "/coupon/status/rsync"
+            && r.body["coupon_id"] == coupon_id.as_str()
+            && r.body["coupon_status"] == 3)));
+    let (ok, out) = check(&server.db());
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn claims_go_through_between_sweeper_batches() {
+    let server = TestServer::start_with("sweep_interval_s = 1\nsweep_batch = 25");
+    let c = server.client();
+    let doomed = c.create_stock(json!({"max_coupons": 600, "max_coupons_per_user": 600, "available_end_time": time_from_now(3)}));
+    let doomed_id = doomed["stock_id"].as_str().unwrap().to_string();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (id, c) = (doomed_id.clone(), c);
+            std::thread::spawn(move || {
+                for i in 0..150 {
+                    assert_eq!(c.claim(&id, "many", &format!("d{t}-{i}")).code(), 0);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let live = c.create_stock(json!({"max_coupons": 100000, "max_coupons_per_user": 100000}));
+    let live_id = live["stock_id"].as_str().unwrap().to_string();
+    // Claim continuously while the sweeper expires 600 coupons, 25 per transaction.
+    let stop = Arc::new(AtomicBool::new(false));
+    let claimer = {
+        let (stop, id) = (stop.clone(), live_id.clone());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                assert_eq!(c.claim(&id, "live", &format!("l-{i}")).code(), 0);
+                i += 1;
+            }
+        })
+    };
+    let swept = wait_until(Duration::from_secs(20), || {
+        let s = c
+            .admin("GET", &format!("/admin/stocks/{doomed_id}"), None)
+            .json();
+        s["data"]["counts"]["expired"] == 600
+    });
+    stop.store(true, Ordering::Relaxed);
+    claimer.join().unwrap();
+    assert!(swept, "the sweeper did not expire all 600");
+    // Journal ids are commit order: some claim committed between the sweep's first and last batch.
+    let conn = rusqlite::Connection::open(server.db()).unwrap();
+    let (first, last): (i64, i64) = conn
+        .query_row(
+            "SELECT min(id), max(id) FROM journal WHERE source = 'sweeper'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let between: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM journal WHERE event = 'issue' AND id > ?1 AND id < ?2",
+            [first, last],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        between > 0,
+        "no claim committed during the sweep: claims waited for the whole sweep"
+    );
+    let (ok, out) = check(&server.db());
+    assert!(ok, "{out}");
+}
