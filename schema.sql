@@ -257,3 +257,64 @@ BEFORE DELETE ON outbox
 BEGIN
     SELECT RAISE(ABORT, 'ledger: outbox calls are never deleted');
 END;
+
+-- SPEC §9 third-party group-buy vouchers, imported by the operator.
+-- `remaining` is the uses left; its CHECK is the hard stop at zero.
+CREATE TABLE vouchers (
+    id                INTEGER PRIMARY KEY,
+    type              TEXT NOT NULL CHECK (type IN ('meituan', 'dianping', 'mtdz', 'tiktok')),
+    coupon_no         TEXT NOT NULL CHECK (length(coupon_no) BETWEEN 1 AND 64),
+    coupon_name       TEXT NOT NULL,
+    value_fen         INTEGER NOT NULL CHECK (value_fen >= 0),
+    price_fen         INTEGER NOT NULL CHECK (price_fen >= 0),
+    coupon_type       TEXT NOT NULL,
+    total             INTEGER NOT NULL CHECK (total >= 1),
+    remaining         INTEGER NOT NULL CHECK (remaining BETWEEN 0 AND total),
+    validity_begin_ms INTEGER NOT NULL,
+    validity_end_ms   INTEGER NOT NULL,
+    templates         TEXT NOT NULL,
+    deal              TEXT NOT NULL,
+    created_ms        INTEGER NOT NULL,
+    UNIQUE (type, coupon_no),
+    CHECK (validity_begin_ms < validity_end_ms)
+) STRICT;
+
+CREATE TABLE voucher_shops (
+    voucher_id INTEGER NOT NULL REFERENCES vouchers (id),
+    shop_id    INTEGER NOT NULL,
+    PRIMARY KEY (voucher_id, shop_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TRIGGER vouchers_keep_terms
+BEFORE UPDATE OF type, coupon_no, total, value_fen, price_fen, validity_begin_ms, validity_end_ms ON vouchers
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: a voucher''s terms never change');
+END;
+
+CREATE TRIGGER vouchers_no_delete
+BEFORE DELETE ON vouchers
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: vouchers are never deleted');
+END;
+
+-- One row per verify; `issuer` + `request_id` is its idempotency key.
+CREATE TABLE voucher_verifications (
+    verify_id      TEXT PRIMARY KEY,
+    voucher_id     INTEGER NOT NULL REFERENCES vouchers (id),
+    issuer         TEXT NOT NULL,
+    request_id     TEXT NOT NULL,
+    shop_id        INTEGER NOT NULL,
+    count          INTEGER NOT NULL CHECK (count >= 1),
+    remaining_after INTEGER NOT NULL CHECK (remaining_after >= 0),
+    verified_ms    INTEGER NOT NULL,
+    cancelled_ms   INTEGER,
+    UNIQUE (issuer, request_id)
+) STRICT;
+
+CREATE INDEX voucher_verifications_by_voucher ON voucher_verifications (voucher_id);
+
+CREATE TRIGGER voucher_verifications_no_delete
+BEFORE DELETE ON voucher_verifications
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: verifications are never deleted');
+END;

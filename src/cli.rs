@@ -59,6 +59,13 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Import third-party vouchers (SPEC §9).
+    Voucher {
+        #[command(subcommand)]
+        action: VoucherAction,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// A stand-in travel platform: verifies signatures, records calls, fails some on purpose.
     MockPlatform {
         /// Listen address.
@@ -110,6 +117,54 @@ pub enum OutboxAction {
         /// The call's id.
         id: i64,
     },
+}
+
+/// `coupon-ledger voucher ...`
+#[derive(Subcommand, Debug)]
+pub enum VoucherAction {
+    /// Import a file of JSON lines, one voucher record per line, all or nothing.
+    Import {
+        /// The JSON-lines file.
+        file: PathBuf,
+    },
+}
+
+fn voucher(action: VoucherAction, args: &DbArgs) -> Result<(), String> {
+    let VoucherAction::Import { file } = action;
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let mut specs: Vec<crate::domain::voucher::VoucherSpec> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = format!("{}: line {}", file.display(), i + 1);
+        let map = crate::api::fields::parse_object(line.as_bytes())
+            .map_err(|e| format!("{at}: {}", e.message()))?;
+        let spec = crate::api::gateway::parse_voucher(&crate::api::fields::Fields::new(&map))
+            .map_err(|e| format!("{at}: {}", e.message()))?;
+        if specs
+            .iter()
+            .any(|s| s.kind == spec.kind && s.coupon_no == spec.coupon_no)
+        {
+            return Err(format!("{at}: couponNo: repeats an earlier line"));
+        }
+        specs.push(spec);
+    }
+    if specs.is_empty() {
+        return Err(format!("{}: no voucher records", file.display()));
+    }
+    let (store, _) = open_store(args)?;
+    let origin = crate::domain::ledger::Origin {
+        source: crate::domain::ledger::Source::Admin,
+        seq_id: None,
+        now: crate::domain::time::now_ms(),
+    };
+    let n = store
+        .import_vouchers(specs, origin)
+        .map_err(|e| e.message())?;
+    println!("imported {n} vouchers");
+    Ok(())
 }
 
 /// Opens the database a command names, for a short administrative session.
@@ -189,6 +244,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Check { db } => check(&db),
         Command::DemoCurl { db, addr } => demo_curl(&db, &addr),
         Command::Outbox { action, db } => outbox(action, &db),
+        Command::Voucher { action, db } => voucher(action, &db),
         Command::MockPlatform {
             listen,
             secret,

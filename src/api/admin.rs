@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::fields::{parse_object, Fields};
+use super::gateway::parse_voucher;
 use super::{answer, failure, method_not_allowed, render, App};
 use crate::domain::coupon::mask_phone;
 use crate::domain::ledger::{ClaimRequest, CouponQuery, Origin, Source, StockPatch};
@@ -10,6 +11,7 @@ use crate::domain::stock::{
     CouponKind, CouponStatus, DiscountBlock, FixedBlock, StockSpec, StockStatus,
 };
 use crate::domain::time::{now_ms, render_millis};
+use crate::domain::voucher::{Verification, Voucher, VoucherSpec, VoucherType};
 use crate::domain::LedgerError;
 use crate::http::{Request, Response};
 use crate::sign::constant_time_eq;
@@ -61,6 +63,10 @@ pub fn handle(app: &App, req: &Request) -> Response {
         (["coupons", id, "redeem"], "POST") => answer(redeem(app, id, &req.body)),
         (["coupons", id, "unredeem"], "POST") => answer(unredeem(app, id, &req.body)),
         (["coupons", _, "redeem" | "unredeem"], _) => method_not_allowed("POST"),
+        (["vouchers"], "POST") => answer(import_vouchers(app, &req.body)),
+        (["vouchers"], _) => method_not_allowed("POST"),
+        (["vouchers", kind, no], "GET") => answer(get_voucher(app, kind, no)),
+        (["vouchers", _, _], _) => method_not_allowed("GET"),
         (["outbox"], "GET") => answer(list_outbox(app, req)),
         (["outbox"], _) => method_not_allowed("GET"),
         (["outbox", id, "retry"], "POST") => answer(retry_outbox(app, id)),
@@ -318,4 +324,81 @@ fn retry_outbox(app: &App, id: &str) -> Result<Value, LedgerError> {
         .map_err(|_| LedgerError::invalid("id", "must be an outbox call id"))?;
     let call = app.store.outbox_retry(id, now_ms())?;
     Ok(render::outbox_call(&call, app.config.utc_offset))
+}
+
+/// Parses an import: a JSON array of records, each validated with its index named.
+pub fn parse_voucher_array(body: &[u8]) -> Result<Vec<VoucherSpec>, LedgerError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| LedgerError::NotJsonObject("body is not UTF-8".into()))?;
+    let items = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Array(items)) => items,
+        Ok(_) => {
+            return Err(LedgerError::invalid(
+                "body",
+                "must be a JSON array of voucher records",
+            ))
+        }
+        Err(e) => {
+            return Err(LedgerError::NotJsonObject(format!(
+                "body is not valid JSON: {e}"
+            )))
+        }
+    };
+    if items.is_empty() || items.len() > 10_000 {
+        return Err(LedgerError::invalid("body", "must hold 1 to 10000 records"));
+    }
+    let mut specs: Vec<VoucherSpec> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::Object(m) = item else {
+            return Err(LedgerError::invalid(&format!("[{i}]"), "must be an object"));
+        };
+        let spec = parse_voucher(&Fields::with_prefix(m, &format!("[{i}].")))?;
+        if let Some(j) = specs
+            .iter()
+            .position(|s| s.kind == spec.kind && s.coupon_no == spec.coupon_no)
+        {
+            return Err(LedgerError::invalid(
+                &format!("[{i}].couponNo"),
+                format!("repeats record [{j}]"),
+            ));
+        }
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
+fn import_vouchers(app: &App, body: &[u8]) -> Result<Value, LedgerError> {
+    let specs = parse_voucher_array(body)?;
+    let n = app.store.import_vouchers(specs, origin())?;
+    Ok(json!({ "imported": n }))
+}
+
+/// A voucher for the operator, with its verifications.
+pub fn voucher_json(v: &Voucher, verifications: &[Verification], tz: time::UtcOffset) -> Value {
+    let s = &v.spec;
+    let list: Vec<Value> = verifications
+        .iter()
+        .map(|x| {
+            json!({
+                "verifyId": x.verify_id, "shopId": x.shop_id, "count": x.count,
+                "remainingAfter": x.remaining_after,
+                "verifyTime": render_millis(x.verified_ms, tz),
+                "cancelTime": x.cancelled_ms.map(|t| render_millis(t, tz)),
+            })
+        })
+        .collect();
+    json!({
+        "type": s.kind.as_str(), "couponNo": s.coupon_no, "shopIds": s.shop_ids,
+        "couponName": s.coupon_name, "valueFen": s.value_fen, "priceFen": s.price_fen,
+        "couponType": s.coupon_type, "count": s.count, "remaining": v.remaining,
+        "validityBegin": render_millis(s.validity_begin, tz),
+        "validityEnd": render_millis(s.validity_end, tz),
+        "templates": s.templates, "deal": s.deal, "verifications": list,
+    })
+}
+
+fn get_voucher(app: &App, kind: &str, coupon_no: &str) -> Result<Value, LedgerError> {
+    let kind = VoucherType::parse(kind).ok_or(LedgerError::VoucherNotFound)?;
+    let (v, list) = app.store.voucher(kind, coupon_no)?;
+    Ok(voucher_json(&v, &list, app.config.utc_offset))
 }

@@ -36,12 +36,25 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Reads a nested record whose errors are named `<prefix><field>`.
+    pub fn with_prefix(map: &'a Map<String, Value>, prefix: &str) -> Fields<'a> {
+        Fields {
+            map,
+            prefix: prefix.to_string(),
+        }
+    }
+
     fn name(&self, field: &str) -> String {
         format!("{}{field}", self.prefix)
     }
 
     fn err(&self, field: &str, rule: &str) -> LedgerError {
         LedgerError::invalid(&self.name(field), rule)
+    }
+
+    /// A validation error on `field`, named with this record's prefix.
+    pub fn invalid(&self, field: &str, rule: &str) -> LedgerError {
+        self.err(field, rule)
     }
 
     /// The raw value; `null` counts as absent.
@@ -155,6 +168,48 @@ impl<'a> Fields<'a> {
                 )),
             })
             .collect()
+    }
+
+    /// A required non-empty array of integers within `min..=max`.
+    pub fn ints(&self, field: &str, min: i64, max: i64) -> Result<Vec<i64>, LedgerError> {
+        let items = match self.get(field) {
+            None => return Err(self.err(field, "required")),
+            Some(Value::Array(items)) if !items.is_empty() => items,
+            Some(_) => return Err(self.err(field, "must be a non-empty array of integers")),
+        };
+        items
+            .iter()
+            .map(|v| {
+                v.as_i64()
+                    .filter(|n| (min..=max).contains(n))
+                    .ok_or_else(|| {
+                        self.err(
+                            field,
+                            &format!("items must be integers between {min} and {max}"),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// An integer sent as a JSON integer or as a string of digits, within `min..=max`.
+    pub fn lenient_int(&self, field: &str, min: i64, max: i64) -> Result<i64, LedgerError> {
+        let n = match self.get(field) {
+            None => return Err(self.err(field, "required")),
+            Some(Value::Number(n)) => n.as_i64(),
+            Some(Value::String(s))
+                if !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                s.parse().ok()
+            }
+            Some(_) => None,
+        };
+        n.filter(|n| (min..=max).contains(n)).ok_or_else(|| {
+            self.err(
+                field,
+                &format!("must be an integer between {min} and {max}"),
+            )
+        })
     }
 
     /// An optional mobile phone: digits only, at most 11.

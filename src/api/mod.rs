@@ -3,9 +3,11 @@
 
 pub mod admin;
 pub mod fields;
+pub mod gateway;
 pub mod ops;
 pub mod platform;
 pub mod render;
+pub mod wx;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -72,6 +74,18 @@ pub fn route(app: &App, req: &Request) -> Response {
                 return method_not_allowed("POST");
             }
             platform::handle(app, path, &req.body)
+        }
+        "/wx/coupon/query" => {
+            if !post {
+                return method_not_allowed("POST");
+            }
+            wx::handle(app, &req.body)
+        }
+        "/gateway" => {
+            if !post {
+                return method_not_allowed("POST");
+            }
+            gateway::handle(app, &req.body)
         }
         "/healthz" => match req.method.as_str() {
             "GET" | "HEAD" => ops::healthz(app),

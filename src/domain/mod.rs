@@ -6,5 +6,6 @@ pub mod ledger;
 pub mod money;
 pub mod stock;
 pub mod time;
+pub mod voucher;
 
 pub use error::LedgerError;

@@ -105,6 +105,16 @@ fn run_checks(conn: &Connection, v: &mut Vec<String>) -> rusqlite::Result<()> {
         "SELECT 'coupon ' || coupon_id || ': mobile_phone stored unmasked' FROM coupons
          WHERE mobile_masked GLOB '*[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]*'",
     )?);
+    v.extend(strings(
+        conn,
+        "SELECT 'voucher ' || w.type || ':' || w.coupon_no || ': ' || w.remaining || ' uses left, but '
+                || w.total || ' minus live verifies is '
+                || (w.total - coalesce((SELECT sum(count) FROM voucher_verifications x
+                                        WHERE x.voucher_id = w.id AND x.cancelled_ms IS NULL), 0))
+         FROM vouchers w
+         WHERE w.remaining <> w.total - coalesce((SELECT sum(count) FROM voucher_verifications x
+                                                  WHERE x.voucher_id = w.id AND x.cancelled_ms IS NULL), 0)",
+    )?);
     check_journal(conn, v)?;
     Ok(())
 }
@@ -151,6 +161,10 @@ fn check_journal(conn: &Connection, v: &mut Vec<String>) -> rusqlite::Result<()>
     let current = [
         ("stock", "SELECT stock_id, stock_status FROM stocks"),
         ("coupon", "SELECT coupon_id, status FROM coupons"),
+        (
+            "voucher",
+            "SELECT type || ':' || coupon_no, remaining FROM vouchers",
+        ),
     ];
     for (entity, sql) in current {
         let mut stmt = conn.prepare(sql)?;

@@ -771,6 +771,15 @@ impl Store {
         })
     }
 
+    /// One coupon and its stock, read together.
+    pub fn coupon_with_stock(&self, coupon_id: &str) -> Result<(Coupon, Stock), LedgerError> {
+        self.read(|c| {
+            let coupon = load_coupon(c, coupon_id)?.ok_or(LedgerError::CouponNotFound)?;
+            let stock = load_stock(c, &coupon.stock_id)?.ok_or(LedgerError::StockNotFound)?;
+            Ok((coupon, stock))
+        })
+    }
+
     /// One coupon.
     pub fn coupon(&self, coupon_id: &str) -> Result<Coupon, LedgerError> {
         self.read(|c| load_coupon(c, coupon_id)?.ok_or(LedgerError::CouponNotFound))

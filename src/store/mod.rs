@@ -11,6 +11,7 @@ mod check;
 mod ledger;
 mod outbox;
 mod rows;
+mod vouchers;
 
 pub use check::check_database;
 pub use outbox::{Attempt, SyncRenderer};

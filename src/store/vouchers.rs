@@ -1,0 +1,383 @@
+//! Vouchers (SPEC §9): import, prepare, verify and cancel, each in one transaction.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::json;
+
+use super::{NonceUse, Store};
+use crate::domain::coupon::new_coupon_id;
+use crate::domain::ledger::Origin;
+use crate::domain::time::Millis;
+use crate::domain::voucher::{Verification, VerifyRequest, Voucher, VoucherSpec, VoucherType};
+use crate::domain::LedgerError;
+
+const VOUCHER_COLUMNS: &str =
+    "id, type, coupon_no, coupon_name, value_fen, price_fen, coupon_type, \
+    total, remaining, validity_begin_ms, validity_end_ms, templates, deal";
+
+fn bad(at: usize, what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        at,
+        rusqlite::types::Type::Text,
+        what.to_string().into(),
+    )
+}
+
+fn voucher_row(row: &Row) -> rusqlite::Result<Voucher> {
+    let kind: String = row.get(1)?;
+    let templates: String = row.get(11)?;
+    let deal: String = row.get(12)?;
+    Ok(Voucher {
+        id: row.get(0)?,
+        spec: VoucherSpec {
+            kind: VoucherType::parse(&kind).ok_or_else(|| bad(1, "voucher type"))?,
+            coupon_no: row.get(2)?,
+            shop_ids: Vec::new(),
+            coupon_name: row.get(3)?,
+            value_fen: row.get(4)?,
+            price_fen: row.get(5)?,
+            coupon_type: row.get(6)?,
+            count: row.get(7)?,
+            validity_begin: row.get(9)?,
+            validity_end: row.get(10)?,
+            templates: serde_json::from_str(&templates).map_err(|_| bad(11, "templates"))?,
+            deal: serde_json::from_str(&deal).map_err(|_| bad(12, "deal"))?,
+        },
+        remaining: row.get(8)?,
+    })
+}
+
+fn verification_row(row: &Row) -> rusqlite::Result<Verification> {
+    let kind: String = row.get(1)?;
+    Ok(Verification {
+        verify_id: row.get(0)?,
+        kind: VoucherType::parse(&kind).ok_or_else(|| bad(1, "voucher type"))?,
+        coupon_no: row.get(2)?,
+        shop_id: row.get(3)?,
+        count: row.get(4)?,
+        remaining_after: row.get(5)?,
+        verified_ms: row.get(6)?,
+        cancelled_ms: row.get(7)?,
+    })
+}
+
+const VERIFICATION_SELECT: &str = "SELECT v.verify_id, w.type, w.coupon_no, v.shop_id, v.count, \
+    v.remaining_after, v.verified_ms, v.cancelled_ms, v.issuer, v.voucher_id \
+    FROM voucher_verifications v JOIN vouchers w ON w.id = v.voucher_id";
+
+fn load_voucher(
+    conn: &Connection,
+    kind: VoucherType,
+    coupon_no: &str,
+) -> Result<Option<Voucher>, LedgerError> {
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE type = ?1 AND coupon_no = ?2"
+        ))?
+        .query_row(params![kind.as_str(), coupon_no], voucher_row)
+        .optional()?;
+    let Some(mut v) = found else { return Ok(None) };
+    let mut stmt = conn.prepare_cached(
+        "SELECT shop_id FROM voucher_shops WHERE voucher_id = ?1 ORDER BY shop_id",
+    )?;
+    v.spec.shop_ids = stmt
+        .query_map([v.id], |r| r.get(0))?
+        .collect::<Result<Vec<i64>, _>>()?;
+    Ok(Some(v))
+}
+
+/// The voucher a shop may use now: known, valid at this shop, within its validity.
+fn usable(
+    conn: &Connection,
+    kind: VoucherType,
+    coupon_no: &str,
+    shop_id: i64,
+    now: Millis,
+) -> Result<Voucher, LedgerError> {
+    let v = load_voucher(conn, kind, coupon_no)?
+        .filter(|v| v.spec.shop_ids.contains(&shop_id))
+        .ok_or(LedgerError::VoucherNotFound)?;
+    if now < v.spec.validity_begin {
+        return Err(LedgerError::VoucherExhausted(
+            "voucher is not valid yet".into(),
+        ));
+    }
+    if now >= v.spec.validity_end {
+        return Err(LedgerError::VoucherExhausted("voucher has expired".into()));
+    }
+    Ok(v)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn journal_voucher(
+    conn: &Connection,
+    v: &Voucher,
+    event: &str,
+    from: i64,
+    to: i64,
+    origin: &Origin,
+    detail: String,
+) -> Result<(), LedgerError> {
+    conn.prepare_cached(
+        "INSERT INTO journal (entity, entity_id, event, from_status, to_status, source, seq_id, at_ms, detail)
+         VALUES ('voucher', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        voucher_key(v.spec.kind, &v.spec.coupon_no),
+        event,
+        (event != "import").then_some(from),
+        to,
+        origin.source.as_str(),
+        origin.seq_id,
+        origin.now,
+        detail
+    ])?;
+    Ok(())
+}
+
+/// The journal's id of a voucher: `type:couponNo`.
+pub fn voucher_key(kind: VoucherType, coupon_no: &str) -> String {
+    format!("{}:{coupon_no}", kind.as_str())
+}
+
+fn import_tx(
+    conn: &Connection,
+    specs: &[VoucherSpec],
+    origin: &Origin,
+) -> Result<usize, LedgerError> {
+    for (i, s) in specs.iter().enumerate() {
+        if load_voucher(conn, s.kind, &s.coupon_no)?.is_some() {
+            return Err(LedgerError::IdempotencyConflict(format!(
+                "[{i}]: voucher {} already exists; re-importing is refused",
+                voucher_key(s.kind, &s.coupon_no)
+            )));
+        }
+        conn.prepare_cached(
+            "INSERT INTO vouchers (type, coupon_no, coupon_name, value_fen, price_fen, coupon_type, total,
+                remaining, validity_begin_ms, validity_end_ms, templates, deal, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?
+        .execute(params![
+            s.kind.as_str(),
+            s.coupon_no,
+            s.coupon_name,
+            s.value_fen,
+            s.price_fen,
+            s.coupon_type,
+            s.count,
+            s.validity_begin,
+            s.validity_end,
+            s.templates.to_string(),
+            s.deal.to_string(),
+            origin.now
+        ])?;
+        let id = conn.last_insert_rowid();
+        for shop in &s.shop_ids {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO voucher_shops (voucher_id, shop_id) VALUES (?1, ?2)",
+            )?
+            .execute(params![id, shop])?;
+        }
+        let v = Voucher {
+            id,
+            spec: s.clone(),
+            remaining: s.count,
+        };
+        journal_voucher(
+            conn,
+            &v,
+            "import",
+            0,
+            s.count,
+            origin,
+            json!({"count": s.count}).to_string(),
+        )?;
+    }
+    Ok(specs.len())
+}
+
+fn verify_tx(
+    conn: &Connection,
+    req: &VerifyRequest,
+    origin: &Origin,
+) -> Result<Verification, LedgerError> {
+    let earlier = conn
+        .prepare_cached(&format!(
+            "{VERIFICATION_SELECT} WHERE v.issuer = ?1 AND v.request_id = ?2"
+        ))?
+        .query_row(params![req.issuer, req.request_id], verification_row)
+        .optional()?;
+    if let Some(v) = earlier {
+        if v.kind == req.kind
+            && v.coupon_no == req.coupon_no
+            && v.shop_id == req.shop_id
+            && v.count == req.count
+        {
+            return Ok(v);
+        }
+        return Err(LedgerError::IdempotencyConflict(
+            "request_id: already used with different parameters".into(),
+        ));
+    }
+    let v = usable(conn, req.kind, &req.coupon_no, req.shop_id, origin.now)?;
+    if v.remaining < req.count {
+        return Err(LedgerError::VoucherExhausted(format!(
+            "voucher has {} uses left, {} asked",
+            v.remaining, req.count
+        )));
+    }
+    let left = v.remaining - req.count;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE vouchers SET remaining = remaining - ?2 WHERE id = ?1 AND remaining >= ?2",
+        )?
+        .execute(params![v.id, req.count])?;
+    if changed != 1 {
+        return Err(LedgerError::VoucherExhausted(
+            "voucher has no uses left".into(),
+        ));
+    }
+    let verify_id = new_coupon_id().map_err(LedgerError::Internal)?;
+    conn.prepare_cached(
+        "INSERT INTO voucher_verifications (verify_id, voucher_id, issuer, request_id, shop_id, count,
+            remaining_after, verified_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![verify_id, v.id, req.issuer, req.request_id, req.shop_id, req.count, left, origin.now])?;
+    let detail =
+        json!({"verify_id": verify_id, "shop_id": req.shop_id, "count": req.count}).to_string();
+    journal_voucher(conn, &v, "verify", v.remaining, left, origin, detail)?;
+    Ok(Verification {
+        verify_id,
+        kind: req.kind,
+        coupon_no: req.coupon_no.clone(),
+        shop_id: req.shop_id,
+        count: req.count,
+        remaining_after: left,
+        verified_ms: origin.now,
+        cancelled_ms: None,
+    })
+}
+
+fn cancel_tx(
+    conn: &Connection,
+    verify_id: &str,
+    shop_id: i64,
+    issuer: &str,
+    window_ms: Millis,
+    origin: &Origin,
+) -> Result<(Verification, i64), LedgerError> {
+    let found = conn
+        .prepare_cached(&format!("{VERIFICATION_SELECT} WHERE v.verify_id = ?1"))?
+        .query_row([verify_id], |r| {
+            Ok((verification_row(r)?, r.get::<_, String>(8)?))
+        })
+        .optional()?;
+    // Another shop's or another partner's verify is as good as unknown.
+    let ver = found
+        .filter(|(v, owner)| v.shop_id == shop_id && owner == issuer)
+        .map(|(v, _)| v)
+        .ok_or(LedgerError::VoucherNotFound)?;
+    if ver.cancelled_ms.is_some() {
+        return Err(LedgerError::VoucherExhausted(
+            "this verify is already cancelled".into(),
+        ));
+    }
+    if origin.now - ver.verified_ms > window_ms {
+        return Err(LedgerError::VoucherExhausted(format!(
+            "cancel window of {} s has passed",
+            window_ms / 1000
+        )));
+    }
+    let v = load_voucher(conn, ver.kind, &ver.coupon_no)?.ok_or(LedgerError::VoucherNotFound)?;
+    conn.prepare_cached("UPDATE voucher_verifications SET cancelled_ms = ?2 WHERE verify_id = ?1")?
+        .execute(params![verify_id, origin.now])?;
+    conn.prepare_cached("UPDATE vouchers SET remaining = remaining + ?2 WHERE id = ?1")?
+        .execute(params![v.id, ver.count])?;
+    let left = v.remaining + ver.count;
+    let detail =
+        json!({"verify_id": verify_id, "shop_id": shop_id, "count": ver.count}).to_string();
+    journal_voucher(conn, &v, "cancel", v.remaining, left, origin, detail)?;
+    Ok((
+        Verification {
+            cancelled_ms: Some(origin.now),
+            ..ver
+        },
+        left,
+    ))
+}
+
+impl Store {
+    /// Imports vouchers, all or nothing.
+    pub fn import_vouchers(
+        &self,
+        specs: Vec<VoucherSpec>,
+        origin: Origin,
+    ) -> Result<usize, LedgerError> {
+        self.write(move |c| import_tx(c, &specs, &origin))
+    }
+
+    /// One voucher with its verifications, newest last.
+    pub fn voucher(
+        &self,
+        kind: VoucherType,
+        coupon_no: &str,
+    ) -> Result<(Voucher, Vec<Verification>), LedgerError> {
+        self.read(|c| {
+            let v = load_voucher(c, kind, coupon_no)?.ok_or(LedgerError::VoucherNotFound)?;
+            let mut stmt = c.prepare_cached(&format!(
+                "{VERIFICATION_SELECT} WHERE v.voucher_id = ?1 ORDER BY v.verified_ms, v.verify_id"
+            ))?;
+            let list = stmt
+                .query_map([v.id], verification_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((v, list))
+        })
+    }
+
+    /// The pre-redemption check: the voucher if it can be used at this shop now.
+    pub fn prepare_voucher(
+        &self,
+        nonce: NonceUse,
+        kind: VoucherType,
+        coupon_no: &str,
+        shop_id: i64,
+        now: Millis,
+    ) -> Result<Voucher, LedgerError> {
+        self.use_nonce(nonce)?;
+        self.read(|c| {
+            let v = usable(c, kind, coupon_no, shop_id, now)?;
+            if v.remaining == 0 {
+                return Err(LedgerError::VoucherExhausted(
+                    "voucher has no uses left".into(),
+                ));
+            }
+            Ok(v)
+        })
+    }
+
+    /// Consumes uses atomically, idempotent by the request's key.
+    pub fn verify_voucher(
+        &self,
+        nonce: NonceUse,
+        req: VerifyRequest,
+        origin: Origin,
+    ) -> Result<Verification, LedgerError> {
+        self.write_once(Some(nonce), move |c| verify_tx(c, &req, &origin))
+    }
+
+    /// Gives a verify's uses back within the window, once. Returns the uses left.
+    pub fn cancel_verification(
+        &self,
+        nonce: NonceUse,
+        verify_id: &str,
+        shop_id: i64,
+        issuer: &str,
+        window_ms: Millis,
+        origin: Origin,
+    ) -> Result<(Verification, i64), LedgerError> {
+        let (id, issuer) = (verify_id.to_string(), issuer.to_string());
+        self.write_once(Some(nonce), move |c| {
+            cancel_tx(c, &id, shop_id, &issuer, window_ms, &origin)
+        })
+    }
+}
