@@ -60,7 +60,7 @@ pub fn parse_offset(s: &str) -> Result<UtcOffset, String> {
     }
     let bad = || format!("utc_offset: {s:?} is not of the form +08:00");
     let bytes = s.as_bytes();
-    if bytes.len() != 6 || bytes[3] != b':' {
+    if !s.is_ascii() || bytes.len() != 6 || bytes[3] != b':' {
         return Err(bad());
     }
     let sign: i8 = match bytes[0] {
