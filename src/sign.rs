@@ -171,7 +171,7 @@ pub fn check_timestamp(v: Option<&Value>, now_s: i64, window_s: i64) -> Result<i
         Some(_) => None,
     }
     .ok_or_else(|| LedgerError::invalid("timestamp", "must be unix seconds"))?;
-    if (ts - now_s).abs() > window_s {
+    if ts.abs_diff(now_s) > window_s.unsigned_abs() {
         return Err(LedgerError::TimestampOutOfWindow);
     }
     Ok(ts)
@@ -267,6 +267,14 @@ mod tests {
             Err(LedgerError::TimestampOutOfWindow)
         );
         assert!(check_timestamp(Some(&json!("abc")), 1100, 300).is_err());
+        assert_eq!(
+            check_timestamp(Some(&json!(i64::MIN)), 1100, 300),
+            Err(LedgerError::TimestampOutOfWindow)
+        );
+        assert_eq!(
+            check_timestamp(Some(&json!(i64::MIN + 1100)), 1100, 300),
+            Err(LedgerError::TimestampOutOfWindow)
+        );
         assert!(check_timestamp(None, 1100, 300).is_err());
     }
 }

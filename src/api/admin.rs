@@ -6,7 +6,7 @@ use super::fields::{parse_object, Fields};
 use super::gateway::parse_voucher;
 use super::{answer, failure, method_not_allowed, render, App};
 use crate::domain::coupon::mask_phone;
-use crate::domain::ledger::{ClaimRequest, CouponQuery, Origin, Source, StockPatch};
+use crate::domain::ledger::{ClaimRequest, CouponQuery, KindPatch, Origin, Source, StockPatch};
 use crate::domain::stock::{
     CouponKind, CouponStatus, DiscountBlock, FixedBlock, StockSpec, StockStatus,
 };
@@ -44,7 +44,8 @@ pub fn handle(app: &App, req: &Request) -> Response {
     if !authorized(app, req) {
         return failure(&LedgerError::BadAdminToken);
     }
-    let parts: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(2).collect();
+    let segments = req.path_segments();
+    let parts: Vec<&str> = segments.iter().skip(1).map(String::as_str).collect();
     let m = req.method.as_str();
     match (parts.as_slice(), m) {
         (["stocks"], "POST") => answer(create_stock(app, &req.body)),
@@ -195,7 +196,15 @@ fn patch_stock(app: &App, id: &str, body: &[u8]) -> Result<Value, LedgerError> {
         instructions: f.opt_str("instructions", 1024)?,
         coupon_name: f.opt_str("coupon_name", 20)?,
         coupon_desc: f.opt_str("coupon_desc", 50)?,
-        kind: if touches_kind { Some(kind(&f)?) } else { None },
+        kind: if touches_kind {
+            Some(KindPatch {
+                coupon_type: f.opt_int("coupon_type", 0, 9999)?,
+                fixed: fixed_block(&f)?,
+                discount: discount_block(&f)?,
+            })
+        } else {
+            None
+        },
         max_coupons: f.opt_int("max_coupons", 1, MAX_INT)?,
         max_coupons_per_user: f.opt_int("max_coupons_per_user", 1, MAX_INT)?,
         available_begin: f.opt_time("available_begin_time")?,

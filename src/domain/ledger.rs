@@ -2,7 +2,7 @@
 //! requests that change them. Plain data: the store builds and checks them.
 
 use super::money::Fen;
-use super::stock::{CouponKind, CouponStatus, StockSpec};
+use super::stock::{CouponKind, CouponStatus, DiscountBlock, FixedBlock, StockSpec};
 use super::time::Millis;
 
 /// Who caused a change; written to every journal row.
@@ -161,11 +161,30 @@ pub struct StockPatch {
     pub instructions: Option<String>,
     pub coupon_name: Option<String>,
     pub coupon_desc: Option<String>,
-    pub kind: Option<CouponKind>,
+    pub kind: Option<KindPatch>,
     pub max_coupons: Option<i64>,
     pub max_coupons_per_user: Option<i64>,
     pub available_begin: Option<Millis>,
     pub available_end: Option<Millis>,
+}
+
+/// A change of a stock's type or amounts; what is left out keeps its current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KindPatch {
+    pub coupon_type: Option<i64>,
+    pub fixed: Option<FixedBlock>,
+    pub discount: Option<DiscountBlock>,
+}
+
+impl KindPatch {
+    /// The kind that results from applying this change to `current`.
+    pub fn apply(&self, current: &CouponKind) -> Result<CouponKind, super::LedgerError> {
+        CouponKind::new(
+            self.coupon_type.unwrap_or(current.type_code()),
+            self.fixed.or(current.fixed_block()),
+            self.discount.or(current.discount_block()),
+        )
+    }
 }
 
 /// Filter and page of `GET /admin/coupons`.

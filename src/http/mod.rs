@@ -80,6 +80,15 @@ impl Request {
                 }
             })
     }
+
+    /// The path's non-empty segments, each percent-decoded (`+` stays `+` in a path).
+    pub fn path_segments(&self) -> Vec<String> {
+        self.path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| parse::percent_decode(&s.replace('+', "%2B")))
+            .collect()
+    }
 }
 
 /// Bodies are never printed: only their length.

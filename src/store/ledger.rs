@@ -160,9 +160,12 @@ fn patch_stock_tx(
     macro_rules! take {
         ($($f:ident => $g:ident),*) => { $( if let Some(v) = patch.$f { spec.$g = v; } )* };
     }
+    if let Some(k) = &patch.kind {
+        spec.kind = k.apply(&old.kind)?;
+    }
     take!(stock_name => stock_name, app_channel_id => app_channel_id, app_id => app_id,
           instructions => instructions, coupon_name => coupon_name, coupon_desc => coupon_desc,
-          kind => kind, max_coupons => max_coupons, max_coupons_per_user => max_coupons_per_user,
+          max_coupons => max_coupons, max_coupons_per_user => max_coupons_per_user,
           available_begin => available_begin, available_end => available_end);
     if stock.issued > 0 {
         let frozen = if spec.kind != old.kind {
