@@ -78,6 +78,36 @@ pub enum Command {
         #[arg(long, default_value_t = 0.0)]
         fail_rate: f64,
     },
+    /// Drive a running server with signed keep-alive requests and print throughput and latency.
+    Bench {
+        /// Where the server listens, `http://host:port` or `host:port`.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        target: String,
+        /// claim, query or healthz.
+        #[arg(long, default_value = "claim")]
+        mode: String,
+        /// Keep-alive connections, one thread each.
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// How long to run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Partner api_key (default: the embedded default's demo partner, read from --db).
+        #[arg(long)]
+        api_key: Option<String>,
+        /// Partner secret (default: the demo partner's).
+        #[arg(long)]
+        secret: Option<String>,
+        /// Stock to claim from or query.
+        #[arg(long, default_value = "demo-stock")]
+        stock: String,
+        /// The stock's app_channel_id.
+        #[arg(long, default_value_t = 1)]
+        app_channel_id: i64,
+        /// Database of the embedded default, to read the demo partner from.
+        #[arg(long, default_value = "ledger.db")]
+        db: PathBuf,
+    },
     /// Print a freshly signed demo claim for a database made by the embedded default.
     DemoCurl {
         /// The database file.
@@ -244,6 +274,56 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Check { db } => check(&db),
         Command::DemoCurl { db, addr } => demo_curl(&db, &addr),
         Command::Outbox { action, db } => outbox(action, &db),
+        Command::Bench {
+            target,
+            mode,
+            connections,
+            seconds,
+            api_key,
+            secret,
+            stock,
+            app_channel_id,
+            db,
+        } => {
+            let mode = match mode.as_str() {
+                "claim" => crate::bench::Mode::Claim,
+                "query" => crate::bench::Mode::Query,
+                "healthz" => crate::bench::Mode::Healthz,
+                other => return Err(format!("--mode: {other:?} is not claim, query or healthz")),
+            };
+            let (api_key, secret) = match (api_key, secret) {
+                (Some(k), Some(s)) => (k, s),
+                _ if mode == crate::bench::Mode::Healthz => (String::new(), String::new()),
+                _ => {
+                    let (store, _) = open_store(&DbArgs {
+                        db: Some(db),
+                        config: None,
+                    })?;
+                    let demo = crate::demo::load(&store)
+                        .map_err(|e| e.to_string())?
+                        .ok_or(
+                            "--api-key and --secret are needed: the database has no demo partner",
+                        )?;
+                    (demo.api_key, demo.secret)
+                }
+            };
+            let opts = crate::bench::BenchOptions {
+                target: target
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_string(),
+                mode,
+                connections,
+                duration: std::time::Duration::from_secs(seconds.max(1)),
+                api_key,
+                secret,
+                stock_id: stock,
+                app_channel_id,
+            };
+            let report = crate::bench::run(&opts)?;
+            println!("{}", report.render(&opts));
+            Ok(())
+        }
         Command::Voucher { action, db } => voucher(action, &db),
         Command::MockPlatform {
             listen,
