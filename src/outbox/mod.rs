@@ -25,29 +25,12 @@ pub fn render_call(event: &SyncEvent, tz: UtcOffset) -> (&'static str, Value) {
             json!({"stock_id": stock_id, "stock_status": status}),
         ),
         SyncEvent::CouponIssued(c) => {
-            let mut m = Map::new();
+            let mut m = render::claimed(c, tz);
             m.insert("app_channel_id".into(), json!(c.app_channel_id));
             m.insert("user_code".into(), json!(c.user_code));
-            m.insert("app_id".into(), json!(c.app_id));
-            m.insert("stock_id".into(), json!(c.stock_id));
-            m.insert("coupon_id".into(), json!(c.coupon_id));
-            render::kind_into(&c.kind, &mut m);
-            m.insert(
-                "available_begin_time".into(),
-                json!(render_millis(c.available_begin, tz)),
-            );
-            m.insert(
-                "available_end_time".into(),
-                json!(render_millis(c.available_end, tz)),
-            );
-            m.insert(
-                "receive_time".into(),
-                json!(render_millis(c.receive_ms, tz)),
-            );
             if let Some(u) = c.usage_ms {
                 m.insert("usage_time".into(), json!(render_millis(u, tz)));
             }
-            m.insert("coupon_status".into(), json!(c.status.code()));
             ("/coupon/rsync", Value::Object(m))
         }
         SyncEvent::CouponStatus {

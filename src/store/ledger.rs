@@ -38,7 +38,7 @@ fn from_constraint(e: rusqlite::Error) -> LedgerError {
 
 /// Appends one journal row (SPEC §5: in the same transaction as the change).
 #[allow(clippy::too_many_arguments)]
-fn journal(
+pub(super) fn journal(
     conn: &Connection,
     entity: &str,
     entity_id: &str,
@@ -79,28 +79,27 @@ fn kind_columns(kind: &CouponKind) -> (i64, Option<Fen>, Fen, Option<i64>, Optio
     }
 }
 
-fn create_stock_tx(
-    conn: &Connection,
-    spec: StockSpec,
-    origin: &Origin,
-    sync: Option<&SyncRenderer>,
-) -> Result<Stock, LedgerError> {
-    if let Some(existing) = load_stock(conn, &spec.stock_id)? {
-        if existing.spec == spec {
-            return Ok(existing);
-        }
-        return Err(LedgerError::IdempotencyConflict(format!(
-            "stock_id: {} already exists with different fields",
-            spec.stock_id
-        )));
-    }
+/// Inserts a stock, or overwrites the editable fields of an existing one; the
+/// schema's triggers refuse what is frozen. Status changes go through their own path.
+fn write_stock(conn: &Connection, spec: &StockSpec, create_ms: i64) -> Result<(), LedgerError> {
     let (t, amount, minimum, percent, max) = kind_columns(&spec.kind);
     conn.prepare_cached(
         "INSERT INTO stocks (stock_id, stock_name, app_channel_id, app_id, instructions, coupon_name,
             coupon_desc, coupon_type, coupon_amount, transaction_minimum, discount_percent,
             discount_amount_max, max_coupons, max_coupons_per_user, available_begin_ms,
             available_end_ms, create_ms, stock_status)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+         ON CONFLICT (stock_id) DO UPDATE SET
+            stock_name = excluded.stock_name, app_channel_id = excluded.app_channel_id,
+            app_id = excluded.app_id, instructions = excluded.instructions,
+            coupon_name = excluded.coupon_name, coupon_desc = excluded.coupon_desc,
+            coupon_type = excluded.coupon_type, coupon_amount = excluded.coupon_amount,
+            transaction_minimum = excluded.transaction_minimum,
+            discount_percent = excluded.discount_percent,
+            discount_amount_max = excluded.discount_amount_max, max_coupons = excluded.max_coupons,
+            max_coupons_per_user = excluded.max_coupons_per_user,
+            available_begin_ms = excluded.available_begin_ms,
+            available_end_ms = excluded.available_end_ms",
     )?
     .execute(params![
         spec.stock_id,
@@ -119,10 +118,29 @@ fn create_stock_tx(
         spec.max_coupons_per_user,
         spec.available_begin,
         spec.available_end,
-        origin.now,
+        create_ms,
         spec.status.code()
     ])
     .map_err(from_constraint)?;
+    Ok(())
+}
+
+fn create_stock_tx(
+    conn: &Connection,
+    spec: StockSpec,
+    origin: &Origin,
+    sync: Option<&SyncRenderer>,
+) -> Result<Stock, LedgerError> {
+    if let Some(existing) = load_stock(conn, &spec.stock_id)? {
+        if existing.spec == spec {
+            return Ok(existing);
+        }
+        return Err(LedgerError::IdempotencyConflict(format!(
+            "stock_id: {} already exists with different fields",
+            spec.stock_id
+        )));
+    }
+    write_stock(conn, &spec, origin.now)?;
     journal(
         conn,
         "stock",
@@ -192,34 +210,7 @@ fn patch_stock_tx(
         ));
     }
     let spec = spec.validate()?;
-    let (t, amount, minimum, percent, max) = kind_columns(&spec.kind);
-    conn.prepare_cached(
-        "UPDATE stocks SET stock_name = ?2, app_channel_id = ?3, app_id = ?4, instructions = ?5,
-            coupon_name = ?6, coupon_desc = ?7, coupon_type = ?8, coupon_amount = ?9,
-            transaction_minimum = ?10, discount_percent = ?11, discount_amount_max = ?12,
-            max_coupons = ?13, max_coupons_per_user = ?14, available_begin_ms = ?15,
-            available_end_ms = ?16
-         WHERE stock_id = ?1",
-    )?
-    .execute(params![
-        stock_id,
-        spec.stock_name,
-        spec.app_channel_id,
-        spec.app_id,
-        spec.instructions,
-        spec.coupon_name,
-        spec.coupon_desc,
-        t,
-        amount,
-        minimum,
-        percent,
-        max,
-        spec.max_coupons,
-        spec.max_coupons_per_user,
-        spec.available_begin,
-        spec.available_end
-    ])
-    .map_err(from_constraint)?;
+    write_stock(conn, &spec, stock.create_ms)?;
     let status = Some(spec.status.code());
     journal(
         conn, "stock", stock_id, "edit", status, status, origin, None,

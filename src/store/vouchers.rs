@@ -3,6 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::json;
 
+use super::ledger::journal;
 use super::{NonceUse, Store};
 use crate::domain::coupon::new_coupon_id;
 use crate::domain::ledger::Origin;
@@ -107,31 +108,27 @@ fn usable(
     Ok(v)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Journals a change of a voucher's uses left (`from` is `None` at import).
 fn journal_voucher(
     conn: &Connection,
     v: &Voucher,
     event: &str,
-    from: i64,
+    from: Option<i64>,
     to: i64,
     origin: &Origin,
     detail: String,
 ) -> Result<(), LedgerError> {
-    conn.prepare_cached(
-        "INSERT INTO journal (entity, entity_id, event, from_status, to_status, source, seq_id, at_ms, detail)
-         VALUES ('voucher', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        voucher_key(v.spec.kind, &v.spec.coupon_no),
+    let key = voucher_key(v.spec.kind, &v.spec.coupon_no);
+    journal(
+        conn,
+        "voucher",
+        &key,
         event,
-        (event != "import").then_some(from),
-        to,
-        origin.source.as_str(),
-        origin.seq_id,
-        origin.now,
-        detail
-    ])?;
-    Ok(())
+        from,
+        Some(to),
+        origin,
+        Some(detail),
+    )
 }
 
 /// The journal's id of a voucher: `type:couponNo`.
@@ -186,7 +183,7 @@ fn import_tx(
             conn,
             &v,
             "import",
-            0,
+            None,
             s.count,
             origin,
             json!({"count": s.count}).to_string(),
@@ -245,7 +242,7 @@ fn verify_tx(
     .execute(params![verify_id, v.id, req.issuer, req.request_id, req.shop_id, req.count, left, origin.now])?;
     let detail =
         json!({"verify_id": verify_id, "shop_id": req.shop_id, "count": req.count}).to_string();
-    journal_voucher(conn, &v, "verify", v.remaining, left, origin, detail)?;
+    journal_voucher(conn, &v, "verify", Some(v.remaining), left, origin, detail)?;
     Ok(Verification {
         verify_id,
         kind: req.kind,
@@ -296,7 +293,7 @@ fn cancel_tx(
     let left = v.remaining + ver.count;
     let detail =
         json!({"verify_id": verify_id, "shop_id": shop_id, "count": ver.count}).to_string();
-    journal_voucher(conn, &v, "cancel", v.remaining, left, origin, detail)?;
+    journal_voucher(conn, &v, "cancel", Some(v.remaining), left, origin, detail)?;
     Ok((
         Verification {
             cancelled_ms: Some(origin.now),
