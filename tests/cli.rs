@@ -195,3 +195,51 @@ fn a_nonce_is_refused_after_a_restart() {
     let a = server.client().post("/sp/stock/query", &body);
     assert_eq!(a.code(), 40104, "{}", String::from_utf8_lossy(&a.body));
 }
+
+#[test]
+fn mock_platform_verifies_signatures_and_shows_what_it_received() {
+    let port = free_port();
+    let mut child = Command::new(bin())
+        .args([
+            "mock-platform",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--secret",
+            "S",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let c = Client {
+        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+    };
+    assert!(wait_until(std::time::Duration::from_secs(10), || {
+        std::net::TcpStream::connect(c.addr).is_ok()
+    }));
+    let good = signed_as(
+        "K",
+        "S",
+        &coupon_ledger::sign::SignRule::default(),
+        json!({"stock_id": "s1", "stock_status": 3}),
+    );
+    assert_eq!(c.post("/stock/status/rsync", &good).code(), 0);
+    let bad = signed_as(
+        "K",
+        "wrong",
+        &coupon_ledger::sign::SignRule::default(),
+        json!({"stock_id": "s1"}),
+    );
+    assert_eq!(c.post("/stock/status/rsync", &bad).code(), 40102);
+    let got = raw_request(c.addr, "GET", "/received", &[], b"").json();
+    assert_eq!(got["received"].as_array().unwrap().len(), 1);
+    assert_eq!(got["received"][0]["path"], "/stock/status/rsync");
+    assert_eq!(got["bad_signatures"], 1);
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = Command::new(bin())
+        .args(["mock-platform", "--secret", "S", "--fail-rate", "2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
