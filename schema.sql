@@ -47,7 +47,8 @@ BEGIN
     SELECT RAISE(ABORT, 'ledger: illegal stock status transition');
 END;
 
--- After the first coupon, the type, amounts, channel and start are frozen.
+-- After the first coupon, the type, amounts, channel, app and start are frozen;
+-- the per-user limit may only rise.
 CREATE TRIGGER stocks_frozen_after_issue
 BEFORE UPDATE ON stocks
 WHEN OLD.issued > 0
@@ -57,6 +58,7 @@ WHEN OLD.issued > 0
    OR NEW.discount_percent IS NOT OLD.discount_percent
    OR NEW.discount_amount_max IS NOT OLD.discount_amount_max
    OR NEW.app_channel_id IS NOT OLD.app_channel_id
+   OR NEW.app_id IS NOT OLD.app_id
    OR NEW.available_begin_ms IS NOT OLD.available_begin_ms
    OR NEW.max_coupons_per_user < OLD.max_coupons_per_user)
 BEGIN

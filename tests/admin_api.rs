@@ -568,6 +568,26 @@ fn patch_of_amounts_after_the_first_issue_is_refused_with_40905() {
 }
 
 #[test]
+fn patch_of_channel_app_start_or_lower_user_limit_after_the_first_issue_is_refused_with_40905() {
+    let server = TestServer::start();
+    let client = server.client();
+    let s = sid(&client.create_stock(json!({})));
+    issue(&client, &s, "u1");
+    for change in [
+        json!({"app_channel_id": 2}),
+        json!({"app_id": "wx-other"}),
+        json!({"available_begin_time": time_from_now(-3600)}),
+        json!({"max_coupons_per_user": 1}),
+    ] {
+        expect(&patch(&client, &s, change.clone()), 40905);
+    }
+    let d = ok(&patch(&client, &s, json!({"max_coupons_per_user": 3})));
+    assert_eq!(d["max_coupons_per_user"], 3);
+    assert_eq!(get_stock(&client, &s)["app_id"], "wx1111111111");
+    assert_checked(&server);
+}
+
+#[test]
 fn patch_of_amounts_alone_keeps_the_coupon_type() {
     let server = TestServer::start();
     let client = server.client();

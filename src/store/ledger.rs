@@ -190,6 +190,8 @@ fn patch_stock_tx(
             Some("coupon_type and amounts")
         } else if spec.app_channel_id != old.app_channel_id {
             Some("app_channel_id")
+        } else if spec.app_id != old.app_id {
+            Some("app_id")
         } else if spec.available_begin != old.available_begin {
             Some("available_begin_time")
         } else if spec.max_coupons_per_user < old.max_coupons_per_user {
