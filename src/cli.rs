@@ -225,6 +225,11 @@ fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
     let tz = cfg.utc_offset;
     match action {
         OutboxAction::List { state, limit } => {
+            if let Some(s) = &state {
+                if !["pending", "dead", "delivered"].contains(&s.as_str()) {
+                    return Err(format!("--state: {s:?} is not pending, dead or delivered"));
+                }
+            }
             let calls = store
                 .outbox_list(state.as_deref(), 0, limit.clamp(1, 100_000))
                 .map_err(|e| e.to_string())?;

@@ -70,9 +70,9 @@ fn dispatch(app: &App, body: &[u8]) -> Result<Value, LedgerError> {
 fn kind(f: &Fields) -> Result<VoucherType, LedgerError> {
     let t = f.str("type", 16)?;
     VoucherType::parse(&t).ok_or_else(|| {
-        LedgerError::invalid(
+        f.invalid(
             "type",
-            format!("{t:?} is not meituan, dianping, mtdz or tiktok"),
+            &format!("{t:?} is not meituan, dianping, mtdz or tiktok"),
         )
     })
 }

@@ -141,10 +141,10 @@ fn import_tx(
     specs: &[VoucherSpec],
     origin: &Origin,
 ) -> Result<usize, LedgerError> {
-    for (i, s) in specs.iter().enumerate() {
+    for s in specs {
         if load_voucher(conn, s.kind, &s.coupon_no)?.is_some() {
             return Err(LedgerError::IdempotencyConflict(format!(
-                "[{i}]: voucher {} already exists; re-importing is refused",
+                "voucher {} already exists; re-importing is refused",
                 voucher_key(s.kind, &s.coupon_no)
             )));
         }
