@@ -4,67 +4,16 @@
 mod common;
 
 use common::*;
-use coupon_ledger::domain::time::{now_ms, parse_time};
+use coupon_ledger::domain::time::now_ms;
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------- helpers
-
-fn show(a: &Answer) -> String {
-    format!("HTTP {} {}", a.status, String::from_utf8_lossy(&a.body))
-}
-
-/// Asserts HTTP 200 with protocol `code`; returns the whole answer.
-fn expect(a: &Answer, code: i64) -> Value {
-    assert_eq!(a.status, 200, "{}", show(a));
-    assert_eq!(a.code(), code, "{}", show(a));
-    a.json()
-}
 
 /// Asserts success and returns `data`.
 fn ok(a: &Answer) -> Value {
     let v = expect(a, 0);
     assert_eq!(v["message"], "successful");
     v["data"].clone()
-}
-
-/// Asserts a 40001 whose message names `field`.
-fn expect_invalid(a: &Answer, field: &str) {
-    let v = expect(a, 40001);
-    let msg = v["message"].as_str().unwrap_or_default();
-    assert!(
-        msg.starts_with(&format!("{field}:")),
-        "message should name {field}: {}",
-        show(a)
-    );
-}
-
-fn keys(v: &Value) -> Vec<&str> {
-    let mut k: Vec<&str> = v
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    k.sort_unstable();
-    k
-}
-
-fn sorted(mut k: Vec<&str>) -> Vec<&str> {
-    k.sort_unstable();
-    k
-}
-
-fn ms(v: &Value) -> i64 {
-    let s = v
-        .as_str()
-        .unwrap_or_else(|| panic!("not a time string: {v}"));
-    assert!(s.ends_with("+08:00"), "rendered in +08:00: {s}");
-    parse_time(s).unwrap()
-}
-
-fn assert_checked(server: &TestServer) {
-    let (ok, out) = check(&server.db());
-    assert!(ok, "coupon-ledger check failed:\n{out}");
 }
 
 /// The default test stock (running 满减, 10 元 off from 100 元) with `overrides`.
@@ -84,10 +33,6 @@ fn stock_body(overrides: Value) -> Value {
 
 fn create(client: &Client, body: Value) -> Answer {
     client.admin("POST", "/admin/stocks", Some(body))
-}
-
-fn sid(stock: &Value) -> String {
-    stock["stock_id"].as_str().unwrap().to_string()
 }
 
 fn get_stock(client: &Client, id: &str) -> Value {

@@ -20,10 +20,6 @@ const PLATFORM_PATHS: [&str; 4] = [
 
 // ---------------------------------------------------------------- helpers
 
-fn show(a: &Answer) -> String {
-    format!("HTTP {} {}", a.status, String::from_utf8_lossy(&a.body))
-}
-
 /// Asserts HTTP 200 with protocol `code` and a message; returns the answer's JSON.
 fn expect(a: &Answer, code: i64) -> Value {
     assert_eq!(a.status, 200, "{}", show(a));
@@ -81,10 +77,6 @@ fn assert_alive(server: &TestServer) {
         .client()
         .call("/sp/stock/query", json!({"stock_id": "no-such-stock"}));
     expect(&a, 40401);
-}
-
-fn sid(stock: &Value) -> String {
-    stock["stock_id"].as_str().unwrap().to_string()
 }
 
 /// Business fields of a valid request to each platform path, for a coupon

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use coupon_ledger::domain::time::{now_ms, parse_time};
+use coupon_ledger::domain::time::now_ms;
 use coupon_ledger::sign::{SignFields, SignRule};
 use serde_json::{json, Value};
 
@@ -117,55 +117,6 @@ fn seed_stock(client: &Client, begin: &str, end: &str) -> Value {
     expect(&a, 0)["data"].clone()
 }
 
-fn show(a: &Answer) -> String {
-    format!("HTTP {} {}", a.status, String::from_utf8_lossy(&a.body))
-}
-
-/// Asserts HTTP 200 with protocol `code`; returns the whole answer.
-fn expect(a: &Answer, code: i64) -> Value {
-    assert_eq!(a.status, 200, "{}", show(a));
-    assert_eq!(a.code(), code, "{}", show(a));
-    a.json()
-}
-
-/// Asserts a 40001 whose message names `field`.
-fn expect_invalid(a: &Answer, field: &str) {
-    let v = expect(a, 40001);
-    let msg = v["message"].as_str().unwrap_or_default();
-    assert!(
-        msg.starts_with(&format!("{field}:")),
-        "message should name {field}: {}",
-        show(a)
-    );
-}
-
-/// The sorted keys of an object.
-fn keys(v: &Value) -> Vec<&str> {
-    let mut k: Vec<&str> = v
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    k.sort_unstable();
-    k
-}
-
-fn sorted(mut k: Vec<&str>) -> Vec<&str> {
-    k.sort_unstable();
-    k
-}
-
-/// A rendered §6 time as UTC milliseconds; also checks the seed's format.
-fn ms(v: &Value) -> i64 {
-    let s = v
-        .as_str()
-        .unwrap_or_else(|| panic!("not a time string: {v}"));
-    assert_eq!(s.len(), 29, "yyyy-MM-ddTHH:mm:ss.SSS+08:00 expected: {s}");
-    assert!(s.ends_with("+08:00"), "rendered in +08:00: {s}");
-    parse_time(s).unwrap()
-}
-
 /// The coupon as the operator sees it.
 fn coupon(client: &Client, id: &str) -> Value {
     let a = client.admin("GET", &format!("/admin/coupons/{id}"), None);
@@ -217,19 +168,10 @@ fn batch(client: &Client, user: &str, coupons: &[(&str, &str)], to: i64) -> Answ
     )
 }
 
-fn sid(stock: &Value) -> String {
-    stock["stock_id"].as_str().unwrap().to_string()
-}
-
 /// Polls until the clock has passed the rendered time `t`, so a later change gets a later time.
 fn wait_past(t: &Value) {
     let t = ms(t);
     assert!(wait_until(std::time::Duration::from_secs(2), || now_ms() > t));
-}
-
-fn assert_checked(server: &TestServer) {
-    let (ok, out) = check(&server.db());
-    assert!(ok, "coupon-ledger check failed:\n{out}");
 }
 
 // ---------------------------------------------------------------- seed examples

@@ -428,3 +428,63 @@ pub fn check(db: &Path) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout).to_string(),
     )
 }
+
+// ---------- assertions shared by the API tests ----------
+
+pub fn show(a: &Answer) -> String {
+    format!("HTTP {} {}", a.status, String::from_utf8_lossy(&a.body))
+}
+
+/// Asserts HTTP 200 with protocol `code`; returns the whole answer.
+pub fn expect(a: &Answer, code: i64) -> Value {
+    assert_eq!(a.status, 200, "{}", show(a));
+    assert_eq!(a.code(), code, "{}", show(a));
+    a.json()
+}
+
+/// Asserts a 40001 whose message names `field`.
+pub fn expect_invalid(a: &Answer, field: &str) {
+    let v = expect(a, 40001);
+    let msg = v["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with(&format!("{field}:")),
+        "message should name {field}: {}",
+        show(a)
+    );
+}
+
+/// The sorted keys of an object.
+pub fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    k.sort_unstable();
+    k
+}
+
+pub fn sorted(mut k: Vec<&str>) -> Vec<&str> {
+    k.sort_unstable();
+    k
+}
+
+/// A rendered §6 time as UTC milliseconds; also checks the seed's format.
+pub fn ms(v: &Value) -> i64 {
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("not a time string: {v}"));
+    assert_eq!(s.len(), 29, "yyyy-MM-ddTHH:mm:ss.SSS+08:00 expected: {s}");
+    assert!(s.ends_with("+08:00"), "rendered in +08:00: {s}");
+    coupon_ledger::domain::time::parse_time(s).unwrap()
+}
+
+pub fn sid(stock: &Value) -> String {
+    stock["stock_id"].as_str().unwrap().to_string()
+}
+
+pub fn assert_checked(server: &TestServer) {
+    let (ok, out) = check(&server.db());
+    assert!(ok, "coupon-ledger check failed:\n{out}");
+}
