@@ -278,13 +278,10 @@ fn claim_tx(
         .query_row(params![req.issuer, req.request_id], rows::coupon)
         .optional()?;
     if let Some(c) = earlier {
-        let stored_mobile = conn
-            .prepare_cached("SELECT mobile_masked FROM coupons WHERE coupon_id = ?1")?
-            .query_row([&c.coupon_id], |r| r.get::<_, Option<String>>(0))?;
         if c.stock_id == req.stock_id
             && c.user_code == req.user_code
             && c.app_channel_id == req.app_channel_id
-            && stored_mobile == req.mobile_masked
+            && c.mobile_masked == req.mobile_masked
         {
             return Ok(c);
         }
