@@ -244,7 +244,8 @@ CREATE TABLE outbox (
     CHECK ((state = 'delivered') = (delivered_ms IS NOT NULL))
 ) STRICT;
 
-CREATE INDEX outbox_due ON outbox (state, next_attempt_ms);
+-- Pending calls in creation order: the dispatcher's scan stops as soon as it has enough.
+CREATE INDEX outbox_by_state ON outbox (state, id);
 CREATE INDEX outbox_open_lane ON outbox (lane, id) WHERE state <> 'delivered';
 CREATE INDEX outbox_open_stock ON outbox (stock_id, id) WHERE state <> 'delivered' AND coupon_id IS NULL;
 

@@ -10,6 +10,22 @@ use crate::config::Config;
 use crate::sign::{self, SignFields, SignRule};
 use crate::store::{check_database, Store, StoreOptions};
 
+/// Prints a line on stdout; a closed stdout is not worth a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// Prints a line on stderr; a closed stderr is not worth a panic.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// A durable coupon ledger for a small coupon service provider.
 #[derive(Parser, Debug)]
 #[command(name = "coupon-ledger", version, about)]
@@ -193,7 +209,7 @@ fn voucher(action: VoucherAction, args: &DbArgs) -> Result<(), String> {
     let n = store
         .import_vouchers(specs, origin)
         .map_err(|e| e.message())?;
-    println!("imported {n} vouchers");
+    say!("imported {n} vouchers");
     Ok(())
 }
 
@@ -234,19 +250,21 @@ fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
                 .outbox_list(state.as_deref(), 0, limit.clamp(1, 100_000))
                 .map_err(|e| e.to_string())?;
             for c in &calls {
-                println!("{}", crate::api::render::outbox_call(c, tz));
+                say!("{}", crate::api::render::outbox_call(c, tz));
             }
             let h = store.outbox_health().map_err(|e| e.to_string())?;
-            eprintln!(
+            tell!(
                 "pending {} · dead {} · delivered {}",
-                h.pending, h.dead, h.delivered
+                h.pending,
+                h.dead,
+                h.delivered
             );
         }
         OutboxAction::Retry { id } => {
             let call = store
                 .outbox_retry(id, crate::domain::time::now_ms())
                 .map_err(|e| e.to_string())?;
-            println!("{}", crate::api::render::outbox_call(&call, tz));
+            say!("{}", crate::api::render::outbox_call(&call, tz));
         }
     }
     Ok(())
@@ -258,7 +276,7 @@ fn mock_platform(listen: &str, secret: &str, fail_rate: f64) -> Result<(), Strin
     }
     let mock = crate::outbox::mock::MockPlatform::start(listen, secret, fail_rate)
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    eprintln!(
+    tell!(
         "mock platform on http://{} (fail rate {fail_rate}); what it received: GET /received",
         mock.local_addr()
     );
@@ -326,7 +344,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
                 app_channel_id,
             };
             let report = crate::bench::run(&opts)?;
-            println!("{}", report.render(&opts));
+            say!("{}", report.render(&opts));
             Ok(())
         }
         Command::Voucher { action, db } => voucher(action, &db),
@@ -355,7 +373,7 @@ fn serve(
     }
     let running = app::start(cfg)?;
     let addr = running.local_addr();
-    eprintln!(
+    tell!(
         "coupon-ledger listening on http://{addr} (database {})",
         running.config().db.display()
     );
@@ -363,16 +381,16 @@ fn serve(
         match &running.demo {
             Some(d) => {
                 if let Some(p) = &running.config().platform {
-                    eprintln!("sync calls go to the in-process mock platform: {}/received", p.base_url);
+                    tell!("sync calls go to the in-process mock platform: {}/received", p.base_url);
                 }
-                eprintln!("embedded default: demo partner and running stock `{}`", crate::demo::DEMO_STOCK);
-                eprintln!("  api_key     {}", d.api_key);
-                eprintln!("  secret      {}", d.secret);
-                eprintln!("  admin token {}", d.admin_token);
-                eprintln!("claim a coupon (signed now: valid for 5 minutes, once; `coupon-ledger demo-curl` prints a fresh one):");
-                println!("{}", d.claim_curl(&addr.to_string())?);
+                tell!("embedded default: demo partner and running stock `{}`", crate::demo::DEMO_STOCK);
+                tell!("  api_key     {}", d.api_key);
+                tell!("  secret      {}", d.secret);
+                tell!("  admin token {}", d.admin_token);
+                tell!("claim a coupon (signed now: valid for 5 minutes, once; `coupon-ledger demo-curl` prints a fresh one):");
+                say!("{}", d.claim_curl(&addr.to_string())?);
             }
-            None => eprintln!(
+            None => tell!(
                 "warning: this database was not created by the embedded default, so no partner is configured; use --config"
             ),
         }
@@ -395,22 +413,22 @@ fn sign_file(secret: &str, fields: &str, key_name: String, file: &Path) -> Resul
         other => return Err(format!("--sign-fields: {other:?} is not all or common")),
     };
     let rule = SignRule { fields, key_name };
-    println!(
+    say!(
         "string-to-sign: {}",
         sign::string_to_sign(&map, &rule, secret)
     );
-    println!("sign: {}", sign::sign(&map, &rule, secret));
+    say!("sign: {}", sign::sign(&map, &rule, secret));
     Ok(())
 }
 
 fn check(db: &Path) -> Result<(), String> {
     let violations = check_database(db)?;
     if violations.is_empty() {
-        println!("ok: {} holds every ledger invariant", db.display());
+        say!("ok: {} holds every ledger invariant", db.display());
         return Ok(());
     }
     for v in &violations {
-        println!("{v}");
+        say!("{v}");
     }
     Err(format!(
         "{} violations in {}",
@@ -437,7 +455,7 @@ fn demo_curl(db: &Path, addr: &str) -> Result<(), String> {
     )?;
     match crate::demo::load(&store).map_err(|e| e.to_string())? {
         Some(demo) => {
-            println!("{}", demo.claim_curl(addr)?);
+            say!("{}", demo.claim_curl(addr)?);
             Ok(())
         }
         None => Err(format!(

@@ -204,6 +204,10 @@ impl Config {
                     .ok_or("platform.secret is missing (set it in the file or COUPON_LEDGER_PLATFORM_SECRET)")?;
                 let retry_base_ms = p.retry_base_ms.unwrap_or(1000).max(1);
                 let retry_max_ms = p.retry_max_ms.unwrap_or(600_000);
+                const WEEK_MS: u64 = 7 * 86_400_000;
+                if retry_max_ms > WEEK_MS {
+                    return Err("platform.retry_max_ms: must be at most a week (604800000)".into());
+                }
                 if retry_max_ms < retry_base_ms {
                     return Err("platform.retry_max_ms: must not be below retry_base_ms".into());
                 }

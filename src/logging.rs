@@ -1,5 +1,7 @@
 //! A minimal stderr logger; the level comes from `COUPON_LEDGER_LOG` (error, warn, info, debug).
 
+use std::io::Write;
+
 use log::{LevelFilter, Log, Metadata, Record};
 
 struct Stderr;
@@ -9,9 +11,14 @@ impl Log for Stderr {
         true
     }
     fn log(&self, record: &Record) {
-        if self.enabled(record.metadata()) {
-            eprintln!("{} {}: {}", record.level(), record.target(), record.args());
-        }
+        // A closed stderr must never take a thread down: write errors are ignored.
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{} {}: {}",
+            record.level(),
+            record.target(),
+            record.args()
+        );
     }
     fn flush(&self) {}
 }

@@ -243,3 +243,43 @@ fn mock_platform_verifies_signatures_and_shows_what_it_received() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn a_closed_stderr_does_not_take_the_server_down() {
+    let dir = TempDir::new();
+    let db = dir.path().join("ledger.db");
+    let cfg = dir.path().join("ledger.toml");
+    std::fs::write(&cfg, config_toml(&db, "127.0.0.1:0", "")).unwrap();
+    let port = free_port();
+    let mut child = Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("COUPON_LEDGER_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("listening"), "{line}");
+    drop(err); // nobody reads the server's stderr any more
+    let c = Client {
+        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+    };
+    // A bad signature is logged at debug level: the log line goes to a closed pipe.
+    let mut bad = signed(json!({"stock_id": "x"}));
+    bad["stock_id"] = json!("y");
+    for _ in 0..3 {
+        assert_eq!(c.post("/sp/stock/query", &bad).code(), 40102);
+    }
+    assert_eq!(
+        c.call("/sp/stock/query", json!({"stock_id": "none"}))
+            .code(),
+        40401
+    );
+    assert!(child.try_wait().unwrap().is_none(), "the server exited");
+    let _ = child.kill();
+    let _ = child.wait();
+}

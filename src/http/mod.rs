@@ -174,9 +174,13 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Largest request body; beyond it: 413 and close. Default 64 KiB.
     pub max_body_bytes: usize,
-    /// Most live connections; beyond it new connections get 503 and are
+    /// Most live connections. At the cap a new connection takes the place of
+    /// the connection idle the longest; when none is idle it gets 503 and is
     /// closed. Default 1024.
     pub max_connections: usize,
+    /// Most live connections from one address, with the same rule. Default 256,
+    /// so one client cannot take every slot.
+    pub max_connections_per_ip: usize,
     /// Longest time to receive one whole request once its first byte
     /// arrived; beyond it: 408 and close. Default 10 s.
     pub read_timeout: Duration,
@@ -191,6 +195,7 @@ impl Default for Limits {
             max_header_bytes: 8 * 1024,
             max_body_bytes: 64 * 1024,
             max_connections: 1024,
+            max_connections_per_ip: 256,
             read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
         }

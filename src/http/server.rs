@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -47,17 +47,50 @@ struct Shared {
     active: AtomicUsize,
     /// Live connections, so that shutdown can close the idle ones.
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    /// The clock idle times are measured against.
+    started: Instant,
 }
 
 struct Conn {
     stream: TcpStream,
+    ip: IpAddr,
     /// True while waiting for the first byte of a request.
     idle: AtomicBool,
+    /// When it last became idle, in microseconds since `Shared::started`.
+    idle_since: AtomicU64,
 }
 
 impl Shared {
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn micros(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
+    /// Closes the connection idle the longest (from `ip` only, if given), to
+    /// make room for a new one. False when no connection is idle.
+    fn evict_idle(&self, ip: Option<IpAddr>) -> bool {
+        let conns = self.conns.lock();
+        let oldest = conns
+            .values()
+            .filter(|c| c.idle.load(Ordering::SeqCst) && ip.is_none_or(|ip| c.ip == ip))
+            .min_by_key(|c| c.idle_since.load(Ordering::SeqCst));
+        match oldest {
+            Some(c) => {
+                // Claim it so no other accept picks the same one.
+                c.idle.store(false, Ordering::SeqCst);
+                let _ = c.stream.shutdown(Shutdown::Both);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Live connections from `ip`.
+    fn connections_from(&self, ip: IpAddr) -> usize {
+        self.conns.lock().values().filter(|c| c.ip == ip).count()
     }
 
     /// Sets the stop flag, wakes the accept thread and closes idle
@@ -127,6 +160,7 @@ impl Server {
             stopping: AtomicBool::new(false),
             active: AtomicUsize::new(0),
             conns: Mutex::new(HashMap::new()),
+            started: Instant::now(),
         });
         let accept_shared = Arc::clone(&shared);
         let accept = thread::Builder::new()
@@ -278,8 +312,16 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 /// Starts a connection thread, or answers 503 when at the connection cap (or
 /// when no thread can be started). Returns false when it answered 503.
 fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64) -> bool {
+    let ip = peer.ip();
+    if shared.connections_from(ip) >= shared.limits.max_connections_per_ip
+        && !shared.evict_idle(Some(ip))
+    {
+        log::debug!("HTTP {peer}: at the per-address cap, answering 503");
+        reject_busy(&stream);
+        return false;
+    }
     let before = shared.active.fetch_add(1, Ordering::SeqCst);
-    if before >= shared.limits.max_connections {
+    if before >= shared.limits.max_connections && !shared.evict_idle(None) {
         shared.active.fetch_sub(1, Ordering::SeqCst);
         log::debug!("HTTP {peer}: at connection cap, answering 503");
         reject_busy(&stream);
@@ -287,7 +329,9 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, i
     }
     let conn = Arc::new(Conn {
         stream,
+        ip,
         idle: AtomicBool::new(true),
+        idle_since: AtomicU64::new(shared.micros()),
     });
     shared.conns.lock().insert(id, Arc::clone(&conn));
     let thread_shared = Arc::clone(shared);
@@ -447,6 +491,7 @@ fn handle_connection(shared: &Shared, conn: &Conn, peer: SocketAddr) {
         if io.buf.is_empty() {
             // Idle: wait for the first byte of the next request.
             io.buf.shrink_to(READ_CHUNK);
+            conn.idle_since.store(shared.micros(), Ordering::SeqCst);
             conn.idle.store(true, Ordering::SeqCst);
             if shared.stopping() {
                 break;

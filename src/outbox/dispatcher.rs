@@ -2,11 +2,11 @@
 //! SPEC §3, with capped exponential backoff and jitter, in order per stock and
 //! per coupon, a few at a time so one stuck call does not hold up the others.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use serde_json::{json, Value};
@@ -20,8 +20,12 @@ use crate::store::{Attempt, Store};
 
 /// Calls sent at once; calls in one lane never overlap.
 const WORKERS: usize = 4;
-/// How often an idle dispatcher looks for due calls.
+/// How long a worker holds a call whose attempt could not be recorded.
+const RECORD_FAILURE_PAUSE: Duration = Duration::from_secs(5);
+/// How often the dispatcher wakes to check for new calls.
 const POLL: Duration = Duration::from_millis(100);
+/// The longest the dispatcher goes without looking, when nothing was due.
+const MAX_IDLE_WAIT: Duration = Duration::from_secs(2);
 
 /// The delay before attempt `attempts + 1`: `base × 2^(attempts−1)` capped at
 /// `max`, with "equal jitter" (a random point in the upper half) so retries spread.
@@ -122,6 +126,10 @@ struct Shared {
     platform: Platform,
     stop: AtomicBool,
     in_flight: Mutex<Vec<i64>>,
+    /// Set by a worker that has recorded its attempt.
+    finished: AtomicBool,
+    /// The earliest retry a worker scheduled that the dispatcher has not looked for yet.
+    next_retry_ms: AtomicI64,
     wake: Condvar,
 }
 
@@ -139,6 +147,8 @@ impl Dispatcher {
             platform,
             stop: AtomicBool::new(false),
             in_flight: Mutex::new(Vec::new()),
+            finished: AtomicBool::new(false),
+            next_retry_ms: AtomicI64::new(i64::MAX),
             wake: Condvar::new(),
         });
         let (tx, rx) = mpsc::channel::<OutboxCall>();
@@ -173,13 +183,39 @@ impl Dispatcher {
     }
 }
 
+/// Looks for due calls when new ones were written, a worker came free, or the
+/// idle wait passed; the idle wait doubles while there is nothing to send, so a
+/// large blocked backlog is not rescanned ten times a second.
 fn dispatch(shared: &Shared, tx: Sender<OutboxCall>) {
+    let mut seen_writes = u64::MAX;
+    let mut idle_wait = POLL;
+    let mut last_look: Option<Instant> = None;
     while !shared.stop.load(Ordering::SeqCst) {
+        // Read the signal before the in-flight list: a worker clears its call first.
+        let finished = shared.finished.swap(false, Ordering::SeqCst);
         let busy: Vec<i64> = shared.in_flight.lock().clone();
         let free = WORKERS.saturating_sub(busy.len());
-        if free > 0 {
+        let writes = shared.store.outbox_writes();
+        let retry_at = shared.next_retry_ms.load(Ordering::SeqCst);
+        let retry_due = retry_at <= now_ms()
+            && shared
+                .next_retry_ms
+                .compare_exchange(retry_at, i64::MAX, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok();
+        let due = writes != seen_writes
+            || finished
+            || retry_due
+            || last_look.is_none_or(|t| t.elapsed() >= idle_wait);
+        if free > 0 && due {
+            seen_writes = writes;
+            last_look = Some(Instant::now());
             match shared.store.outbox_ready(now_ms(), &busy, free) {
                 Ok(calls) => {
+                    idle_wait = if calls.is_empty() {
+                        (idle_wait * 2).min(MAX_IDLE_WAIT)
+                    } else {
+                        POLL
+                    };
                     for call in calls {
                         shared.in_flight.lock().push(call.id);
                         if tx.send(call).is_err() {
@@ -214,6 +250,9 @@ fn worker(shared: &Shared, rx: &Mutex<Receiver<OutboxCall>>) {
             );
         }
         let step = next_step(&call, result, &shared.platform, now_ms());
+        if let Attempt::Retry { at, .. } = &step {
+            shared.next_retry_ms.fetch_min(*at, Ordering::SeqCst);
+        }
         if let Attempt::Dead { error } = &step {
             log::warn!(
                 "outbox: {} {} is dead after {} attempts: {error}",
@@ -223,9 +262,13 @@ fn worker(shared: &Shared, rx: &Mutex<Receiver<OutboxCall>>) {
             );
         }
         if let Err(e) = shared.store.outbox_record(call.id, step, now_ms()) {
+            // The ledger cannot be written: hold the call back a while rather
+            // than send it again at once.
             log::error!("outbox: cannot record the attempt of {}: {e}", call.seq_id);
+            thread::sleep(RECORD_FAILURE_PAUSE);
         }
         shared.in_flight.lock().retain(|id| *id != call.id);
+        shared.finished.store(true, Ordering::SeqCst);
         shared.wake.notify_all();
     }
 }

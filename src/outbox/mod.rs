@@ -3,8 +3,6 @@
 pub mod dispatcher;
 pub mod mock;
 
-use std::sync::Arc;
-
 use serde_json::{json, Map, Value};
 use time::UtcOffset;
 
@@ -12,7 +10,7 @@ use crate::api::render;
 use crate::domain::ledger::SyncEvent;
 use crate::domain::stock::CouponStatus;
 use crate::domain::time::render_millis;
-use crate::store::SyncRenderer;
+use crate::store::{SyncRenderer, SyncSink};
 
 /// The seed-000 callback an event causes: its path and business fields.
 pub fn render_call(event: &SyncEvent, tz: UtcOffset) -> (&'static str, Value) {
@@ -55,5 +53,5 @@ pub fn render_call(event: &SyncEvent, tz: UtcOffset) -> (&'static str, Value) {
 
 /// The renderer the store uses to fill the outbox, in the configured offset.
 pub fn renderer(tz: UtcOffset) -> SyncRenderer {
-    Arc::new(move |event: &SyncEvent| render_call(event, tz))
+    SyncSink::new(move |event: &SyncEvent| render_call(event, tz))
 }

@@ -14,7 +14,7 @@ mod rows;
 mod vouchers;
 
 pub use check::check_database;
-pub use outbox::{Attempt, SyncRenderer};
+pub use outbox::{Attempt, SyncRenderer, SyncSink};
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
@@ -122,7 +122,7 @@ fn migrate(conn: &Connection) -> Result<(), String> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| e.to_string())?;
-    if version > SCHEMA_VERSION {
+    if !(0..=SCHEMA_VERSION).contains(&version) {
         return Err(format!(
             "schema version {version} is newer than this coupon-ledger understands ({SCHEMA_VERSION}); use a newer build"
         ));
@@ -162,7 +162,12 @@ impl Store {
             }),
         };
         let stats = store.clone();
-        let keep_nonces_ms = options.timestamp_window_s.saturating_mul(2000);
+        // A timestamp is accepted within ±window of now, so a nonce can come back
+        // for 2 × window after it was first seen; a few seconds cover rounding.
+        let keep_nonces_ms = options
+            .timestamp_window_s
+            .saturating_mul(2000)
+            .saturating_add(5000);
         thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || writer_loop(conn, rx, stats, keep_nonces_ms))
@@ -314,6 +319,17 @@ fn purge_nonces(conn: &Connection, before: Millis) {
     }
 }
 
+/// Rolls back what is left of a batch and answers every job so far with an
+/// error; jobs not yet run are dropped, which answers their callers with one.
+fn abandon(conn: &Connection, replies: Vec<Reply>, why: &str) {
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    replies
+        .into_iter()
+        .for_each(|r| r(Err(internal("write batch abandoned", why))));
+}
+
 /// Runs a batch of jobs in one transaction, each in its own savepoint, then
 /// answers every job with the commit's outcome.
 fn run_batch(conn: &Connection, batch: Vec<Job>) {
@@ -325,8 +341,8 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
     }
     for job in batch {
         if let Err(e) = conn.execute_batch("SAVEPOINT job") {
-            log::error!("cannot open a savepoint: {e}");
-            continue;
+            log::error!("cannot open a savepoint, the batch is rolled back: {e}");
+            return abandon(conn, replies, "savepoint");
         }
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
         let keep = match ran {
@@ -344,8 +360,16 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
         } else {
             conn.execute_batch("ROLLBACK TO job; RELEASE job")
         };
+        // A savepoint that cannot be closed, or an error that made SQLite roll
+        // back the whole transaction (disk full, I/O error), poisons the batch:
+        // nothing in it may be committed or acknowledged.
         if let Err(e) = end {
-            log::error!("cannot close a savepoint: {e}");
+            log::error!("cannot close a savepoint, the batch is rolled back: {e}");
+            return abandon(conn, replies, "savepoint");
+        }
+        if conn.is_autocommit() {
+            log::error!("the write transaction was rolled back by SQLite; the batch fails");
+            return abandon(conn, replies, "transaction rolled back");
         }
     }
     match conn.execute_batch("COMMIT") {

@@ -1,6 +1,7 @@
 //! The outbox table (SPEC §7): calls written with the changes that cause them,
 //! and the bookkeeping of their delivery.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -12,8 +13,33 @@ use crate::domain::ledger::{Origin, OutboxCall, OutboxHealth, Source, SyncEvent}
 use crate::domain::time::Millis;
 use crate::domain::LedgerError;
 
-/// Renders an event as the platform call it causes: the path and the business fields.
-pub type SyncRenderer = Arc<dyn Fn(&SyncEvent) -> (&'static str, Value) + Send + Sync>;
+/// Renders an event as the platform call it causes (the path and the business
+/// fields), and counts the calls written so the dispatcher knows when to look.
+pub struct SyncSink {
+    render: RenderFn,
+    written: AtomicU64,
+}
+
+type RenderFn = Box<dyn Fn(&SyncEvent) -> (&'static str, Value) + Send + Sync>;
+
+impl SyncSink {
+    /// A sink around a renderer.
+    pub fn new(
+        render: impl Fn(&SyncEvent) -> (&'static str, Value) + Send + Sync + 'static,
+    ) -> SyncRenderer {
+        Arc::new(SyncSink {
+            render: Box::new(render),
+            written: AtomicU64::new(0),
+        })
+    }
+
+    fn bump(&self) {
+        self.written.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The store's handle on the outbox renderer.
+pub type SyncRenderer = Arc<SyncSink>;
 
 const CALL_COLUMNS: &str = "id, seq_id, path, body, stock_id, coupon_id, state, attempts, \
     next_attempt_ms, created_ms, delivered_ms, last_error";
@@ -44,11 +70,11 @@ pub fn enqueue(
     event: &SyncEvent,
     origin: &Origin,
 ) -> Result<(), LedgerError> {
-    let Some(render) = sync else { return Ok(()) };
+    let Some(sink) = sync else { return Ok(()) };
     if origin.source == Source::Platform {
         return Ok(());
     }
-    let (path, body) = render(event);
+    let (path, body) = (sink.render)(event);
     let lane = match event.coupon_id() {
         Some(c) => format!("coupon:{c}"),
         None => format!("stock:{}", event.stock_id()),
@@ -67,6 +93,8 @@ pub fn enqueue(
         event.coupon_id(),
         origin.now
     ])?;
+    // Counted before the commit: a rolled-back call only costs the dispatcher one look.
+    sink.bump();
     Ok(())
 }
 
@@ -86,6 +114,15 @@ pub enum Attempt {
 }
 
 impl Store {
+    /// How many calls have been written (or put back in line) since start; the
+    /// dispatcher looks for work when this moves.
+    pub fn outbox_writes(&self) -> u64 {
+        self.inner
+            .sync
+            .as_ref()
+            .map_or(0, |s| s.written.load(Ordering::SeqCst))
+    }
+
     /// Calls due by `now` that head their lane (nothing older about the same
     /// coupon or stock is undelivered), oldest first, skipping `in_flight`.
     pub fn outbox_ready(
@@ -158,7 +195,8 @@ impl Store {
 
     /// Puts a dead (or waiting) call back in line for an attempt now, with a fresh attempt budget.
     pub fn outbox_retry(&self, id: i64, now: Millis) -> Result<OutboxCall, LedgerError> {
-        self.write(move |c| {
+        let sink = self.inner.sync.clone();
+        let call = self.write(move |c| {
             let found = c
                 .prepare_cached(&format!("SELECT {CALL_COLUMNS} FROM outbox WHERE id = ?1"))?
                 .query_row([id], call)
@@ -177,27 +215,40 @@ impl Store {
                 next_attempt_ms: now,
                 ..found
             })
-        })
+        })?;
+        if let Some(s) = sink {
+            s.bump();
+        }
+        Ok(call)
     }
 
-    /// Depth and age of the outbox.
+    /// Depth and age of the outbox. Cost grows with the calls not yet
+    /// delivered, not with the whole history (ids are never reused or deleted).
     pub fn outbox_health(&self) -> Result<OutboxHealth, LedgerError> {
         self.read(|c| {
-            let mut h = OutboxHealth::default();
-            let mut stmt = c.prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            for r in rows {
-                let (state, n) = r?;
-                match state.as_str() {
-                    "pending" => h.pending = n,
-                    "dead" => h.dead = n,
-                    _ => h.delivered = n,
-                }
-            }
-            h.oldest_pending_ms = c
-                .prepare_cached("SELECT min(created_ms) FROM outbox WHERE state = 'pending'")?
+            let count = |state: &str| -> Result<i64, LedgerError> {
+                Ok(
+                    c.prepare_cached("SELECT count(*) FROM outbox WHERE state = ?1")?
+                        .query_row([state], |r| r.get(0))?,
+                )
+            };
+            let pending = count("pending")?;
+            let dead = count("dead")?;
+            let total: i64 = c
+                .prepare_cached("SELECT coalesce(max(id), 0) FROM outbox")?
                 .query_row([], |r| r.get(0))?;
-            Ok(h)
+            let oldest_pending_ms = c
+                .prepare_cached(
+                    "SELECT created_ms FROM outbox WHERE state = 'pending' ORDER BY id LIMIT 1",
+                )?
+                .query_row([], |r| r.get(0))
+                .optional()?;
+            Ok(OutboxHealth {
+                pending,
+                dead,
+                delivered: total - pending - dead,
+                oldest_pending_ms,
+            })
         })
     }
 }
