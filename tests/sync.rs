@@ -543,7 +543,7 @@ fn the_sweeper_expires_a_coupon_within_one_interval_and_syncs_it() {
 fn claims_go_through_between_sweeper_batches() {
     let server = TestServer::start_with("sweep_interval_s = 1\nsweep_batch = 25");
     let c = server.client();
-    let doomed = c.create_stock(json!({"max_coupons": 600, "max_coupons_per_user": 600, "available_end_time": time_from_now(3)}));
+    let doomed = c.create_stock(json!({"max_coupons": 600, "max_coupons_per_user": 600, "available_end_time": time_from_now(5)}));
     let doomed_id = doomed["stock_id"].as_str().unwrap().to_string();
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -569,6 +569,7 @@ fn claims_go_through_between_sweeper_batches() {
             while !stop.load(Ordering::Relaxed) {
                 assert_eq!(c.claim(&id, "live", &format!("l-{i}")).code(), 0);
                 i += 1;
+                std::thread::sleep(Duration::from_millis(1));
             }
         })
     };
