@@ -209,8 +209,6 @@ pub enum HttpError {
     Malformed(String),
     /// 408: the request was not complete within `read_timeout`.
     Timeout,
-    /// 411: a body is required but no length was given.
-    LengthRequired,
     /// 413: the body exceeds the limit (in bytes) carried here.
     BodyTooLarge(usize),
     /// 431: the head (or chunked trailer) exceeds `max_header_bytes`, or has
@@ -246,7 +244,6 @@ impl HttpError {
         match self {
             HttpError::Malformed(why) => (400, 40000, format!("malformed HTTP request: {why}")),
             HttpError::Timeout => (408, 40800, "request timeout".to_string()),
-            HttpError::LengthRequired => (411, 41100, "length required".to_string()),
             HttpError::BodyTooLarge(limit) => (
                 413,
                 41300,
