@@ -254,8 +254,9 @@ fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
             }
             let h = store.outbox_health().map_err(|e| e.to_string())?;
             tell!(
-                "pending {} · dead {} · delivered {}",
+                "pending {} (blocked behind dead calls: {}) · dead {} · delivered {}",
                 h.pending,
+                h.blocked,
                 h.dead,
                 h.delivered
             );

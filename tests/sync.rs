@@ -405,6 +405,11 @@ fn unrelated_coupons_do_not_wait_behind_a_dead_call_but_its_own_coupon_does() {
         .any(|r| r.body["coupon_id"] == a.as_str()));
     let pending = outbox(&c, "pending");
     assert_eq!(pending.len(), 1);
+    assert_eq!(
+        health(&c)["outbox"]["blocked_by_dead"],
+        1,
+        "the operator can see what waits"
+    );
     assert_eq!(pending[0]["path"], "/coupon/status/rsync");
     let dead_id = outbox(&c, "dead")[0]["id"].as_i64().unwrap();
     assert_eq!(

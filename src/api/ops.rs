@@ -24,6 +24,7 @@ fn health(app: &App) -> Result<Value, LedgerError> {
         "outbox": {
             "pending": outbox.pending,
             "dead": outbox.dead,
+            "blocked_by_dead": outbox.blocked,
             "delivered": outbox.delivered,
             "oldest_pending_age_s": oldest_age_s,
         },

@@ -256,6 +256,8 @@ pub struct OutboxCall {
 pub struct OutboxHealth {
     pub pending: i64,
     pub dead: i64,
+    /// Pending calls that wait behind a dead call of their coupon or stock.
+    pub blocked: i64,
     pub delivered: i64,
     /// Creation time of the oldest pending call.
     pub oldest_pending_ms: Option<Millis>,

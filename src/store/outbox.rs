@@ -243,9 +243,22 @@ impl Store {
                 )?
                 .query_row([], |r| r.get(0))
                 .optional()?;
+            // Pending calls held back by a dead call in their lane; only worth
+            // counting when something is dead.
+            let blocked = if dead == 0 {
+                0
+            } else {
+                c.prepare_cached(
+                    "SELECT count(*) FROM outbox o WHERE o.state = 'pending' AND EXISTS (
+                        SELECT 1 FROM outbox d WHERE d.state = 'dead' AND d.id < o.id
+                          AND (d.lane = o.lane OR (d.coupon_id IS NULL AND d.stock_id = o.stock_id)))",
+                )?
+                .query_row([], |r| r.get(0))?
+            };
             Ok(OutboxHealth {
                 pending,
                 dead,
+                blocked,
                 delivered: total - pending - dead,
                 oldest_pending_ms,
             })
