@@ -378,9 +378,11 @@ fn connection_cap_answers_503_when_no_connection_is_idle() {
     };
     let server = start(limits);
     let mut held: Vec<Client> = (0..4).map(|_| busy_client(server.local_addr())).collect();
+    // Busy means the server has read the start of their requests.
     assert!(wait_until(Duration::from_secs(5), || server
         .active_connections()
-        == 4));
+        == 4
+        && server.idle_connections() == 0));
     let mut fifth = Client::connect(server.local_addr());
     let r = fifth.read().unwrap();
     assert_error(&r, 503, 50300);
@@ -438,7 +440,8 @@ fn one_address_cannot_take_more_than_its_share() {
     let _held: Vec<Client> = (0..3).map(|_| busy_client(server.local_addr())).collect();
     assert!(wait_until(Duration::from_secs(5), || server
         .active_connections()
-        == 3));
+        == 3
+        && server.idle_connections() == 0));
     let mut fourth = Client::connect(server.local_addr());
     assert_error(&fourth.read().unwrap(), 503, 50300);
 }

@@ -183,6 +183,16 @@ impl Server {
         self.shared.active.load(Ordering::SeqCst)
     }
 
+    /// Number of live connections waiting for their next request.
+    pub fn idle_connections(&self) -> usize {
+        self.shared
+            .conns
+            .lock()
+            .values()
+            .filter(|c| c.idle.load(Ordering::SeqCst))
+            .count()
+    }
+
     /// A handle that can stop this server from another thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
