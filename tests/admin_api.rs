@@ -134,24 +134,7 @@ fn create_stock_answers_the_stock_with_zero_counts() {
     let after = now_ms();
     assert_eq!(
         keys(&d),
-        sorted(vec![
-            "app_channel_id",
-            "app_id",
-            "stock_id",
-            "stock_name",
-            "instructions",
-            "coupon_name",
-            "coupon_desc",
-            "coupon_type",
-            "fixed_normal_coupon",
-            "max_coupons",
-            "max_coupons_per_user",
-            "available_begin_time",
-            "available_end_time",
-            "create_time",
-            "stock_status",
-            "counts"
-        ])
+        sorted(STOCK_FIELDS.iter().copied().chain(["counts"]).collect())
     );
     for k in [
         "stock_id",

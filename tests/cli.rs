@@ -181,10 +181,7 @@ fn the_journal_refuses_updates_and_deletes() {
 
 #[test]
 fn a_nonce_is_refused_after_a_restart() {
-    let dir = TempDir::new();
-    let db = dir.path().join("ledger.db");
-    let cfg = dir.path().join("ledger.toml");
-    std::fs::write(&cfg, config_toml(&db, "127.0.0.1:0", "")).unwrap();
+    let (_dir, _db, cfg) = config_file("");
     let server = BinServer::start(&cfg, free_port());
     let c = server.client();
     let s = c.create_stock(json!({}));
@@ -246,10 +243,7 @@ fn mock_platform_verifies_signatures_and_shows_what_it_received() {
 
 #[test]
 fn a_closed_stderr_does_not_take_the_server_down() {
-    let dir = TempDir::new();
-    let db = dir.path().join("ledger.db");
-    let cfg = dir.path().join("ledger.toml");
-    std::fs::write(&cfg, config_toml(&db, "127.0.0.1:0", "")).unwrap();
+    let (_dir, _db, cfg) = config_file("");
     let port = free_port();
     let mut child = Command::new(bin())
         .args(["serve", "--config"])

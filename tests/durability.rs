@@ -115,10 +115,7 @@ fn concurrent_claims_never_exceed_stock_or_user_limits() {
 
 #[test]
 fn acknowledged_claims_survive_kill_9() {
-    let dir = TempDir::new();
-    let db = dir.path().join("ledger.db");
-    let cfg = dir.path().join("ledger.toml");
-    std::fs::write(&cfg, config_toml(&db, "127.0.0.1:0", "")).unwrap();
+    let (_dir, db, cfg) = config_file("");
     let server = BinServer::start(&cfg, free_port());
     let c = server.client();
     let stock = c.create_stock(json!({"max_coupons": 100000, "max_coupons_per_user": 100000}));

@@ -164,23 +164,7 @@ fn every_sp_event_produces_exactly_the_right_signed_call() {
     assert_eq!(seq.len(), got.len(), "each call has its own seq_id");
 
     let stock_call = &got[1].body;
-    for k in [
-        "app_channel_id",
-        "app_id",
-        "stock_id",
-        "stock_name",
-        "instructions",
-        "coupon_name",
-        "coupon_desc",
-        "coupon_type",
-        "fixed_normal_coupon",
-        "max_coupons",
-        "max_coupons_per_user",
-        "available_begin_time",
-        "available_end_time",
-        "create_time",
-        "stock_status",
-    ] {
+    for k in STOCK_FIELDS {
         assert!(stock_call.get(k).is_some(), "/stock/rsync lacks {k}");
     }
     assert_eq!(stock_call["stock_name"], "改名");
@@ -430,13 +414,9 @@ fn unrelated_coupons_do_not_wait_behind_a_dead_call_but_its_own_coupon_does() {
 
 #[test]
 fn outage_and_kill_9_lose_no_call_and_keep_order() {
-    let dir = TempDir::new();
-    let db = dir.path().join("ledger.db");
-    let cfg = dir.path().join("ledger.toml");
     let platform_port = free_port();
     // Nothing listens on the platform's port yet: every attempt is refused.
-    let extra = platform_toml(platform_port, 50, 200, 10_000);
-    std::fs::write(&cfg, config_toml(&db, "127.0.0.1:0", &extra)).unwrap();
+    let (_dir, db, cfg) = config_file(&platform_toml(platform_port, 50, 200, 10_000));
     let server = BinServer::start(&cfg, free_port());
     let c = server.client();
     let stock = c.create_stock(json!({}));

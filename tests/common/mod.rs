@@ -78,6 +78,35 @@ sign_key_name = "secretKey"
     )
 }
 
+/// A temp dir holding a config file (with `extra` top-level TOML) for the
+/// binary; returns the dir, the database path and the config path.
+pub fn config_file(extra: &str) -> (TempDir, PathBuf, PathBuf) {
+    let dir = TempDir::new();
+    let db = dir.path().join("ledger.db");
+    let cfg = dir.path().join("ledger.toml");
+    std::fs::write(&cfg, config_toml(&db, "127.0.0.1:0", extra)).unwrap();
+    (dir, db, cfg)
+}
+
+/// The seed-000 fields of a stock as the platform API answers it (查询批次信息).
+pub const STOCK_FIELDS: [&str; 15] = [
+    "app_channel_id",
+    "app_id",
+    "stock_id",
+    "stock_name",
+    "instructions",
+    "coupon_name",
+    "coupon_desc",
+    "coupon_type",
+    "fixed_normal_coupon",
+    "max_coupons",
+    "max_coupons_per_user",
+    "available_begin_time",
+    "available_end_time",
+    "create_time",
+    "stock_status",
+];
+
 /// The server, in-process, on a temp database and a free port.
 pub struct TestServer {
     pub addr: SocketAddr,
