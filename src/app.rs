@@ -1,14 +1,27 @@
-//! Starting and stopping the whole server: store, demo data, outbox dispatcher,
-//! sweeper, HTTP.
+//! Starting and stopping the whole server: listeners, the database lock, the
+//! store, demo data, outbox dispatcher, sweeper, HTTP.
+//!
+//! Start order: the config is already valid; then the listen addresses are
+//! bound, then the database lock is taken, then the database is opened and a
+//! write is proven possible. A failing step leaves nothing new on disk from
+//! the steps after it.
+//!
+//! Stop order (SIGTERM, SIGINT, or [`Running::shutdown`]): stop accepting,
+//! answer every request already read and close idle connections, let the
+//! writer commit and answer what it holds, stop the dispatcher and the
+//! sweeper; all within `shutdown_grace_s`.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::mpsc;
 use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::api::{self, App};
+use crate::api::{self, App, Surface};
 use crate::config::Config;
 use crate::demo;
 use crate::http::{Limits, Server, ShutdownHandle};
+use crate::lock::DbLock;
 use crate::outbox::dispatcher::Dispatcher;
 use crate::outbox::mock::MockPlatform;
 use crate::outbox::{self};
@@ -18,10 +31,12 @@ use crate::sweeper::Sweeper;
 /// A running ledger server.
 pub struct Running {
     server: Server,
+    admin_server: Option<Server>,
     app: Arc<App>,
     dispatcher: Option<Dispatcher>,
     sweeper: Option<Sweeper>,
     mock: Option<MockPlatform>,
+    _lock: DbLock,
     /// What the embedded default created or found, to print at start.
     pub demo: Option<demo::Demo>,
 }
@@ -30,6 +45,11 @@ impl Running {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
+    }
+
+    /// The address of the admin listener, when `admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_server.as_ref().map(Server::local_addr)
     }
 
     /// The ledger behind the server.
@@ -47,34 +67,125 @@ impl Running {
         self.server.shutdown_handle()
     }
 
-    /// Stops accepting, finishes in-flight requests and deliveries, returns.
+    /// Stops accepting, finishes in-flight requests and deliveries, returns;
+    /// waits at most `shutdown_grace_s` in all.
     pub fn shutdown(self) {
-        self.server.shutdown();
-        Self::stop_background(self.dispatcher, self.sweeper, self.mock);
+        let grace = Duration::from_secs(self.app.config.shutdown_grace_s);
+        let deadline = Instant::now() + grace;
+        if let Some(admin) = &self.admin_server {
+            admin.shutdown_handle().shutdown();
+        }
+        self.server.shutdown_within(grace);
+        if let Some(admin) = self.admin_server {
+            admin.shutdown_within(remaining(deadline));
+        }
+        stop_background(self.dispatcher, self.sweeper, self.mock, deadline);
+        // Every request was answered after its commit; dropping the last
+        // handle lets the writer finish whatever is still queued.
+        drop(self.app);
+        log::info!("stopped");
     }
 
-    /// Blocks until the HTTP server stops.
-    pub fn join(self) {
-        self.server.join();
-        Self::stop_background(self.dispatcher, self.sweeper, self.mock);
-    }
-
-    fn stop_background(d: Option<Dispatcher>, s: Option<Sweeper>, m: Option<MockPlatform>) {
-        if let Some(d) = d {
-            d.stop();
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully. A second
+    /// signal ends the process at once. SIGHUP is logged and otherwise ignored.
+    pub fn run_until_signal(self) -> Result<(), String> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        let handle = signals.handle();
+        let (tx, rx) = mpsc::channel::<i32>();
+        let watcher = thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                let mut asked = false;
+                for sig in signals.forever() {
+                    match sig {
+                        SIGHUP => log::info!("SIGHUP: nothing to reload; still serving"),
+                        _ if asked => {
+                            log::warn!("second signal ({sig}): exiting now");
+                            std::process::exit(1);
+                        }
+                        _ => {
+                            asked = true;
+                            let _ = tx.send(sig);
+                        }
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+        if let Ok(sig) = rx.recv() {
+            log::info!(
+                "signal {sig}: shutting down within {} s",
+                self.app.config.shutdown_grace_s
+            );
         }
-        if let Some(s) = s {
-            s.stop();
-        }
-        if let Some(m) = m {
-            m.shutdown();
-        }
+        self.shutdown();
+        handle.close();
+        let _ = watcher.join();
+        Ok(())
     }
 }
 
-/// Opens the ledger and starts serving on `config.listen`, with the outbox
-/// dispatcher when `[platform]` is configured, and the expiry sweeper.
+fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+/// Stops the background workers, each within what is left of the grace time.
+/// A worker still busy then (an outbound call under way) is left behind: its
+/// call stays pending in the outbox and is sent again after a restart.
+fn stop_background(
+    d: Option<Dispatcher>,
+    s: Option<Sweeper>,
+    m: Option<MockPlatform>,
+    deadline: Instant,
+) {
+    if let Some(d) = d {
+        bounded("outbox dispatcher", deadline, move || d.stop());
+    }
+    if let Some(s) = s {
+        bounded("expiry sweeper", deadline, move || s.stop());
+    }
+    if let Some(m) = m {
+        bounded("mock platform", deadline, move || m.shutdown());
+    }
+}
+
+fn bounded(what: &str, deadline: Instant, stop: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = mpsc::channel::<()>();
+    let spawned = thread::Builder::new()
+        .name(format!("stop {what}"))
+        .spawn(move || {
+            stop();
+            let _ = tx.send(());
+        });
+    if spawned.is_err() || rx.recv_timeout(remaining(deadline)).is_err() {
+        log::warn!("{what} did not stop within the grace time; its work stays queued");
+    }
+}
+
+fn bind(addr: &str, what: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
+}
+
+/// Binds, locks, opens the ledger and starts serving on `config.listen` (and
+/// `admin_listen`), with the outbox dispatcher when `[platform]` is
+/// configured, and the expiry sweeper.
 pub fn start(mut config: Config) -> Result<Running, String> {
+    let listener = bind(&config.listen, "listen")?;
+    let admin_listener = match &config.admin_listen {
+        Some(a) => Some(bind(a, "admin_listen")?),
+        None => None,
+    };
+    if let Some(dir) = config.db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(format!(
+                "database {}: directory {} does not exist",
+                config.db.display(),
+                dir.display()
+            ));
+        }
+    }
+    let lock = DbLock::acquire(&config.db)?;
     // The embedded default syncs to an in-process mock platform, so the demo
     // shows the outbox end to end.
     let syncs = config.platform.is_some() || config.demo;
@@ -86,6 +197,10 @@ pub fn start(mut config: Config) -> Result<Running, String> {
             sync_renderer: syncs.then(|| outbox::renderer(config.utc_offset)),
         },
     )?;
+    // A database that cannot be written is refused now, not at the first claim.
+    store
+        .probe()
+        .map_err(|e| format!("database {} cannot be written: {e}", config.db.display()))?;
     let mut mock = None;
     let demo = if config.demo {
         let d = demo::ensure(&store).map_err(|e| format!("cannot prepare the demo data: {e}"))?;
@@ -114,19 +229,34 @@ pub fn start(mut config: Config) -> Result<Running, String> {
         config,
         store,
         started: Instant::now(),
+        admin_throttle: Default::default(),
     });
-    let server = Server::start(
-        &app.config.listen,
+    let public_surface = if admin_listener.is_some() {
+        Surface::Public
+    } else {
+        Surface::All
+    };
+    let server = Server::serve(
+        listener,
         Limits::default(),
-        api::handler(app.clone()),
+        api::handler(app.clone(), public_surface),
     )
-    .map_err(|e| format!("cannot listen on {}: {e}", app.config.listen))?;
+    .map_err(|e| format!("cannot serve on {}: {e}", app.config.listen))?;
+    let admin_server = match admin_listener {
+        Some(l) => Some(
+            Server::serve(l, Limits::default(), api::handler(app.clone(), Surface::Admin))
+                .map_err(|e| format!("cannot serve the admin listener: {e}"))?,
+        ),
+        None => None,
+    };
     Ok(Running {
         server,
+        admin_server,
         app,
         dispatcher,
         sweeper,
         mock,
+        _lock: lock,
         demo,
     })
 }

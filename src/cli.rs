@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::app;
 use crate::config::Config;
 use crate::sign::{self, SignFields, SignRule};
+use crate::lock::DbLock;
 use crate::store::{check_database, Store, StoreOptions};
 
 /// Prints a line on stdout; a closed stdout is not worth a panic.
@@ -124,6 +125,13 @@ pub enum Command {
         #[arg(long, default_value = "ledger.db")]
         db: PathBuf,
     },
+    /// Copy a ledger to DEST while it runs (online, consistent), then verify the copy like `check`.
+    Backup {
+        /// The new file to write; it must not exist.
+        dest: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Print a freshly signed demo claim for a database made by the embedded default.
     DemoCurl {
         /// The database file.
@@ -200,7 +208,7 @@ fn voucher(action: VoucherAction, args: &DbArgs) -> Result<(), String> {
     if specs.is_empty() {
         return Err(format!("{}: no voucher records", file.display()));
     }
-    let (store, _) = open_store(args)?;
+    let (store, _, _lock) = open_store_for_write(args)?;
     let origin = crate::domain::ledger::Origin {
         source: crate::domain::ledger::Source::Admin,
         seq_id: None,
@@ -213,8 +221,12 @@ fn voucher(action: VoucherAction, args: &DbArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Opens the database a command names, for a short administrative session.
-fn open_store(args: &DbArgs) -> Result<(Store, Config), String> {
+/// The database a command names: `--db`, else the config's, else `ledger.db`.
+fn db_path(args: &DbArgs) -> Result<PathBuf, String> {
+    Ok(db_config(args)?.db)
+}
+
+fn db_config(args: &DbArgs) -> Result<Config, String> {
     let mut cfg = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => Config::embedded_default(),
@@ -222,6 +234,13 @@ fn open_store(args: &DbArgs) -> Result<(Store, Config), String> {
     if let Some(db) = &args.db {
         cfg.db = db.clone();
     }
+    Ok(cfg)
+}
+
+/// Opens the database a command names, for a short administrative session
+/// that only reads.
+fn open_store(args: &DbArgs) -> Result<(Store, Config), String> {
+    let cfg = db_config(args)?;
     if !cfg.db.exists() {
         return Err(format!("{}: no such database", cfg.db.display()));
     }
@@ -236,11 +255,23 @@ fn open_store(args: &DbArgs) -> Result<(Store, Config), String> {
     Ok((store, cfg))
 }
 
-fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
+/// Like [`open_store`], for a command that writes: takes the database lock
+/// first, so it refuses to run beside a server on the same database.
+fn open_store_for_write(args: &DbArgs) -> Result<(Store, Config, DbLock), String> {
+    let cfg = db_config(args)?;
+    if !cfg.db.exists() {
+        return Err(format!("{}: no such database", cfg.db.display()));
+    }
+    let lock = DbLock::acquire(&cfg.db)?;
     let (store, cfg) = open_store(args)?;
-    let tz = cfg.utc_offset;
+    Ok((store, cfg, lock))
+}
+
+fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
     match action {
         OutboxAction::List { state, limit } => {
+            let (store, cfg) = open_store(args)?;
+            let tz = cfg.utc_offset;
             if let Some(s) = &state {
                 if !["pending", "dead", "delivered"].contains(&s.as_str()) {
                     return Err(format!("--state: {s:?} is not pending, dead or delivered"));
@@ -262,6 +293,8 @@ fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
             );
         }
         OutboxAction::Retry { id } => {
+            let (store, cfg, _lock) = open_store_for_write(args)?;
+            let tz = cfg.utc_offset;
             let call = store
                 .outbox_retry(id, crate::domain::time::now_ms())
                 .map_err(|e| e.to_string())?;
@@ -349,6 +382,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Voucher { action, db } => voucher(action, &db),
+        Command::Backup { dest, db } => backup(&db, &dest),
         Command::MockPlatform {
             listen,
             secret,
@@ -378,6 +412,9 @@ fn serve(
         "coupon-ledger listening on http://{addr} (database {})",
         running.config().db.display()
     );
+    if let Some(admin) = running.admin_addr() {
+        tell!("admin API on http://{admin}/admin/ (not served on {addr})");
+    }
     if running.config().demo {
         match &running.demo {
             Some(d) => {
@@ -396,7 +433,20 @@ fn serve(
             ),
         }
     }
-    running.join();
+    running.run_until_signal()
+}
+
+fn backup(args: &DbArgs, dest: &Path) -> Result<(), String> {
+    let db = db_path(args)?;
+    let report = crate::store::backup(&db, dest)?;
+    say!(
+        "ok: {} → {} ({} bytes, {} coupons, {} ms); verified with every ledger check",
+        db.display(),
+        report.dest.display(),
+        report.bytes,
+        report.coupons,
+        report.elapsed.as_millis()
+    );
     Ok(())
 }
 

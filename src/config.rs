@@ -56,6 +56,12 @@ pub struct Config {
     pub platform: Option<Platform>,
     /// True for the embedded default: the demo partner and admin token live in the database.
     pub demo: bool,
+    /// When set, `/admin/*` is served only on this address (and answers 404 on `listen`).
+    pub admin_listen: Option<String>,
+    /// SIGTERM/SIGINT: how long in-flight work may take before the process exits.
+    pub shutdown_grace_s: u64,
+    /// `/healthz` reports `degraded` when the oldest pending sync call is older than this.
+    pub health_max_pending_age_s: u64,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +77,9 @@ struct RawConfig {
     sweep_interval_s: Option<u64>,
     sweep_batch: Option<i64>,
     cancel_window_s: Option<i64>,
+    admin_listen: Option<String>,
+    shutdown_grace_s: Option<u64>,
+    health_max_pending_age_s: Option<u64>,
     #[serde(default)]
     partners: Vec<RawPartner>,
     platform: Option<RawPlatform>,
@@ -119,6 +128,9 @@ impl Config {
             partners: Vec::new(),
             platform: None,
             demo: true,
+            admin_listen: None,
+            shutdown_grace_s: 10,
+            health_max_pending_age_s: 600,
         }
     }
 
@@ -126,6 +138,7 @@ impl Config {
     pub fn from_file(path: &Path) -> Result<Config, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        warn_if_readable_by_others(path);
         Config::from_toml(&text, &|name| std::env::var(name).ok())
             .map_err(|e| format!("config file {}: {e}", path.display()))
     }
@@ -163,6 +176,21 @@ impl Config {
         let cancel_window_s = raw.cancel_window_s.unwrap_or(base.cancel_window_s);
         if cancel_window_s < 0 {
             return Err("cancel_window_s: must not be negative".into());
+        }
+        let shutdown_grace_s = raw.shutdown_grace_s.unwrap_or(base.shutdown_grace_s);
+        if !(1..=3600).contains(&shutdown_grace_s) {
+            return Err("shutdown_grace_s: must be between 1 and 3600".into());
+        }
+        let health_max_pending_age_s = raw
+            .health_max_pending_age_s
+            .unwrap_or(base.health_max_pending_age_s);
+        if health_max_pending_age_s < 1 {
+            return Err("health_max_pending_age_s: must be at least 1".into());
+        }
+        if let Some(a) = &raw.admin_listen {
+            if a.is_empty() {
+                return Err("admin_listen: must not be empty (leave it out to serve /admin/* on listen)".into());
+            }
         }
         let mut partners: Vec<Partner> = Vec::new();
         for (i, p) in raw.partners.into_iter().enumerate() {
@@ -236,6 +264,9 @@ impl Config {
             partners,
             platform,
             demo: false,
+            admin_listen: raw.admin_listen,
+            shutdown_grace_s,
+            health_max_pending_age_s,
         })
     }
 
@@ -265,6 +296,26 @@ fn sign_rule(
     }
     Ok(SignRule { fields, key_name })
 }
+
+/// The config holds secrets: say so when other users can read it.
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            log::warn!(
+                "config file {} is readable by other users (mode {:o}) and holds secrets; run: chmod 600 {}",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_: &Path) {}
 
 fn env_suffix(api_key: &str) -> String {
     api_key

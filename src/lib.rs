@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod lock;
 pub mod logging;
 pub mod outbox;
 pub mod sign;

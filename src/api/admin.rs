@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::fields::{parse_object, Fields};
 use super::gateway::parse_voucher;
-use super::{answer, failure, method_not_allowed, render, App};
+use super::{access, answer, failure, method_not_allowed, render, throttle, App};
 use crate::domain::coupon::mask_phone;
 use crate::domain::ledger::{ClaimRequest, CouponQuery, KindPatch, Origin, Source, StockPatch};
 use crate::domain::stock::{
@@ -41,9 +41,23 @@ fn origin() -> Origin {
 
 /// Dispatches `/admin/...`.
 pub fn handle(app: &App, req: &Request) -> Response {
+    let ip = req.peer.ip();
+    if let Some(retry_after_s) = app.admin_throttle.blocked(ip, now_ms()) {
+        return failure(&LedgerError::RateLimited { retry_after_s });
+    }
     if !authorized(app, req) {
+        access::refused("bad admin token", "admin");
+        if app.admin_throttle.failed(ip, now_ms()) {
+            log::warn!(
+                target: "auth",
+                "admin API: {ip} is refused for {} s after {} bad tokens",
+                throttle::BLOCK_MS / 1000,
+                throttle::MAX_FAILURES
+            );
+        }
         return failure(&LedgerError::BadAdminToken);
     }
+    app.admin_throttle.succeeded(ip);
     let segments = req.path_segments();
     let parts: Vec<&str> = segments.iter().skip(1).map(String::as_str).collect();
     let m = req.method.as_str();

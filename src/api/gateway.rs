@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use time::UtcOffset;
 
 use super::fields::Fields;
-use super::platform::{authenticate, Signed};
+use super::auth::{authenticate, Signed};
 use super::App;
 use crate::domain::ledger::{Origin, Source};
 use crate::domain::money::yuan;
@@ -22,17 +22,13 @@ const MAX_SHOP: i64 = 2_147_483_647;
 const MAX_FEN: i64 = 999_999_999_999_999_999;
 
 fn success(data: Value) -> Response {
+    super::access::code(0);
     Response::json(200, &json!({"code": 0, "msg": "successful", "data": data}))
 }
 
 fn failure(e: &LedgerError) -> Response {
-    let status = match e {
-        LedgerError::Internal(detail) => {
-            log::error!("internal error: {detail}");
-            500
-        }
-        _ => 200,
-    };
+    super::access::code(e.code());
+    let status = super::server_fault(e).unwrap_or(200);
     Response::json(
         status,
         &json!({"code": 3, "msg": e.message(), "sub_code": e.code()}),

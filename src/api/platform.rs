@@ -1,10 +1,10 @@
 //! Seed 000 inbound: the travel platform calls the SP (SPEC §6).
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::fields::{parse_object, Fields};
+use super::fields::Fields;
+use super::auth::{authenticate, Signed};
 use super::{answer, failure, render, App};
-use crate::config::Partner;
 use crate::domain::coupon::mask_phone;
 use crate::domain::ledger::{
     BatchOutcome, ClaimRequest, DeactivateRequest, HeldCoupon, Origin, Source,
@@ -13,55 +13,9 @@ use crate::domain::stock::CouponStatus;
 use crate::domain::time::{now_ms, render_millis};
 use crate::domain::LedgerError;
 use crate::http::Response;
-use crate::sign;
-use crate::store::NonceUse;
 
 /// The largest `app_channel_id` (10 digits, per the seed).
 const MAX_CHANNEL: i64 = 9_999_999_999;
-
-/// A request whose signature, timestamp and nonce have been checked.
-pub struct Signed<'a> {
-    pub body: Map<String, Value>,
-    pub partner: &'a Partner,
-    pub nonce: NonceUse,
-    pub seq_id: Option<String>,
-}
-
-/// Checks SPEC §3 on a body, in the order the spec lists the refusals. The nonce
-/// is returned, not recorded: the store records it with the request's work.
-pub fn authenticate<'a>(app: &'a App, body: &[u8]) -> Result<Signed<'a>, LedgerError> {
-    let map = parse_object(body)?;
-    let f = Fields::new(&map);
-    let api_key = f.str("api_key", 64)?;
-    let partner = app
-        .config
-        .partner(&api_key)
-        .ok_or(LedgerError::UnknownApiKey)?;
-    if !sign::verify(&map, &partner.sign, &partner.secret) {
-        log::debug!(
-            "bad signature from {}: string-to-sign was {}",
-            partner.name,
-            sign::masked_string_to_sign(&map, &partner.sign)
-        );
-        return Err(LedgerError::BadSignature);
-    }
-    sign::check_timestamp(
-        map.get("timestamp"),
-        now_ms() / 1000,
-        app.config.timestamp_window_s,
-    )?;
-    let nonce = f.str("nonce", 64)?;
-    let seq_id = f.opt_str("seq_id", 64)?;
-    Ok(Signed {
-        nonce: NonceUse {
-            api_key: partner.api_key.clone(),
-            nonce,
-        },
-        partner,
-        seq_id,
-        body: map,
-    })
-}
 
 /// Dispatches one of the four §6 paths.
 pub fn handle(app: &App, path: &str, body: &[u8]) -> Response {
@@ -69,9 +23,6 @@ pub fn handle(app: &App, path: &str, body: &[u8]) -> Response {
         Ok(s) => s,
         Err(e) => return failure(&e),
     };
-    if let Some(seq) = &signed.seq_id {
-        log::debug!("{path} seq_id={seq} from {}", signed.partner.name);
-    }
     match path {
         "/sp/stock/query" => answer(query_stock(app, signed)),
         "/sp/coupon/receive" => answer(receive(app, signed)),

@@ -4,11 +4,12 @@
 use serde_json::{json, Map, Value};
 
 use super::fields::{parse_object, Fields};
-use super::App;
+use super::auth::check_sign_and_time;
+use super::{access, App};
 use crate::config::Partner;
 use crate::domain::ledger::Coupon;
 use crate::domain::stock::{CouponKind, CouponStatus};
-use crate::domain::time::{now_ms, render_rfc3339_seconds};
+use crate::domain::time::render_rfc3339_seconds;
 use crate::domain::LedgerError;
 use crate::http::Response;
 use crate::sign::{self, SignFields, SignRule};
@@ -61,9 +62,8 @@ fn reply(mut m: Map<String, Value>, partner: Option<&Partner>) -> Response {
 }
 
 fn refusal(e: &LedgerError, partner: Option<&Partner>) -> Response {
-    if let LedgerError::Internal(detail) = e {
-        log::error!("internal error: {detail}");
-    }
+    super::server_fault(e);
+    access::code(e.code());
     let mut m = Map::new();
     if is_transport(e) {
         m.insert("return_code".into(), json!("FAIL"));
@@ -86,8 +86,14 @@ pub fn handle(app: &App, body: &[u8]) -> Response {
     let f = Fields::new(&map);
     let partner = match f.str("agent_no", 64) {
         Ok(key) => match app.config.partner(&key) {
-            Some(p) => p,
-            None => return refusal(&LedgerError::UnknownApiKey, None),
+            Some(p) => {
+                access::partner(&p.name, map.get("req_id").and_then(Value::as_str));
+                p
+            }
+            None => {
+                access::refused("unknown agent_no", &key);
+                return refusal(&LedgerError::UnknownApiKey, None);
+            }
         },
         Err(e) => return refusal(&e, None),
     };
@@ -102,22 +108,8 @@ fn query(
     map: &Map<String, Value>,
     partner: &Partner,
 ) -> Result<Map<String, Value>, LedgerError> {
-    if !sign::verify(map, &partner.sign, &partner.secret) {
-        log::debug!(
-            "bad signature from {}: string-to-sign was {}",
-            partner.name,
-            sign::masked_string_to_sign(map, &partner.sign)
-        );
-        return Err(LedgerError::BadSignature);
-    }
-    // SPEC §8: timestamp and nonce may be omitted; when sent they are checked.
-    if map.get("timestamp").is_some_and(|v| !v.is_null()) {
-        sign::check_timestamp(
-            map.get("timestamp"),
-            now_ms() / 1000,
-            app.config.timestamp_window_s,
-        )?;
-    }
+    // The coupon query may omit timestamp and nonce; when sent they are checked.
+    check_sign_and_time(app, map, partner, false)?;
     let f = Fields::new(map);
     let nonce = f.opt_str("nonce", 64)?;
     let req_id = f.opt_str("req_id", 64)?;

@@ -44,8 +44,13 @@ pub enum LedgerError {
     BelowThreshold,
     /// 41300
     BodyTooLarge,
+    /// 42900: too many attempts from one address; retry after this many seconds.
+    RateLimited { retry_after_s: u64 },
     /// 50000: logged in full where it happens, answered without detail.
     Internal(String),
+    /// 50300: the database cannot be written now (disk full, read-only, I/O
+    /// error, writer stopped); nothing was changed. Logged where it happens.
+    StorageUnavailable(String),
 }
 
 impl LedgerError {
@@ -71,7 +76,9 @@ impl LedgerError {
             LedgerError::VoucherExhausted(_) => 40907,
             LedgerError::BelowThreshold => 40908,
             LedgerError::BodyTooLarge => 41300,
+            LedgerError::RateLimited { .. } => 42900,
             LedgerError::Internal(_) => 50000,
+            LedgerError::StorageUnavailable(_) => 50300,
         }
     }
 
@@ -97,7 +104,13 @@ impl LedgerError {
             LedgerError::VoucherExhausted(m) => m.clone(),
             LedgerError::BelowThreshold => "order amount below the coupon's threshold".into(),
             LedgerError::BodyTooLarge => "body too large".into(),
+            LedgerError::RateLimited { retry_after_s } => {
+                format!("too many attempts; retry after {retry_after_s} s")
+            }
             LedgerError::Internal(_) => "internal error".into(),
+            LedgerError::StorageUnavailable(_) => {
+                "storage unavailable: the ledger cannot be written now; nothing was changed".into()
+            }
         }
     }
 
@@ -111,6 +124,9 @@ impl fmt::Display for LedgerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LedgerError::Internal(detail) => write!(f, "{} internal error: {detail}", self.code()),
+            LedgerError::StorageUnavailable(detail) => {
+                write!(f, "{} storage unavailable: {detail}", self.code())
+            }
             other => write!(f, "{} {}", other.code(), other.message()),
         }
     }
@@ -119,8 +135,16 @@ impl fmt::Display for LedgerError {
 impl std::error::Error for LedgerError {}
 
 impl From<rusqlite::Error> for LedgerError {
+    /// A fault of the storage under the ledger (disk full, read-only file,
+    /// I/O error) is [`LedgerError::StorageUnavailable`]; anything else is internal.
     fn from(e: rusqlite::Error) -> Self {
-        LedgerError::Internal(format!("sqlite: {e}"))
+        use rusqlite::ErrorCode as C;
+        match e.sqlite_error_code() {
+            Some(C::DiskFull | C::ReadOnly | C::SystemIoFailure | C::CannotOpen) => {
+                LedgerError::StorageUnavailable(format!("sqlite: {e}"))
+            }
+            _ => LedgerError::Internal(format!("sqlite: {e}")),
+        }
     }
 }
 

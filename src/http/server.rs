@@ -31,6 +31,9 @@ const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_MAX_BYTES: usize = 1024 * 1024;
 /// Bounded wait for in-flight requests in `shutdown` / `join`.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// While stopping, how long a connection that has not sent its first
+/// request yet is given to send it.
+const FIRST_REQUEST_WHILE_STOPPING: Duration = Duration::from_secs(2);
 /// Backoff after an accept error: starts here, doubles up to the max.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -56,6 +59,9 @@ struct Conn {
     ip: IpAddr,
     /// True while waiting for the first byte of a request.
     idle: AtomicBool,
+    /// True until its first request has been read: stopping never closes such
+    /// a connection, whose request may already be on its way.
+    fresh: AtomicBool,
     /// When it last became idle, in microseconds since `Shared::started`.
     idle_since: AtomicU64,
 }
@@ -103,7 +109,7 @@ impl Shared {
         wake_accept(self.local_addr);
         let conns = self.conns.lock();
         for conn in conns.values() {
-            if conn.idle.load(Ordering::SeqCst) {
+            if conn.idle.load(Ordering::SeqCst) && !conn.fresh.load(Ordering::SeqCst) {
                 let _ = conn.stream.shutdown(Shutdown::Both);
             }
         }
@@ -151,7 +157,11 @@ impl fmt::Debug for Server {
 impl Server {
     /// Binds and starts the accept thread; returns at once.
     pub fn start(addr: &str, limits: Limits, handler: Handler) -> io::Result<Server> {
-        let listener = TcpListener::bind(addr)?;
+        Server::serve(TcpListener::bind(addr)?, limits, handler)
+    }
+
+    /// Starts the accept thread on a listener bound earlier; returns at once.
+    pub fn serve(listener: TcpListener, limits: Limits, handler: Handler) -> io::Result<Server> {
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             limits,
@@ -202,9 +212,16 @@ impl Server {
 
     /// Stops accepting, lets in-flight requests finish (bounded wait), returns.
     /// When it returns the listening socket is closed.
-    pub fn shutdown(mut self) {
+    pub fn shutdown(self) {
+        self.shutdown_within(SHUTDOWN_GRACE);
+    }
+
+    /// Like [`Server::shutdown`], waiting at most `grace` for requests under
+    /// way. Connections already accepted (or waiting in the listen backlog)
+    /// get their first request answered; idle keep-alive connections are closed.
+    pub fn shutdown_within(mut self, grace: Duration) {
         self.shared.trigger_stop();
-        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let deadline = Instant::now() + grace;
         if let Some(accept) = self.accept.take() {
             let mut last_wake = Instant::now();
             while !accept.is_finished() && Instant::now() < deadline {
@@ -236,6 +253,11 @@ impl Server {
             }
         }
         self.wait_for_connections(Instant::now() + SHUTDOWN_GRACE);
+    }
+
+    /// Whether a stop was asked for (through a [`ShutdownHandle`] or drop).
+    pub fn stopping(&self) -> bool {
+        self.shared.stopping()
     }
 
     fn wait_for_connections(&self, deadline: Instant) {
@@ -285,6 +307,12 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             Ok((stream, peer)) => {
                 backoff = Duration::ZERO;
                 if shared.stopping() {
+                    // Possibly a real client rather than the wake-up: serve it.
+                    if !is_wake_up(&stream) {
+                        let _ = stream.set_nonblocking(false);
+                        next_id = next_id.wrapping_add(1);
+                        start_connection(&shared, stream, peer, next_id);
+                    }
                     break;
                 }
                 next_id = next_id.wrapping_add(1);
@@ -315,8 +343,40 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             }
         }
     }
+    drain_backlog(&listener, &shared, &mut next_id);
     log::debug!("HTTP accept loop on {} ended", shared.local_addr);
     // The listener is dropped here, so the port stops accepting.
+}
+
+/// Accepts the connections the kernel already completed, so that closing the
+/// listener does not reset clients whose request is already on its way. Each
+/// is served one request, then closed.
+fn drain_backlog(listener: &TcpListener, shared: &Arc<Shared>, next_id: &mut u64) {
+    if listener.set_nonblocking(true).is_err() {
+        return;
+    }
+    for _ in 0..shared.limits.max_connections {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                // The wake-up connections of `trigger_stop` carry no request.
+                if is_wake_up(&stream) {
+                    continue;
+                }
+                let _ = stream.set_nonblocking(false);
+                *next_id = next_id.wrapping_add(1);
+                start_connection(shared, stream, peer, *next_id);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+}
+
+/// A connection that closed without sending anything (a wake-up connection).
+fn is_wake_up(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    let _ = stream.set_nonblocking(true);
+    matches!(stream.peek(&mut byte), Ok(0))
 }
 
 /// Starts a connection thread, or answers 503 when at the connection cap (or
@@ -341,6 +401,7 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, i
         stream,
         ip,
         idle: AtomicBool::new(true),
+        fresh: AtomicBool::new(true),
         idle_since: AtomicU64::new(shared.micros()),
     });
     shared.conns.lock().insert(id, Arc::clone(&conn));
@@ -503,15 +564,22 @@ fn handle_connection(shared: &Shared, conn: &Conn, peer: SocketAddr) {
             io.buf.shrink_to(READ_CHUNK);
             conn.idle_since.store(shared.micros(), Ordering::SeqCst);
             conn.idle.store(true, Ordering::SeqCst);
-            if shared.stopping() {
+            let fresh = conn.fresh.load(Ordering::SeqCst);
+            if shared.stopping() && !fresh {
                 break;
             }
-            if io.fill(deadline_after(limits.idle_timeout)).is_err() {
+            let wait = if shared.stopping() {
+                limits.idle_timeout.min(FIRST_REQUEST_WHILE_STOPPING)
+            } else {
+                limits.idle_timeout
+            };
+            if io.fill(deadline_after(wait)).is_err() {
                 log::trace!("HTTP {peer}: idle connection closed");
                 break;
             }
         }
         conn.idle.store(false, Ordering::SeqCst);
+        conn.fresh.store(false, Ordering::SeqCst);
         let deadline = deadline_after(limits.read_timeout);
         let (head, body) = match read_request(&mut io, limits, deadline) {
             Ok(request) => request,

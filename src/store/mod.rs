@@ -7,13 +7,17 @@
 //! only after the commit that holds its work has returned. Reads use a small
 //! pool of read-only connections.
 
+mod backup;
 mod check;
+mod health;
 mod ledger;
 mod outbox;
 mod rows;
 mod vouchers;
 
+pub use backup::{backup, BackupReport};
 pub use check::check_database;
+pub use health::{Readiness, WriterStatus};
 pub use outbox::{Attempt, SyncRenderer, SyncSink};
 
 use std::path::{Path, PathBuf};
@@ -45,9 +49,13 @@ const MAX_IDLE_READERS: usize = 16;
 /// The answer to one write job, handed back once its commit is known.
 type Reply = Box<dyn FnOnce(Result<(), LedgerError>) + Send>;
 
-/// One unit of work for the writer: runs inside the shared transaction and says
-/// whether its savepoint is kept.
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+/// One unit of work for the writer.
+struct Job {
+    /// Runs inside the shared transaction and says whether its savepoint is kept.
+    run: Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>,
+    /// Answers the caller when the job cannot run at all (no transaction).
+    fail: Box<dyn FnOnce(LedgerError) + Send>,
+}
 
 /// A nonce to record together with a request's work (SPEC §3 replay refusal).
 #[derive(Debug, Clone)]
@@ -76,8 +84,17 @@ struct Inner {
     path: PathBuf,
     jobs: SyncSender<Job>,
     readers: Mutex<Vec<Connection>>,
-    batch_sizes: Mutex<BatchStats>,
     sync: Option<SyncRenderer>,
+    writer: Arc<WriterShared>,
+}
+
+/// What the writer thread shares with the store's handles. It holds no
+/// sender of the job queue, so the writer ends when the last handle drops,
+/// after running every job already queued.
+#[derive(Default)]
+struct WriterShared {
+    batch_sizes: Mutex<BatchStats>,
+    health: health::WriterHealth,
 }
 
 /// How many jobs the writer has folded into each commit, for `/metrics`.
@@ -157,11 +174,11 @@ impl Store {
                 path: path.to_path_buf(),
                 jobs: tx,
                 readers: Mutex::new(Vec::new()),
-                batch_sizes: Mutex::new(BatchStats::default()),
                 sync: options.sync_renderer.clone(),
+                writer: Arc::new(WriterShared::default()),
             }),
         };
-        let stats = store.clone();
+        let shared = Arc::clone(&store.inner.writer);
         // A timestamp is accepted within ±window of now, so a nonce can come back
         // for 2 × window after it was first seen; a few seconds cover rounding.
         let keep_nonces_ms = options
@@ -170,8 +187,18 @@ impl Store {
             .saturating_add(5000);
         thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer_loop(conn, rx, stats, keep_nonces_ms))
+            .spawn(move || {
+                writer_loop(conn, rx, &shared, keep_nonces_ms);
+                shared.health.stopped();
+            })
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
+        // A database that cannot be written is refused now, not at the first claim.
+        store.probe().map_err(|e| match e {
+            LedgerError::StorageUnavailable(why) | LedgerError::Internal(why) => {
+                format!("database {} cannot be written: {why}", path.display())
+            }
+            other => format!("database {} cannot be written: {other}", path.display()),
+        })?;
         Ok(store)
     }
 
@@ -182,7 +209,7 @@ impl Store {
 
     /// Group-commit statistics so far.
     pub fn batch_stats(&self) -> BatchStats {
-        *self.inner.batch_sizes.lock()
+        *self.inner.writer.batch_sizes.lock()
     }
 
     /// Runs `f` in the writer's transaction; answers after the commit. An `Err`
@@ -192,21 +219,85 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
     {
+        let rx = self.submit(f)?;
+        let result = rx
+            .recv()
+            .map_err(|_| LedgerError::StorageUnavailable("the writer dropped a job".into()))?;
+        self.note(&result);
+        result
+    }
+
+    /// Like [`Store::write`], but gives up waiting after `timeout` (the job
+    /// may still run later).
+    pub fn write_within<T, F>(&self, timeout: Duration, f: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
+    {
+        let rx = self.submit(f)?;
+        let result = rx.recv_timeout(timeout).map_err(|e| match e {
+            RecvTimeoutError::Timeout => LedgerError::StorageUnavailable(format!(
+                "writer stalled: no commit within {} ms",
+                timeout.as_millis()
+            )),
+            RecvTimeoutError::Disconnected => {
+                LedgerError::StorageUnavailable("the writer dropped a job".into())
+            }
+        })?;
+        self.note(&result);
+        result
+    }
+
+    /// Queues `f` for the writer; the receiver gets its outcome after the commit.
+    fn submit<T, F>(&self, f: F) -> Result<Receiver<Result<T, LedgerError>>, LedgerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
+    {
         let (tx, rx) = mpsc::sync_channel::<Result<T, LedgerError>>(1);
-        let job: Job = Box::new(move |conn| {
-            let result = f(conn);
-            let keep = result.is_ok();
-            let reply: Reply = Box::new(move |commit| {
-                let _ = tx.send(commit.and(result));
-            });
-            (keep, reply)
-        });
+        let fail_tx = tx.clone();
+        let job = Job {
+            run: Box::new(move |conn| {
+                let result = f(conn);
+                let keep = result.is_ok();
+                let reply: Reply = Box::new(move |commit| {
+                    let _ = tx.send(commit.and(result));
+                });
+                (keep, reply)
+            }),
+            fail: Box::new(move |e| {
+                let _ = fail_tx.send(Err(e));
+            }),
+        };
         self.inner
             .jobs
             .send(job)
-            .map_err(|_| LedgerError::Internal("the writer has stopped".into()))?;
-        rx.recv()
-            .map_err(|_| LedgerError::Internal("the writer dropped a job".into()))?
+            .map_err(|_| LedgerError::StorageUnavailable("the writer has stopped".into()))?;
+        Ok(rx)
+    }
+
+    /// A write refused by the storage counts against the writer's health.
+    fn note<T>(&self, result: &Result<T, LedgerError>) {
+        if let Err(e @ LedgerError::StorageUnavailable(_)) = result {
+            self.inner.writer.health.note_error(now_ms(), e);
+        }
+    }
+
+    /// Commits a tiny write (a heartbeat in `meta`) through the writer: proves
+    /// that a write can commit now.
+    pub fn probe(&self) -> Result<(), LedgerError> {
+        self.write(health::heartbeat)
+    }
+
+    /// What the writer knows of its own health, without touching the database.
+    pub fn writer_status(&self) -> WriterStatus {
+        self.inner.writer.health.status(now_ms())
+    }
+
+    /// Whether a write can commit now: a fresh probe at most once a second,
+    /// bounded in time so a stalled writer is reported, not waited on.
+    pub fn readiness(&self) -> Readiness {
+        health::readiness(self)
     }
 
     /// Like [`Store::write`], first recording `nonce` (40104 if already seen). The
@@ -283,7 +374,7 @@ fn record_nonce(conn: &Connection, nonce: &NonceUse) -> Result<(), LedgerError> 
     Ok(())
 }
 
-fn writer_loop(conn: Connection, rx: Receiver<Job>, store: Store, keep_nonces_ms: Millis) {
+fn writer_loop(conn: Connection, rx: Receiver<Job>, shared: &WriterShared, keep_nonces_ms: Millis) {
     let mut last_purge = Instant::now();
     loop {
         let first = match rx.recv_timeout(Duration::from_secs(5)) {
@@ -305,8 +396,11 @@ fn writer_loop(conn: Connection, rx: Receiver<Job>, store: Store, keep_nonces_ms
             }
         }
         let n = batch.len() as u64;
-        run_batch(&conn, batch);
-        let mut stats = store.inner.batch_sizes.lock();
+        let health = &shared.health;
+        health.batch_started(now_ms());
+        let outcome = run_batch(&conn, batch);
+        health.batch_ended(now_ms(), outcome.as_ref().err());
+        let mut stats = shared.batch_sizes.lock();
         stats.commits += 1;
         stats.jobs += n;
         stats.largest = stats.largest.max(n);
@@ -319,32 +413,40 @@ fn purge_nonces(conn: &Connection, before: Millis) {
     }
 }
 
-/// Rolls back what is left of a batch and answers every job so far with an
-/// error; jobs not yet run are dropped, which answers their callers with one.
-fn abandon(conn: &Connection, replies: Vec<Reply>, why: &str) {
+/// Rolls back what is left of a batch and answers every job so far with
+/// `why`; jobs not yet run are answered with it too.
+fn abandon(
+    conn: &Connection,
+    replies: Vec<Reply>,
+    rest: impl Iterator<Item = Job>,
+    why: LedgerError,
+) -> Result<(), LedgerError> {
     if !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    replies
-        .into_iter()
-        .for_each(|r| r(Err(internal("write batch abandoned", why))));
+    replies.into_iter().for_each(|r| r(Err(why.clone())));
+    rest.for_each(|job| (job.fail)(why.clone()));
+    Err(why)
 }
 
 /// Runs a batch of jobs in one transaction, each in its own savepoint, then
-/// answers every job with the commit's outcome.
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
+/// answers every job with the commit's outcome. `Err` when the batch as a
+/// whole failed (for the writer's health), with what its callers were told.
+fn run_batch(conn: &Connection, batch: Vec<Job>) -> Result<(), LedgerError> {
     let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+    let mut jobs = batch.into_iter();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         log::error!("cannot begin a write transaction: {e}");
-        // Each job's reply is inside the job; dropping the jobs answers their callers with an error.
-        return;
+        return abandon(conn, replies, jobs, LedgerError::from(e));
     }
-    for job in batch {
+    while let Some(job) = jobs.next() {
         if let Err(e) = conn.execute_batch("SAVEPOINT job") {
             log::error!("cannot open a savepoint, the batch is rolled back: {e}");
-            return abandon(conn, replies, "savepoint");
+            let why = LedgerError::from(e);
+            (job.fail)(why.clone());
+            return abandon(conn, replies, jobs, why);
         }
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(conn)));
         let keep = match ran {
             Ok((keep, reply)) => {
                 replies.push(reply);
@@ -365,24 +467,29 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
         // nothing in it may be committed or acknowledged.
         if let Err(e) = end {
             log::error!("cannot close a savepoint, the batch is rolled back: {e}");
-            return abandon(conn, replies, "savepoint");
+            return abandon(conn, replies, jobs, LedgerError::from(e));
         }
         if conn.is_autocommit() {
             log::error!("the write transaction was rolled back by SQLite; the batch fails");
-            return abandon(conn, replies, "transaction rolled back");
+            return abandon(
+                conn,
+                replies,
+                jobs,
+                LedgerError::StorageUnavailable("the write transaction was rolled back".into()),
+            );
         }
     }
     match conn.execute_batch("COMMIT") {
-        Ok(()) => replies.into_iter().for_each(|r| r(Ok(()))),
+        Ok(()) => {
+            replies.into_iter().for_each(|r| r(Ok(())));
+            Ok(())
+        }
         Err(e) => {
             log::error!(
                 "commit failed, {} jobs answered with an error: {e}",
                 replies.len()
             );
-            let _ = conn.execute_batch("ROLLBACK");
-            replies
-                .into_iter()
-                .for_each(|r| r(Err(internal("commit failed", &e))));
+            abandon(conn, replies, std::iter::empty(), LedgerError::from(e))
         }
     }
 }

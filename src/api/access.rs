@@ -1,0 +1,100 @@
+//! The access line of each request, and the log of refused authentication.
+//!
+//! A request is handled start to finish on one connection thread, so what the
+//! handlers learn along the way (the partner, the `seq_id`, the protocol code)
+//! is noted in a thread-local record and logged once when the answer is ready.
+//! Never logged: phone numbers, secrets, signatures, bodies.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::http::{Request, Response};
+
+#[derive(Default)]
+struct Record {
+    peer: Option<SocketAddr>,
+    partner: Option<String>,
+    seq_id: Option<String>,
+    code: Option<i64>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Record> = RefCell::new(Record::default());
+}
+
+/// Notes the partner (its configured name) and the request's `seq_id`.
+pub fn partner(name: &str, seq_id: Option<&str>) {
+    CURRENT.with(|r| {
+        let mut r = r.borrow_mut();
+        r.partner = Some(name.to_string());
+        r.seq_id = seq_id.map(str::to_string);
+    });
+}
+
+/// Notes the protocol code of the answer.
+pub fn code(code: i64) {
+    CURRENT.with(|r| r.borrow_mut().code = Some(code));
+}
+
+/// The address the request came from, for log lines.
+pub fn peer() -> String {
+    CURRENT.with(|r| {
+        r.borrow()
+            .peer
+            .map_or_else(|| "-".to_string(), |p| p.to_string())
+    })
+}
+
+/// Logs a refused authentication (warn, rate-limited): what was wrong, the
+/// key or token holder it claimed to be, and the peer address.
+pub fn refused(what: &str, who: &str) {
+    let peer = peer();
+    crate::logging::auth_failure(format_args!(
+        "refused: {what}; key {who:?}; peer {peer}"
+    ));
+}
+
+/// Longest raw path written in an access line.
+const MAX_LOGGED_PATH: usize = 100;
+
+/// Runs `handle` for one request and logs its access line at info:
+/// method, route, HTTP status, protocol code, latency, partner, `seq_id`.
+/// `handle` names the route it took; `"/admin"` and `"-"` (no route) are
+/// logged with the request's path instead, shortened.
+pub fn logged(req: &Request, handle: impl FnOnce() -> (&'static str, Response)) -> Response {
+    let started = Instant::now();
+    CURRENT.with(|r| {
+        *r.borrow_mut() = Record {
+            peer: Some(req.peer),
+            ..Record::default()
+        }
+    });
+    let (route, response) = handle();
+    if log::log_enabled!(target: "access", log::Level::Info) {
+        let r = CURRENT.with(|r| std::mem::take(&mut *r.borrow_mut()));
+        let path: String;
+        let route = match route {
+            "/admin" | "-" => {
+                path = req.path.chars().take(MAX_LOGGED_PATH).collect();
+                path.as_str()
+            }
+            named => named,
+        };
+        let micros = started.elapsed().as_micros();
+        log::info!(
+            target: "access",
+            "{} {} status={} code={} ms={}.{:03} partner={} seq_id={} peer={}",
+            req.method.escape_debug(),
+            route.escape_debug(),
+            response.status,
+            r.code.map_or_else(|| "-".to_string(), |c| c.to_string()),
+            micros / 1000,
+            micros % 1000,
+            r.partner.as_deref().unwrap_or("-").escape_debug(),
+            r.seq_id.as_deref().unwrap_or("-").escape_debug(),
+            req.peer,
+        );
+    }
+    response
+}

@@ -1,0 +1,89 @@
+//! One server per database: an exclusive OS file lock on `DB.lock`, held for
+//! the life of the process (the kernel drops it when the process ends, even
+//! after `kill -9`). The file holds the holder's pid, for the refusal message.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// The held lock of one database; released when dropped.
+#[derive(Debug)]
+pub struct DbLock {
+    _file: File,
+    path: PathBuf,
+}
+
+/// `ledger.db` → `ledger.db.lock`.
+pub fn lock_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_os_string();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+impl DbLock {
+    /// Takes the lock of `db` without waiting; refuses with one line naming
+    /// the database and the holder's pid when another process holds it.
+    pub fn acquire(db: &Path) -> Result<DbLock, String> {
+        let path = lock_path(db);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let holder = match text.trim() {
+                    "" => "another process".to_string(),
+                    pid => format!("another process (pid {pid})"),
+                };
+                return Err(format!(
+                    "database {} is in use by {holder}; stop it first, or use the running server's admin API (lock file {})",
+                    db.display(),
+                    path.display()
+                ));
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(format!("cannot lock {}: {e}", path.display()));
+            }
+        }
+        let pid = std::process::id();
+        let written = file
+            .set_len(0)
+            .and_then(|_| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| writeln!(file, "{pid}"))
+            .and_then(|_| file.flush());
+        if let Err(e) = written {
+            return Err(format!("cannot write lock file {}: {e}", path.display()));
+        }
+        Ok(DbLock { _file: file, path })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_the_same_database_is_refused_with_the_pid() {
+        let dir = std::env::temp_dir().join(format!("cl-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("x.db");
+        let first = DbLock::acquire(&db).unwrap();
+        let e = DbLock::acquire(&db).unwrap_err();
+        assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
+        assert!(e.contains("x.db"), "{e}");
+        drop(first);
+        DbLock::acquire(&db).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
