@@ -88,10 +88,10 @@ impl Running {
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully. A second
     /// signal ends the process at once. SIGHUP is logged and otherwise ignored.
-    pub fn run_until_signal(self) -> Result<(), String> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
-            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    /// `signals` come from [`catch_signals`], called before [`start`] so that
+    /// a signal during start-up is not fatal.
+    pub fn run_until_signal(self, mut signals: Signals) -> Result<(), String> {
+        use signal_hook::consts::SIGHUP;
         let handle = signals.handle();
         let (tx, rx) = mpsc::channel::<i32>();
         let watcher = thread::Builder::new()
@@ -124,6 +124,17 @@ impl Running {
         let _ = watcher.join();
         Ok(())
     }
+}
+
+/// The signals a server handles, caught from now on.
+pub type Signals = signal_hook::iterator::Signals;
+
+/// Starts catching SIGTERM, SIGINT and SIGHUP (delivered later to
+/// [`Running::run_until_signal`]).
+pub fn catch_signals() -> Result<Signals, String> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))
 }
 
 fn remaining(deadline: Instant) -> Duration {
@@ -244,8 +255,12 @@ pub fn start(mut config: Config) -> Result<Running, String> {
     .map_err(|e| format!("cannot serve on {}: {e}", app.config.listen))?;
     let admin_server = match admin_listener {
         Some(l) => Some(
-            Server::serve(l, Limits::default(), api::handler(app.clone(), Surface::Admin))
-                .map_err(|e| format!("cannot serve the admin listener: {e}"))?,
+            Server::serve(
+                l,
+                Limits::default(),
+                api::handler(app.clone(), Surface::Admin),
+            )
+            .map_err(|e| format!("cannot serve the admin listener: {e}"))?,
         ),
         None => None,
     };

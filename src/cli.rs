@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::app;
 use crate::config::Config;
-use crate::sign::{self, SignFields, SignRule};
 use crate::lock::DbLock;
+use crate::sign::{self, SignFields, SignRule};
 use crate::store::{check_database, Store, StoreOptions};
 
 /// Prints a line on stdout; a closed stdout is not worth a panic.
@@ -185,6 +185,8 @@ pub enum VoucherAction {
 
 fn voucher(action: VoucherAction, args: &DbArgs) -> Result<(), String> {
     let VoucherAction::Import { file } = action;
+    // The lock first: beside a running server the answer is always the same refusal.
+    let (store, _, _lock) = open_store_for_write(args)?;
     let text = std::fs::read_to_string(&file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let mut specs: Vec<crate::domain::voucher::VoucherSpec> = Vec::new();
@@ -208,7 +210,6 @@ fn voucher(action: VoucherAction, args: &DbArgs) -> Result<(), String> {
     if specs.is_empty() {
         return Err(format!("{}: no voucher records", file.display()));
     }
-    let (store, _, _lock) = open_store_for_write(args)?;
     let origin = crate::domain::ledger::Origin {
         source: crate::domain::ledger::Source::Admin,
         seq_id: None,
@@ -406,6 +407,7 @@ fn serve(
     if let Some(d) = db {
         cfg.db = d;
     }
+    let signals = app::catch_signals()?;
     let running = app::start(cfg)?;
     let addr = running.local_addr();
     tell!(
@@ -433,7 +435,7 @@ fn serve(
             ),
         }
     }
-    running.run_until_signal()
+    running.run_until_signal(signals)
 }
 
 fn backup(args: &DbArgs, dest: &Path) -> Result<(), String> {

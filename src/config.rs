@@ -138,9 +138,10 @@ impl Config {
     pub fn from_file(path: &Path) -> Result<Config, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        let config = Config::from_toml(&text, &|name| std::env::var(name).ok())
+            .map_err(|e| format!("config file {}: {e}", path.display()))?;
         warn_if_readable_by_others(path);
-        Config::from_toml(&text, &|name| std::env::var(name).ok())
-            .map_err(|e| format!("config file {}: {e}", path.display()))
+        Ok(config)
     }
 
     /// Parses TOML text; `env` looks up `COUPON_LEDGER_*` variables.
@@ -189,7 +190,10 @@ impl Config {
         }
         if let Some(a) = &raw.admin_listen {
             if a.is_empty() {
-                return Err("admin_listen: must not be empty (leave it out to serve /admin/* on listen)".into());
+                return Err(
+                    "admin_listen: must not be empty (leave it out to serve /admin/* on listen)"
+                        .into(),
+                );
             }
         }
         let mut partners: Vec<Partner> = Vec::new();

@@ -48,7 +48,9 @@ pub fn auth_failure(line: std::fmt::Arguments) {
     }
     let mut b = AUTH_BUDGET.lock();
     let now = Instant::now();
-    if b.window_start.is_none_or(|t| now.duration_since(t) >= AUTH_WINDOW) {
+    if b.window_start
+        .is_none_or(|t| now.duration_since(t) >= AUTH_WINDOW)
+    {
         if b.suppressed > 0 {
             log::warn!(target: "auth", "{} more refused authentications were not logged", b.suppressed);
         }

@@ -624,8 +624,12 @@ fn import_is_all_or_nothing_and_names_the_record_and_field() {
 
 #[test]
 fn cli_imports_json_lines_and_names_the_line() {
-    let server = TestServer::start();
-    let db = server.db();
+    // The CLI writes only to a database no server holds.
+    let mut first = TestServer::start();
+    let db = first.db();
+    if let Some(r) = first.running.take() {
+        r.shutdown();
+    }
     let dir = TempDir::new();
     let file = dir.path().join("vouchers.jsonl");
     let mut second = mtdz_record("L2");
@@ -658,7 +662,13 @@ fn cli_imports_json_lines_and_names_the_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let c = server.client();
+    let cfg =
+        coupon_ledger::config::Config::from_toml(&config_toml(&db, "127.0.0.1:0", ""), &|_| None)
+            .unwrap();
+    let server = coupon_ledger::app::start(cfg).unwrap();
+    let c = Client {
+        addr: server.local_addr(),
+    };
     assert_eq!(c.admin("GET", "/admin/vouchers/mtdz/L2", None).code(), 0);
     let got = gw(
         &c,
@@ -666,4 +676,5 @@ fn cli_imports_json_lines_and_names_the_line() {
         json!({"type": "mtdz", "couponNo": "L1", "shopId": 147}),
     );
     assert_eq!(got["code"], 0);
+    server.shutdown();
 }

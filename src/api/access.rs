@@ -50,9 +50,7 @@ pub fn peer() -> String {
 /// key or token holder it claimed to be, and the peer address.
 pub fn refused(what: &str, who: &str) {
     let peer = peer();
-    crate::logging::auth_failure(format_args!(
-        "refused: {what}; key {who:?}; peer {peer}"
-    ));
+    crate::logging::auth_failure(format_args!("refused: {what}; key {who:?}; peer {peer}"));
 }
 
 /// Longest raw path written in an access line.

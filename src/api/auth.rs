@@ -72,4 +72,3 @@ pub fn check_sign_and_time(
     }
     Ok(())
 }
-

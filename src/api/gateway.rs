@@ -5,8 +5,8 @@
 use serde_json::{json, Map, Value};
 use time::UtcOffset;
 
-use super::fields::Fields;
 use super::auth::{authenticate, Signed};
+use super::fields::Fields;
 use super::App;
 use crate::domain::ledger::{Origin, Source};
 use crate::domain::money::yuan;

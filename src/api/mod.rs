@@ -112,7 +112,9 @@ pub fn route(app: &App, req: &Request, surface: Surface) -> (&'static str, Respo
     let partner_paths = surface != Surface::Admin;
     let admin_paths = surface != Surface::Public;
     match path {
-        "/sp/stock/query" | "/sp/coupon/receive" | "/sp/coupon/deactivate"
+        "/sp/stock/query"
+        | "/sp/coupon/receive"
+        | "/sp/coupon/deactivate"
         | "/sp/coupon/batch-deactivate"
             if partner_paths =>
         {

@@ -18,7 +18,7 @@ pub fn livez() -> Response {
     Response::json(200, &json!({"code": 0, "message": "live"}))
 }
 
-/// `GET /readyz`: 200 when a write can commit now, else 503 with code 50300
+/// `GET /readyz`: 200 when a write can commit now, else 503 with code 50301
 /// and the reason.
 pub fn readyz(app: &App) -> Response {
     match app.store.readiness() {

@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
-use super::fields::Fields;
 use super::auth::{authenticate, Signed};
+use super::fields::Fields;
 use super::{answer, failure, render, App};
 use crate::domain::coupon::mask_phone;
 use crate::domain::ledger::{

@@ -3,8 +3,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::fields::{parse_object, Fields};
 use super::auth::check_sign_and_time;
+use super::fields::{parse_object, Fields};
 use super::{access, App};
 use crate::config::Partner;
 use crate::domain::ledger::Coupon;

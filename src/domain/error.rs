@@ -48,7 +48,7 @@ pub enum LedgerError {
     RateLimited { retry_after_s: u64 },
     /// 50000: logged in full where it happens, answered without detail.
     Internal(String),
-    /// 50300: the database cannot be written now (disk full, read-only, I/O
+    /// 50301: the database cannot be written now (disk full, read-only, I/O
     /// error, writer stopped); nothing was changed. Logged where it happens.
     StorageUnavailable(String),
 }
@@ -78,7 +78,7 @@ impl LedgerError {
             LedgerError::BodyTooLarge => 41300,
             LedgerError::RateLimited { .. } => 42900,
             LedgerError::Internal(_) => 50000,
-            LedgerError::StorageUnavailable(_) => 50300,
+            LedgerError::StorageUnavailable(_) => 50301,
         }
     }
 

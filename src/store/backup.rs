@@ -78,8 +78,13 @@ fn copy_and_verify(db: &Path, partial: &Path, dest: &Path) -> Result<i64, String
     let coupons = Connection::open_with_flags(partial, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .and_then(|c| c.query_row("SELECT count(*) FROM coupons", [], |r| r.get(0)))
         .map_err(|e| format!("cannot read {}: {e}", partial.display()))?;
-    std::fs::rename(partial, dest)
-        .map_err(|e| format!("cannot rename {} to {}: {e}", partial.display(), dest.display()))?;
+    std::fs::rename(partial, dest).map_err(|e| {
+        format!(
+            "cannot rename {} to {}: {e}",
+            partial.display(),
+            dest.display()
+        )
+    })?;
     if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
         // The rename is durable once the directory is synced.
         if let Ok(d) = File::open(dir) {

@@ -104,7 +104,9 @@ pub struct WriterStatus {
 pub enum Readiness {
     Ready,
     /// `reason` is one line for operators: "disk full ...", "writer stalled ...".
-    NotReady { reason: String },
+    NotReady {
+        reason: String,
+    },
 }
 
 /// The smallest real write: proves that a transaction can commit now.

@@ -49,10 +49,12 @@ const MAX_IDLE_READERS: usize = 16;
 /// The answer to one write job, handed back once its commit is known.
 type Reply = Box<dyn FnOnce(Result<(), LedgerError>) + Send>;
 
+/// Runs inside the shared transaction and says whether its savepoint is kept.
+type Run = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+
 /// One unit of work for the writer.
 struct Job {
-    /// Runs inside the shared transaction and says whether its savepoint is kept.
-    run: Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>,
+    run: Run,
     /// Answers the caller when the job cannot run at all (no transaction).
     fail: Box<dyn FnOnce(LedgerError) + Send>,
 }

@@ -84,8 +84,15 @@ pub fn config_file(extra: &str) -> (TempDir, PathBuf, PathBuf) {
     let dir = TempDir::new();
     let db = dir.path().join("ledger.db");
     let cfg = dir.path().join("ledger.toml");
-    std::fs::write(&cfg, config_toml(&db, "127.0.0.1:0", extra)).unwrap();
+    write_private(&cfg, &config_toml(&db, "127.0.0.1:0", extra));
     (dir, db, cfg)
+}
+
+/// Writes a config file readable by its owner only, as an operator should.
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// The seed-000 fields of a stock as the platform API answers it (查询批次信息).
