@@ -68,7 +68,7 @@ pub enum Command {
         /// The database file.
         db: PathBuf,
     },
-    /// Inspect and retry the calls waiting for the platform (SPEC §7).
+    /// Inspect, retry and abandon the calls waiting for the platform.
     Outbox {
         #[command(subcommand)]
         action: OutboxAction,
@@ -151,7 +151,7 @@ pub struct DbArgs {
 pub enum OutboxAction {
     /// List calls, oldest first.
     List {
-        /// pending, dead or delivered.
+        /// pending, dead, delivered or abandoned.
         #[arg(long)]
         state: Option<String>,
         /// At most this many.
@@ -162,6 +162,14 @@ pub enum OutboxAction {
     Retry {
         /// The call's id.
         id: i64,
+    },
+    /// Give up on a dead call for good (journaled); the calls behind it move on.
+    Abandon {
+        /// The call's id.
+        id: i64,
+        /// Why, for the journal (required, at most 256 characters).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -242,8 +250,10 @@ fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
     match action {
         OutboxAction::List { state, limit } => {
             if let Some(s) = &state {
-                if !["pending", "dead", "delivered"].contains(&s.as_str()) {
-                    return Err(format!("--state: {s:?} is not pending, dead or delivered"));
+                if !crate::api::admin::OUTBOX_STATES.contains(&s.as_str()) {
+                    return Err(format!(
+                        "--state: {s:?} is not pending, dead, delivered or abandoned"
+                    ));
                 }
             }
             let calls = store
@@ -254,16 +264,28 @@ fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
             }
             let h = store.outbox_health().map_err(|e| e.to_string())?;
             tell!(
-                "pending {} (blocked behind dead calls: {}) · dead {} · delivered {}",
+                "pending {} (blocked behind dead calls: {}) · dead {} · delivered {} · abandoned {}",
                 h.pending,
                 h.blocked,
                 h.dead,
-                h.delivered
+                h.delivered,
+                h.abandoned
             );
         }
         OutboxAction::Retry { id } => {
             let call = store
                 .outbox_retry(id, crate::domain::time::now_ms())
+                .map_err(|e| e.to_string())?;
+            say!("{}", crate::api::render::outbox_call(&call, tz));
+        }
+        OutboxAction::Abandon { id, reason } => {
+            let origin = crate::domain::ledger::Origin {
+                source: crate::domain::ledger::Source::Admin,
+                seq_id: None,
+                now: crate::domain::time::now_ms(),
+            };
+            let call = store
+                .outbox_abandon(id, &reason, origin)
                 .map_err(|e| e.to_string())?;
             say!("{}", crate::api::render::outbox_call(&call, tz));
         }

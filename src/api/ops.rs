@@ -26,6 +26,7 @@ fn health(app: &App) -> Result<Value, LedgerError> {
             "dead": outbox.dead,
             "blocked_by_dead": outbox.blocked,
             "delivered": outbox.delivered,
+            "abandoned": outbox.abandoned,
             "oldest_pending_age_s": oldest_age_s,
         },
         "writer": {"commits": stats.commits, "writes": stats.jobs, "largest_batch": stats.largest},
