@@ -348,7 +348,10 @@ sign_key_name = "secretKey"
         }
         let e = Config::from_toml(&format!("outbox_retention_days = \"30\"\n{GOOD}"), &no_env)
             .unwrap_err();
-        assert!(e.contains("outbox_retention_days") || e.contains("integer"), "{e}");
+        assert!(
+            e.contains("outbox_retention_days") || e.contains("integer"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -592,17 +592,18 @@ fn claims_go_through_between_sweeper_batches() {
 }
 
 fn abandon(c: &Client, id: i64, body: Value) -> Answer {
-    c.admin(
-        "POST",
-        &format!("/admin/outbox/{id}/abandon"),
-        Some(body),
-    )
+    c.admin("POST", &format!("/admin/outbox/{id}/abandon"), Some(body))
 }
 
-fn journal_rows(db: &std::path::Path, entity: &str) -> Vec<(String, String, Option<String>, Value)> {
+fn journal_rows(
+    db: &std::path::Path,
+    entity: &str,
+) -> Vec<(String, String, Option<String>, Value)> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn
-        .prepare("SELECT entity_id, event, seq_id, detail FROM journal WHERE entity = ?1 ORDER BY id")
+        .prepare(
+            "SELECT entity_id, event, seq_id, detail FROM journal WHERE entity = ?1 ORDER BY id",
+        )
         .unwrap();
     let rows = stmt
         .query_map([entity], |r| {
@@ -628,7 +629,10 @@ fn abandoning_a_dead_stock_call_frees_its_lane_and_a_resync_sends_the_current_st
     let server = server_with(&mock, 2, "");
     let c = server.client();
     let stock_id = sid(&c.create_stock(json!({})));
-    assert!(wait_until(Duration::from_secs(10), || mock.received().len() == 1));
+    assert!(wait_until(Duration::from_secs(10), || mock
+        .received()
+        .len()
+        == 1));
 
     // The platform refuses the edit until the call is dead.
     mock.set_fail_rate(1.0);
@@ -641,7 +645,9 @@ fn abandoning_a_dead_stock_call_frees_its_lane_and_a_resync_sends_the_current_st
         expect(&a, 0);
     };
     patch("refused-name");
-    assert!(wait_until(Duration::from_secs(10), || outbox(&c, "dead").len() == 1));
+    assert!(wait_until(Duration::from_secs(10), || outbox(&c, "dead")
+        .len()
+        == 1));
     mock.set_fail_rate(0.0);
     let dead = outbox(&c, "dead")[0].clone();
     let dead_id = dead["id"].as_i64().unwrap();
@@ -685,7 +691,11 @@ fn abandoning_a_dead_stock_call_frees_its_lane_and_a_resync_sends_the_current_st
     expect_invalid(&abandon(&c, dead_id, json!({"reason": 7})), "reason");
     expect_invalid(&abandon(&c, 999_999, json!({"reason": "gone"})), "id");
     expect_invalid(
-        &c.admin("POST", "/admin/outbox/abc/abandon", Some(json!({"reason": "x"}))),
+        &c.admin(
+            "POST",
+            "/admin/outbox/abc/abandon",
+            Some(json!({"reason": "x"})),
+        ),
         "id",
     );
     assert_eq!(
@@ -734,14 +744,20 @@ fn abandoning_a_dead_stock_call_frees_its_lane_and_a_resync_sends_the_current_st
         .iter()
         .any(|r| r.path == "/coupon/rsync" && r.body["coupon_id"] == coupon_id.as_str()));
     assert_in_order_per_coupon(&got);
-    assert!(got.iter().all(|r| r.seq_id != dead["seq_id"].as_str().unwrap()));
+    assert!(got
+        .iter()
+        .all(|r| r.seq_id != dead["seq_id"].as_str().unwrap()));
 
     let listed = outbox(&c, "abandoned");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["id"], dead_id);
     let h = health(&c)["outbox"].clone();
     assert_eq!(
-        (h["abandoned"].clone(), h["dead"].clone(), h["blocked_by_dead"].clone()),
+        (
+            h["abandoned"].clone(),
+            h["dead"].clone(),
+            h["blocked_by_dead"].clone()
+        ),
         (json!(1), json!(0), json!(0)),
         "{h}"
     );
@@ -780,7 +796,10 @@ fn abandoning_a_dead_stock_call_frees_its_lane_and_a_resync_sends_the_current_st
     }
     assert_eq!(got[3].body["stock_name"], "later-name");
     for k in STOCK_FIELDS {
-        assert!(got[3].body.get(k).is_some(), "resync /stock/rsync lacks {k}");
+        assert!(
+            got[3].body.get(k).is_some(),
+            "resync /stock/rsync lacks {k}"
+        );
     }
     assert_eq!(got[4].body["stock_status"], 3);
 
@@ -822,8 +841,14 @@ fn resync_refuses_unknown_ids_and_a_ledger_without_sync() {
     let mock = MockPlatform::start("127.0.0.1:0", PLATFORM_SECRET, 0.0).unwrap();
     let server = server_with(&mock, 2, "");
     let c = server.client();
-    expect(&c.admin("POST", "/admin/stocks/no-such-stock/resync", None), 40401);
-    expect(&c.admin("POST", "/admin/coupons/123456/resync", None), 40402);
+    expect(
+        &c.admin("POST", "/admin/stocks/no-such-stock/resync", None),
+        40401,
+    );
+    expect(
+        &c.admin("POST", "/admin/coupons/123456/resync", None),
+        40402,
+    );
     assert_eq!(
         c.admin("GET", "/admin/stocks/no-such-stock/resync", None)
             .status,
@@ -839,7 +864,10 @@ fn resync_refuses_unknown_ids_and_a_ledger_without_sync() {
         40905,
     );
     assert!(
-        v["message"].as_str().unwrap().contains("sync to the platform is disabled"),
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("sync to the platform is disabled"),
         "{v}"
     );
     assert!(outbox(&p, "pending").is_empty());
@@ -856,9 +884,13 @@ fn retention_prunes_only_final_calls_and_keeps_the_journal() {
     let store = server.running.as_ref().unwrap().store().clone();
     // One call to abandon, one left dead with a pending call behind it.
     let doomed = sid(&c.create_stock(json!({})));
-    assert!(wait_until(Duration::from_secs(10), || outbox(&c, "dead").len() == 1));
+    assert!(wait_until(Duration::from_secs(10), || outbox(&c, "dead")
+        .len()
+        == 1));
     let stuck = sid(&c.create_stock(json!({})));
-    assert!(wait_until(Duration::from_secs(10), || outbox(&c, "dead").len() == 2));
+    assert!(wait_until(Duration::from_secs(10), || outbox(&c, "dead")
+        .len()
+        == 2));
     let dead = outbox(&c, "dead");
     let to_abandon = dead[0]["id"].as_i64().unwrap();
     assert_eq!(dead[0]["stock_id"], doomed.as_str());
@@ -884,15 +916,20 @@ fn retention_prunes_only_final_calls_and_keeps_the_journal() {
             0,
         );
     }
-    assert!(wait_until(Duration::from_secs(10), || outbox(&c, "delivered").len() == 3));
+    assert!(wait_until(Duration::from_secs(10), || outbox(
+        &c,
+        "delivered"
+    )
+    .len()
+        == 3));
     let newest = outbox(&c, "delivered")[2]["id"].as_i64().unwrap();
     let all = |c: &Client| {
         let a = c.admin("GET", "/admin/outbox?limit=1000", None).json();
         a["data"]["calls"].as_array().unwrap().len()
     };
     assert_eq!(all(&c), 6);
-    let journal_before = journal_rows(&server.db(), "outbox").len()
-        + journal_rows(&server.db(), "stock").len();
+    let journal_before =
+        journal_rows(&server.db(), "outbox").len() + journal_rows(&server.db(), "stock").len();
     let health_before = health(&c)["outbox"].clone();
 
     // Nothing is old enough yet.

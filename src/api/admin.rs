@@ -59,7 +59,9 @@ pub fn handle(app: &App, req: &Request) -> Response {
         (["stocks", _], _) => method_not_allowed("GET, PATCH"),
         (["stocks", id, "status"], "POST") => answer(set_status(app, id, &req.body)),
         (["stocks", _, "status"], _) => method_not_allowed("POST"),
-        (["stocks", id, "resync"], "POST") => answer(resync(app, ResyncTarget::Stock(id.to_string()))),
+        (["stocks", id, "resync"], "POST") => {
+            answer(resync(app, ResyncTarget::Stock(id.to_string())))
+        }
         (["stocks", _, "resync"], _) => method_not_allowed("POST"),
         (["coupons"], "POST") => answer(issue(app, &req.body)),
         (["coupons"], "GET") => answer(list_coupons(app, req)),
