@@ -1,4 +1,6 @@
--- coupon-ledger schema, version 1 (PRAGMA user_version).
+-- coupon-ledger schema, version 2 (PRAGMA user_version). A new database gets this
+-- file; a version-1 database gets migrations/0002_outbox_abandon.sql, which ends
+-- with the same tables, indexes and triggers.
 -- The database itself refuses what SPEC §5 forbids: the code checks first to give
 -- precise error codes, and these constraints back every rule up.
 
@@ -183,9 +185,11 @@ BEGIN
 END;
 
 -- Every state change of a stock, coupon or voucher, in the transaction that made it.
+-- Operator actions on sync calls are journaled as entity 'outbox' (entity_id: the
+-- call's id; from/to_status NULL; the details in `detail`).
 CREATE TABLE journal (
     id          INTEGER PRIMARY KEY,
-    entity      TEXT NOT NULL CHECK (entity IN ('stock', 'coupon', 'voucher')),
+    entity      TEXT NOT NULL CHECK (entity IN ('stock', 'coupon', 'voucher', 'outbox')),
     entity_id   TEXT NOT NULL,
     event       TEXT NOT NULL,
     from_status INTEGER,
@@ -226,8 +230,10 @@ CREATE INDEX nonces_by_age ON nonces (seen_ms);
 -- transaction of the change that causes it. `seq_id` is fixed at creation so the
 -- platform can deduplicate retries. `lane` orders calls: one stock's calls, or
 -- one coupon's calls, go in id order; a coupon's calls also wait for its stock's.
+-- Only pending and dead calls hold a lane; delivered and abandoned are final, and
+-- only they may be deleted (retention). AUTOINCREMENT: an id is never reused.
 CREATE TABLE outbox (
-    id              INTEGER PRIMARY KEY,
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
     seq_id          TEXT NOT NULL UNIQUE,
     path            TEXT NOT NULL CHECK (path IN ('/stock/rsync', '/coupon/rsync',
                                                   '/stock/status/rsync', '/coupon/status/rsync')),
@@ -235,19 +241,25 @@ CREATE TABLE outbox (
     lane            TEXT NOT NULL,
     stock_id        TEXT NOT NULL,
     coupon_id       TEXT,
-    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead', 'abandoned')),
     attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     next_attempt_ms INTEGER NOT NULL,
     created_ms      INTEGER NOT NULL,
     delivered_ms    INTEGER,
     last_error      TEXT,
-    CHECK ((state = 'delivered') = (delivered_ms IS NOT NULL))
+    abandoned_ms    INTEGER,
+    abandon_reason  TEXT,
+    CHECK ((state = 'delivered') = (delivered_ms IS NOT NULL)),
+    CHECK ((state = 'abandoned') = (abandoned_ms IS NOT NULL)),
+    CHECK ((abandoned_ms IS NULL) = (abandon_reason IS NULL))
 ) STRICT;
 
 -- Pending calls in creation order: the dispatcher's scan stops as soon as it has enough.
 CREATE INDEX outbox_by_state ON outbox (state, id);
-CREATE INDEX outbox_open_lane ON outbox (lane, id) WHERE state <> 'delivered';
-CREATE INDEX outbox_open_stock ON outbox (stock_id, id) WHERE state <> 'delivered' AND coupon_id IS NULL;
+CREATE INDEX outbox_open_lane ON outbox (lane, id) WHERE state IN ('pending', 'dead');
+CREATE INDEX outbox_open_stock ON outbox (stock_id, id) WHERE state IN ('pending', 'dead') AND coupon_id IS NULL;
+-- Final calls by the time they became final: what retention deletes.
+CREATE INDEX outbox_by_closing ON outbox (state, coalesce(delivered_ms, abandoned_ms));
 
 CREATE TRIGGER outbox_keep_call
 BEFORE UPDATE OF seq_id, path, body, lane, stock_id, coupon_id, created_ms ON outbox
@@ -255,10 +267,25 @@ BEGIN
     SELECT RAISE(ABORT, 'ledger: an outbox call never changes, only its delivery state');
 END;
 
+CREATE TRIGGER outbox_final_states
+BEFORE UPDATE ON outbox
+WHEN OLD.state IN ('delivered', 'abandoned')
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: a delivered or abandoned outbox call never changes');
+END;
+
+CREATE TRIGGER outbox_abandon_only_dead
+BEFORE UPDATE OF state ON outbox
+WHEN NEW.state = 'abandoned' AND OLD.state IS NOT 'dead'
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: only a dead outbox call can be abandoned');
+END;
+
 CREATE TRIGGER outbox_no_delete
 BEFORE DELETE ON outbox
+WHEN OLD.state NOT IN ('delivered', 'abandoned')
 BEGIN
-    SELECT RAISE(ABORT, 'ledger: outbox calls are never deleted');
+    SELECT RAISE(ABORT, 'ledger: pending and dead outbox calls are never deleted');
 END;
 
 -- SPEC §9 third-party group-buy vouchers, imported by the operator.

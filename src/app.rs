@@ -231,10 +231,11 @@ pub fn start(mut config: Config) -> Result<Running, String> {
         Some(p) => Some(Dispatcher::start(store.clone(), p.clone())?),
         None => None,
     };
-    let sweeper = Some(Sweeper::start(
+    let sweeper = Some(Sweeper::start_with_retention(
         store.clone(),
         Duration::from_secs(config.sweep_interval_s),
         config.sweep_batch,
+        Some(config.outbox_retention_days),
     )?);
     let app = Arc::new(App {
         config,

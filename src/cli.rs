@@ -69,7 +69,7 @@ pub enum Command {
         /// The database file.
         db: PathBuf,
     },
-    /// Inspect and retry the calls waiting for the platform (SPEC §7).
+    /// Inspect, retry and abandon the calls waiting for the platform.
     Outbox {
         #[command(subcommand)]
         action: OutboxAction,
@@ -159,7 +159,7 @@ pub struct DbArgs {
 pub enum OutboxAction {
     /// List calls, oldest first.
     List {
-        /// pending, dead or delivered.
+        /// pending, dead, delivered or abandoned.
         #[arg(long)]
         state: Option<String>,
         /// At most this many.
@@ -170,6 +170,14 @@ pub enum OutboxAction {
     Retry {
         /// The call's id.
         id: i64,
+    },
+    /// Give up on a dead call for good (journaled); the calls behind it move on.
+    Abandon {
+        /// The call's id.
+        id: i64,
+        /// Why, for the journal (required, at most 256 characters).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -274,8 +282,10 @@ fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
             let (store, cfg) = open_store(args)?;
             let tz = cfg.utc_offset;
             if let Some(s) = &state {
-                if !["pending", "dead", "delivered"].contains(&s.as_str()) {
-                    return Err(format!("--state: {s:?} is not pending, dead or delivered"));
+                if !crate::api::admin::OUTBOX_STATES.contains(&s.as_str()) {
+                    return Err(format!(
+                        "--state: {s:?} is not pending, dead, delivered or abandoned"
+                    ));
                 }
             }
             let calls = store
@@ -286,11 +296,12 @@ fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
             }
             let h = store.outbox_health().map_err(|e| e.to_string())?;
             tell!(
-                "pending {} (blocked behind dead calls: {}) · dead {} · delivered {}",
+                "pending {} (blocked behind dead calls: {}) · dead {} · delivered {} · abandoned {}",
                 h.pending,
                 h.blocked,
                 h.dead,
-                h.delivered
+                h.delivered,
+                h.abandoned
             );
         }
         OutboxAction::Retry { id } => {
@@ -298,6 +309,19 @@ fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
             let tz = cfg.utc_offset;
             let call = store
                 .outbox_retry(id, crate::domain::time::now_ms())
+                .map_err(|e| e.to_string())?;
+            say!("{}", crate::api::render::outbox_call(&call, tz));
+        }
+        OutboxAction::Abandon { id, reason } => {
+            let (store, cfg, _lock) = open_store_for_write(args)?;
+            let tz = cfg.utc_offset;
+            let origin = crate::domain::ledger::Origin {
+                source: crate::domain::ledger::Source::Admin,
+                seq_id: None,
+                now: crate::domain::time::now_ms(),
+            };
+            let call = store
+                .outbox_abandon(id, &reason, origin)
                 .map_err(|e| e.to_string())?;
             say!("{}", crate::api::render::outbox_call(&call, tz));
         }

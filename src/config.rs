@@ -52,6 +52,9 @@ pub struct Config {
     /// Coupons expired per sweeper transaction.
     pub sweep_batch: i64,
     pub cancel_window_s: i64,
+    /// Delivered and abandoned sync calls are deleted this many days after they
+    /// became final (the journal is kept).
+    pub outbox_retention_days: i64,
     pub partners: Vec<Partner>,
     pub platform: Option<Platform>,
     /// True for the embedded default: the demo partner and admin token live in the database.
@@ -80,6 +83,7 @@ struct RawConfig {
     admin_listen: Option<String>,
     shutdown_grace_s: Option<u64>,
     health_max_pending_age_s: Option<u64>,
+    outbox_retention_days: Option<i64>,
     #[serde(default)]
     partners: Vec<RawPartner>,
     platform: Option<RawPlatform>,
@@ -125,6 +129,7 @@ impl Config {
             sweep_interval_s: 60,
             sweep_batch: 500,
             cancel_window_s: 3600,
+            outbox_retention_days: 30,
             partners: Vec::new(),
             platform: None,
             demo: true,
@@ -196,6 +201,12 @@ impl Config {
                 );
             }
         }
+        let outbox_retention_days = raw
+            .outbox_retention_days
+            .unwrap_or(base.outbox_retention_days);
+        if !(1..=36_500).contains(&outbox_retention_days) {
+            return Err("outbox_retention_days: must be between 1 and 36500".into());
+        }
         let mut partners: Vec<Partner> = Vec::new();
         for (i, p) in raw.partners.into_iter().enumerate() {
             if p.api_key.is_empty() {
@@ -265,6 +276,7 @@ impl Config {
             sweep_interval_s,
             sweep_batch,
             cancel_window_s,
+            outbox_retention_days,
             partners,
             platform,
             demo: false,
@@ -372,6 +384,29 @@ sign_key_name = "secretKey"
         let e = Config::from_toml(&format!("colour = 1\n{GOOD}"), &no_env).unwrap_err();
         assert!(e.contains("colour"), "{e}");
         assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn outbox_retention_days_defaults_to_30_and_is_at_least_1() {
+        assert_eq!(
+            Config::from_toml(GOOD, &no_env)
+                .unwrap()
+                .outbox_retention_days,
+            30
+        );
+        let seven = Config::from_toml(&format!("outbox_retention_days = 7\n{GOOD}"), &no_env);
+        assert_eq!(seven.unwrap().outbox_retention_days, 7);
+        for bad in ["0", "-1", "36501"] {
+            let e = Config::from_toml(&format!("outbox_retention_days = {bad}\n{GOOD}"), &no_env)
+                .unwrap_err();
+            assert!(e.starts_with("outbox_retention_days:"), "{e}");
+        }
+        let e = Config::from_toml(&format!("outbox_retention_days = \"30\"\n{GOOD}"), &no_env)
+            .unwrap_err();
+        assert!(
+            e.contains("outbox_retention_days") || e.contains("integer"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The expiry sweeper (SPEC §7): every `sweep_interval_s`, coupons still
 //! available after their window become expired, in bounded batches, each its
-//! own short transaction so claims queue behind one batch at most.
+//! own short transaction so claims queue behind one batch at most. The same
+//! pass deletes sync calls that were delivered or abandoned longer ago than
+//! `outbox_retention_days` (outbox retention), also in bounded batches.
 
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::domain::ledger::{Origin, Source};
-use crate::domain::time::now_ms;
+use crate::domain::time::{now_ms, Millis};
 use crate::domain::LedgerError;
 use crate::store::Store;
 
@@ -30,6 +32,31 @@ pub fn sweep(store: &Store, batch: i64) -> Result<usize, LedgerError> {
     }
 }
 
+/// A day in milliseconds.
+const DAY_MS: i64 = 86_400_000;
+
+/// Outbox retention, one step: deletes every delivered or abandoned call that
+/// became final more than `retention_days` before `now`, `batch` per
+/// transaction. Pending and dead calls stay, and the journal is never pruned.
+/// Returns how many calls it deleted. Public so tests drive it with any `now`.
+pub fn prune_outbox(
+    store: &Store,
+    now: Millis,
+    retention_days: i64,
+    batch: i64,
+) -> Result<usize, LedgerError> {
+    let before = now.saturating_sub(retention_days.max(1).saturating_mul(DAY_MS));
+    let batch = batch.max(1);
+    let mut total = 0;
+    loop {
+        let n = store.outbox_prune(before, batch)?;
+        total += n;
+        if (n as i64) < batch {
+            return Ok(total);
+        }
+    }
+}
+
 /// The running sweeper thread.
 pub struct Sweeper {
     stop: Arc<(Mutex<bool>, Condvar)>,
@@ -37,8 +64,19 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    /// Sweeps now and then every `interval`.
+    /// Sweeps now and then every `interval`; no outbox retention.
     pub fn start(store: Store, interval: Duration, batch: i64) -> Result<Sweeper, String> {
+        Self::start_with_retention(store, interval, batch, None)
+    }
+
+    /// Sweeps now and then every `interval`, and with `Some(days)` also deletes
+    /// the delivered and abandoned sync calls older than that.
+    pub fn start_with_retention(
+        store: Store,
+        interval: Duration,
+        batch: i64,
+        outbox_retention_days: Option<i64>,
+    ) -> Result<Sweeper, String> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let s = stop.clone();
         let thread = thread::Builder::new()
@@ -51,6 +89,13 @@ impl Sweeper {
                         Ok(0) => {}
                         Ok(n) => log::info!("sweeper: expired {n} coupons"),
                         Err(e) => log::warn!("sweeper: {e}"),
+                    }
+                    if let Some(days) = outbox_retention_days {
+                        match prune_outbox(&store, now_ms(), days, batch) {
+                            Ok(0) => {}
+                            Ok(n) => log::info!("sweeper: pruned {n} old sync calls"),
+                            Err(e) => log::warn!("sweeper: outbox retention: {e}"),
+                        }
                     }
                     let mut stopped = lock.lock();
                     let wait = interval.saturating_sub(started.elapsed());

@@ -284,3 +284,91 @@ fn a_closed_stderr_does_not_take_the_server_down() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn outbox_abandon_gives_up_on_a_dead_call_in_the_database() {
+    // Nothing listens on the platform's port: the first attempt kills the call.
+    let platform = format!(
+        "[platform]\nbase_url = \"http://127.0.0.1:{}\"\napi_key = \"SP\"\nsecret = \"s\"\nmax_attempts = 1\nretry_base_ms = 10\nretry_max_ms = 10\n",
+        free_port()
+    );
+    let mut server = TestServer::start_with(&platform);
+    let c = server.client();
+    let stock = c.create_stock(json!({}));
+    let dead = || {
+        let a = c.admin("GET", "/admin/outbox?state=dead", None).json();
+        a["data"]["calls"].as_array().unwrap().clone()
+    };
+    assert!(wait_until(std::time::Duration::from_secs(10), || dead()
+        .len()
+        == 1));
+    expect(
+        &c.admin(
+            "PATCH",
+            &format!("/admin/stocks/{}", sid(&stock)),
+            Some(json!({"stock_name": "behind"})),
+        ),
+        0,
+    );
+    let id = dead()[0]["id"].as_i64().unwrap().to_string();
+    let db = server.db();
+    server.running.take().unwrap().shutdown();
+
+    let outbox = |args: &[&str]| {
+        let out = Command::new(bin())
+            .arg("outbox")
+            .args(args)
+            .arg("--db")
+            .arg(&db)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, _, err) = outbox(&["abandon", &id]);
+    assert!(!ok && err.contains("--reason"), "{err}");
+    let (ok, _, err) = outbox(&["abandon", &id, "--reason", " "]);
+    assert!(!ok && err.contains("40001 reason: required"), "{err}");
+    let (ok, _, err) = outbox(&["abandon", "999999", "--reason", "gone"]);
+    assert!(
+        !ok && err.contains("40001 id: no outbox call has this id"),
+        "{err}"
+    );
+    let (ok, out, err) = outbox(&["list", "--state", "pending"]);
+    assert!(ok, "{err}");
+    let pending: Value = serde_json::from_str(out.trim()).unwrap();
+    let (ok, _, err) = outbox(&["abandon", &pending["id"].to_string(), "--reason", "x"]);
+    assert!(!ok && err.contains("40905"), "{err}");
+
+    let (ok, out, err) = outbox(&["abandon", &id, "--reason", "platform retired this stock"]);
+    assert!(ok, "{err}");
+    let call: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(call["state"], "abandoned");
+    assert_eq!(call["abandon_reason"], "platform retired this stock");
+    let (ok, out, err) = outbox(&["list", "--state", "abandoned"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(err.contains("abandoned 1"), "{err}");
+    assert!(err.contains("blocked behind dead calls: 0"), "{err}");
+    let (ok, _, err) = outbox(&["abandon", &id, "--reason", "again"]);
+    assert!(!ok && err.contains("40905"), "{err}");
+    let (ok, _, err) = outbox(&["list", "--state", "lost"]);
+    assert!(!ok && err.contains("abandoned"), "{err}");
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (event, detail): (String, String) = conn
+        .query_row(
+            "SELECT event, detail FROM journal WHERE entity = 'outbox' AND entity_id = ?1",
+            [&id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(event, "abandon");
+    assert!(detail.contains("platform retired this stock"), "{detail}");
+    drop(conn);
+    let (ok, out) = check(&db);
+    assert!(ok, "{out}");
+}

@@ -137,6 +137,15 @@ fn a_second_server_on_the_same_database_is_refused_and_the_first_is_unaffected()
             db.to_str().unwrap(),
         ],
         vec!["outbox", "retry", "1", "--db", db.to_str().unwrap()],
+        vec![
+            "outbox",
+            "abandon",
+            "1",
+            "--reason",
+            "x",
+            "--db",
+            db.to_str().unwrap(),
+        ],
     ] {
         let (ok, _, err, took) = run(&args, dir.path());
         assert!(!ok, "{args:?} ran beside the server");

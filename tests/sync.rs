@@ -590,3 +590,377 @@ fn claims_go_through_between_sweeper_batches() {
     let (ok, out) = check(&server.db());
     assert!(ok, "{out}");
 }
+
+fn abandon(c: &Client, id: i64, body: Value) -> Answer {
+    c.admin("POST", &format!("/admin/outbox/{id}/abandon"), Some(body))
+}
+
+fn journal_rows(
+    db: &std::path::Path,
+    entity: &str,
+) -> Vec<(String, String, Option<String>, Value)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT entity_id, event, seq_id, detail FROM journal WHERE entity = ?1 ORDER BY id",
+        )
+        .unwrap();
+    let rows = stmt
+        .query_map([entity], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })
+        .unwrap();
+    rows.map(|r| {
+        let (id, event, seq, detail) = r.unwrap();
+        let detail = detail.map_or(Value::Null, |d| serde_json::from_str(&d).unwrap());
+        (id, event, seq, detail)
+    })
+    .collect()
+}
+
+#[test]
+fn abandoning_a_dead_stock_call_frees_its_lane_and_a_resync_sends_the_current_state() {
+    let mock = MockPlatform::start("127.0.0.1:0", PLATFORM_SECRET, 0.0).unwrap();
+    let server = server_with(&mock, 2, "");
+    let c = server.client();
+    let stock_id = sid(&c.create_stock(json!({})));
+    assert!(wait_until(Duration::from_secs(10), || mock
+        .received()
+        .len()
+        == 1));
+
+    // The platform refuses the edit until the call is dead.
+    mock.set_fail_rate(1.0);
+    let patch = |name: &str| {
+        let a = c.admin(
+            "PATCH",
+            &format!("/admin/stocks/{stock_id}"),
+            Some(json!({ "stock_name": name })),
+        );
+        expect(&a, 0);
+    };
+    patch("refused-name");
+    assert!(wait_until(Duration::from_secs(10), || outbox(&c, "dead")
+        .len()
+        == 1));
+    mock.set_fail_rate(0.0);
+    let dead = outbox(&c, "dead")[0].clone();
+    let dead_id = dead["id"].as_i64().unwrap();
+    assert_eq!(dead["path"], "/stock/rsync");
+
+    // Later calls of the stock and of its coupons wait behind it.
+    let issued = c.admin(
+        "POST",
+        "/admin/coupons",
+        Some(json!({"stock_id": stock_id, "user_code": "u-lane", "app_channel_id": 1, "request_id": "lane-1"})),
+    );
+    let coupon_id = expect(&issued, 0)["data"]["coupon_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    patch("later-name");
+    assert!(wait_until(Duration::from_secs(5), || health(&c)["outbox"]
+        ["blocked_by_dead"]
+        == 2));
+    assert!(
+        !wait_until(Duration::from_millis(500), || mock.received().len() > 1),
+        "a call behind the dead one was sent: {:?}",
+        paths(&mock.received())
+    );
+
+    // Refusals: a pending call, a missing or blank reason, an unknown id.
+    let pending_id = outbox(&c, "pending")[0]["id"].as_i64().unwrap();
+    let a = abandon(&c, pending_id, json!({"reason": "not dead yet"}));
+    let v = expect(&a, 40905);
+    assert!(
+        v["message"].as_str().unwrap().contains("only a dead call"),
+        "{v}"
+    );
+    expect_invalid(&abandon(&c, dead_id, json!({})), "reason");
+    expect_invalid(&abandon(&c, dead_id, json!({"reason": ""})), "reason");
+    expect_invalid(&abandon(&c, dead_id, json!({"reason": "   "})), "reason");
+    expect_invalid(
+        &abandon(&c, dead_id, json!({"reason": "x".repeat(257)})),
+        "reason",
+    );
+    expect_invalid(&abandon(&c, dead_id, json!({"reason": 7})), "reason");
+    expect_invalid(&abandon(&c, 999_999, json!({"reason": "gone"})), "id");
+    expect_invalid(
+        &c.admin(
+            "POST",
+            "/admin/outbox/abc/abandon",
+            Some(json!({"reason": "x"})),
+        ),
+        "id",
+    );
+    assert_eq!(
+        c.admin("GET", &format!("/admin/outbox/{dead_id}/abandon"), None)
+            .status,
+        405
+    );
+    assert_eq!(outbox(&c, "dead").len(), 1, "a refusal changes nothing");
+
+    let a = abandon(
+        &c,
+        dead_id,
+        json!({"reason": "platform refuses the old name; resynced instead"}),
+    );
+    let call = expect(&a, 0)["data"].clone();
+    assert_eq!(call["state"], "abandoned");
+    assert_eq!(call["id"], dead_id);
+    assert_eq!(
+        call["abandon_reason"],
+        "platform refuses the old name; resynced instead"
+    );
+    ms(&call["abandoned_time"]);
+
+    // The lane is free: the calls behind it arrive, in order; the abandoned one never does.
+    assert!(
+        wait_until(Duration::from_secs(10), || settled(&c)),
+        "{:?}",
+        health(&c)
+    );
+    // The coupon's call and the stock's later edit are in different lanes: either may come first.
+    let got = distinct(&mock.received());
+    let mut sent = paths(&got);
+    sent.sort_unstable();
+    assert_eq!(
+        sent,
+        ["/coupon/rsync", "/stock/rsync", "/stock/rsync"],
+        "{got:#?}"
+    );
+    let names: Vec<&Value> = got
+        .iter()
+        .filter(|r| r.path == "/stock/rsync")
+        .map(|r| &r.body["stock_name"])
+        .collect();
+    assert_eq!(names, [&json!("代驾10元代金券"), &json!("later-name")]);
+    assert!(got
+        .iter()
+        .any(|r| r.path == "/coupon/rsync" && r.body["coupon_id"] == coupon_id.as_str()));
+    assert_in_order_per_coupon(&got);
+    assert!(got
+        .iter()
+        .all(|r| r.seq_id != dead["seq_id"].as_str().unwrap()));
+
+    let listed = outbox(&c, "abandoned");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], dead_id);
+    let h = health(&c)["outbox"].clone();
+    assert_eq!(
+        (
+            h["abandoned"].clone(),
+            h["dead"].clone(),
+            h["blocked_by_dead"].clone()
+        ),
+        (json!(1), json!(0), json!(0)),
+        "{h}"
+    );
+    assert_eq!(h["delivered"], 3, "{h}");
+    // Abandoned is final: no second abandon, no retry.
+    expect(&abandon(&c, dead_id, json!({"reason": "again"})), 40905);
+    expect(
+        &c.admin("POST", &format!("/admin/outbox/{dead_id}/retry"), None),
+        40905,
+    );
+    let journal = journal_rows(&server.db(), "outbox");
+    assert_eq!(journal.len(), 1, "{journal:?}");
+    let (entity_id, event, seq, detail) = &journal[0];
+    assert_eq!(entity_id, &dead_id.to_string());
+    assert_eq!(event, "abandon");
+    assert_eq!(seq.as_deref(), dead["seq_id"].as_str());
+    assert_eq!(
+        detail["reason"],
+        "platform refuses the old name; resynced instead"
+    );
+    assert_eq!(detail["path"], "/stock/rsync");
+
+    // Resync the stock: its current state goes out with new seq_ids.
+    let a = c.admin("POST", &format!("/admin/stocks/{stock_id}/resync"), None);
+    let calls = expect(&a, 0)["data"]["calls"].as_array().unwrap().clone();
+    let resync_paths: Vec<&str> = calls.iter().map(|x| x["path"].as_str().unwrap()).collect();
+    assert_eq!(resync_paths, ["/stock/rsync", "/stock/status/rsync"]);
+    assert!(calls.iter().all(|x| x["state"] == "pending"));
+    assert_eq!(calls[0]["body"]["stock_name"], "later-name");
+    assert!(wait_until(Duration::from_secs(10), || settled(&c)));
+    let got = distinct(&mock.received());
+    assert_eq!(got.len(), 5, "{:?}", paths(&got));
+    for (sent, call) in got[3..].iter().zip(&calls) {
+        assert_eq!(sent.path, call["path"].as_str().unwrap());
+        assert_eq!(sent.seq_id, call["seq_id"].as_str().unwrap());
+    }
+    assert_eq!(got[3].body["stock_name"], "later-name");
+    for k in STOCK_FIELDS {
+        assert!(
+            got[3].body.get(k).is_some(),
+            "resync /stock/rsync lacks {k}"
+        );
+    }
+    assert_eq!(got[4].body["stock_status"], 3);
+
+    // Resync the coupon after a redemption: it carries status 2 and the usage time.
+    let r = c.admin(
+        "POST",
+        &format!("/admin/coupons/{coupon_id}/redeem"),
+        Some(json!({"order_id": "lane-o1", "order_amount": 20000})),
+    );
+    let usage_time = expect(&r, 0)["data"]["usage_time"].clone();
+    assert!(wait_until(Duration::from_secs(10), || settled(&c)));
+    let before = distinct(&mock.received()).len();
+    let a = c.admin("POST", &format!("/admin/coupons/{coupon_id}/resync"), None);
+    let calls = expect(&a, 0)["data"]["calls"].as_array().unwrap().clone();
+    let resync_paths: Vec<&str> = calls.iter().map(|x| x["path"].as_str().unwrap()).collect();
+    assert_eq!(resync_paths, ["/coupon/rsync", "/coupon/status/rsync"]);
+    assert!(wait_until(Duration::from_secs(10), || settled(&c)));
+    let got = distinct(&mock.received());
+    assert_eq!(got.len(), before + 2);
+    let (full, status) = (&got[before].body, &got[before + 1].body);
+    assert_eq!(full["coupon_id"], coupon_id.as_str());
+    assert_eq!(full["coupon_status"], 2);
+    assert_eq!(full["usage_time"], usage_time);
+    assert_eq!(full["user_code"], "u-lane");
+    assert_eq!(status["coupon_status"], 2);
+    assert_eq!(status["usage_time"], usage_time);
+    assert_eq!(got[before].seq_id, calls[0]["seq_id"].as_str().unwrap());
+    assert_eq!(mock.bad_signatures(), 0);
+    let resyncs: Vec<_> = journal_rows(&server.db(), "outbox")
+        .into_iter()
+        .filter(|j| j.1 == "resync")
+        .collect();
+    assert_eq!(resyncs.len(), 4);
+    assert_checked(&server);
+}
+
+#[test]
+fn resync_refuses_unknown_ids_and_a_ledger_without_sync() {
+    let mock = MockPlatform::start("127.0.0.1:0", PLATFORM_SECRET, 0.0).unwrap();
+    let server = server_with(&mock, 2, "");
+    let c = server.client();
+    expect(
+        &c.admin("POST", "/admin/stocks/no-such-stock/resync", None),
+        40401,
+    );
+    expect(
+        &c.admin("POST", "/admin/coupons/123456/resync", None),
+        40402,
+    );
+    assert_eq!(
+        c.admin("GET", "/admin/stocks/no-such-stock/resync", None)
+            .status,
+        405
+    );
+    assert!(outbox(&c, "pending").is_empty());
+
+    let plain = TestServer::start();
+    let p = plain.client();
+    let stock_id = sid(&p.create_stock(json!({})));
+    let v = expect(
+        &p.admin("POST", &format!("/admin/stocks/{stock_id}/resync"), None),
+        40905,
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("sync to the platform is disabled"),
+        "{v}"
+    );
+    assert!(outbox(&p, "pending").is_empty());
+}
+
+#[test]
+fn retention_prunes_only_final_calls_and_keeps_the_journal() {
+    use coupon_ledger::domain::time::now_ms;
+    use coupon_ledger::sweeper::prune_outbox;
+
+    let mock = MockPlatform::start("127.0.0.1:0", PLATFORM_SECRET, 1.0).unwrap();
+    let server = server_with(&mock, 1, "");
+    let c = server.client();
+    let store = server.running.as_ref().unwrap().store().clone();
+    // One call to abandon, one left dead with a pending call behind it.
+    let doomed = sid(&c.create_stock(json!({})));
+    assert!(wait_until(Duration::from_secs(10), || outbox(&c, "dead")
+        .len()
+        == 1));
+    let stuck = sid(&c.create_stock(json!({})));
+    assert!(wait_until(Duration::from_secs(10), || outbox(&c, "dead")
+        .len()
+        == 2));
+    let dead = outbox(&c, "dead");
+    let to_abandon = dead[0]["id"].as_i64().unwrap();
+    assert_eq!(dead[0]["stock_id"], doomed.as_str());
+    expect(&abandon(&c, to_abandon, json!({"reason": "test"})), 0);
+    expect(
+        &c.admin(
+            "PATCH",
+            &format!("/admin/stocks/{stuck}"),
+            Some(json!({"stock_name": "waits"})),
+        ),
+        0,
+    );
+    // Three delivered calls, the newest call of all among them.
+    mock.set_fail_rate(0.0);
+    let fine = sid(&c.create_stock(json!({})));
+    for name in ["one", "two"] {
+        expect(
+            &c.admin(
+                "PATCH",
+                &format!("/admin/stocks/{fine}"),
+                Some(json!({ "stock_name": name })),
+            ),
+            0,
+        );
+    }
+    assert!(wait_until(Duration::from_secs(10), || outbox(
+        &c,
+        "delivered"
+    )
+    .len()
+        == 3));
+    let newest = outbox(&c, "delivered")[2]["id"].as_i64().unwrap();
+    let all = |c: &Client| {
+        let a = c.admin("GET", "/admin/outbox?limit=1000", None).json();
+        a["data"]["calls"].as_array().unwrap().len()
+    };
+    assert_eq!(all(&c), 6);
+    let journal_before =
+        journal_rows(&server.db(), "outbox").len() + journal_rows(&server.db(), "stock").len();
+    let health_before = health(&c)["outbox"].clone();
+
+    // Nothing is old enough yet.
+    assert_eq!(prune_outbox(&store, now_ms(), 30, 2).unwrap(), 0);
+    assert_eq!(all(&c), 6);
+    // 31 days later: the delivered and abandoned calls go, two per transaction.
+    let later = now_ms() + 31 * 86_400_000;
+    assert_eq!(prune_outbox(&store, later, 30, 2).unwrap(), 4);
+    assert!(outbox(&c, "delivered").is_empty());
+    assert!(outbox(&c, "abandoned").is_empty());
+    assert_eq!(outbox(&c, "dead").len(), 1);
+    assert_eq!(outbox(&c, "pending").len(), 1);
+    assert_eq!(prune_outbox(&store, later, 30, 2).unwrap(), 0);
+    // The journal is never pruned; health still counts every call ever delivered or abandoned.
+    assert_eq!(
+        journal_rows(&server.db(), "outbox").len() + journal_rows(&server.db(), "stock").len(),
+        journal_before
+    );
+    let h = health(&c)["outbox"].clone();
+    assert_eq!(h["delivered"], health_before["delivered"], "{h}");
+    assert_eq!(h["delivered"], 3);
+    assert_eq!(h["abandoned"], 1);
+    // A pending or dead call cannot be deleted, even behind the ledger's back.
+    let conn = rusqlite::Connection::open(server.db()).unwrap();
+    let e = conn
+        .execute("DELETE FROM outbox WHERE state IN ('pending', 'dead')", [])
+        .unwrap_err();
+    assert!(e.to_string().contains("never deleted"), "{e}");
+    // Ids are never reused, even after the newest call was pruned.
+    let a = c.admin("POST", &format!("/admin/stocks/{fine}/resync"), None);
+    let calls = expect(&a, 0)["data"]["calls"].clone();
+    assert!(calls[0]["id"].as_i64().unwrap() > newest, "{calls}");
+    assert_checked(&server);
+}

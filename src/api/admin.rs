@@ -6,7 +6,10 @@ use super::fields::{parse_object, Fields};
 use super::gateway::parse_voucher;
 use super::{access, answer, failure, method_not_allowed, render, throttle, App};
 use crate::domain::coupon::mask_phone;
-use crate::domain::ledger::{ClaimRequest, CouponQuery, KindPatch, Origin, Source, StockPatch};
+use crate::domain::ledger::{
+    ClaimRequest, CouponQuery, KindPatch, Origin, ResyncTarget, Source, StockPatch,
+    MAX_ABANDON_REASON,
+};
 use crate::domain::stock::{
     CouponKind, CouponStatus, DiscountBlock, FixedBlock, StockSpec, StockStatus,
 };
@@ -70,6 +73,10 @@ pub fn handle(app: &App, req: &Request) -> Response {
         (["stocks", _], _) => method_not_allowed("GET, PATCH"),
         (["stocks", id, "status"], "POST") => answer(set_status(app, id, &req.body)),
         (["stocks", _, "status"], _) => method_not_allowed("POST"),
+        (["stocks", id, "resync"], "POST") => {
+            answer(resync(app, ResyncTarget::Stock(id.to_string())))
+        }
+        (["stocks", _, "resync"], _) => method_not_allowed("POST"),
         (["coupons"], "POST") => answer(issue(app, &req.body)),
         (["coupons"], "GET") => answer(list_coupons(app, req)),
         (["coupons"], _) => method_not_allowed("GET, POST"),
@@ -78,6 +85,10 @@ pub fn handle(app: &App, req: &Request) -> Response {
         (["coupons", id, "redeem"], "POST") => answer(redeem(app, id, &req.body)),
         (["coupons", id, "unredeem"], "POST") => answer(unredeem(app, id, &req.body)),
         (["coupons", _, "redeem" | "unredeem"], _) => method_not_allowed("POST"),
+        (["coupons", id, "resync"], "POST") => {
+            answer(resync(app, ResyncTarget::Coupon(id.to_string())))
+        }
+        (["coupons", _, "resync"], _) => method_not_allowed("POST"),
         (["vouchers"], "POST") => answer(import_vouchers(app, &req.body)),
         (["vouchers"], _) => method_not_allowed("POST"),
         (["vouchers", kind, no], "GET") => answer(get_voucher(app, kind, no)),
@@ -86,6 +97,8 @@ pub fn handle(app: &App, req: &Request) -> Response {
         (["outbox"], _) => method_not_allowed("GET"),
         (["outbox", id, "retry"], "POST") => answer(retry_outbox(app, id)),
         (["outbox", _, "retry"], _) => method_not_allowed("POST"),
+        (["outbox", id, "abandon"], "POST") => answer(abandon_outbox(app, id, &req.body)),
+        (["outbox", _, "abandon"], _) => method_not_allowed("POST"),
         _ => Response::json(
             404,
             &json!({"code": 40400, "message": format!("no such path: {}", req.path)}),
@@ -325,10 +338,10 @@ fn unredeem(app: &App, id: &str, body: &[u8]) -> Result<Value, LedgerError> {
 fn list_outbox(app: &App, req: &Request) -> Result<Value, LedgerError> {
     let state = req.query_param("state").filter(|v| !v.is_empty());
     if let Some(s) = &state {
-        if !["pending", "dead", "delivered"].contains(&s.as_str()) {
+        if !OUTBOX_STATES.contains(&s.as_str()) {
             return Err(LedgerError::invalid(
                 "state",
-                "must be pending, dead or delivered",
+                "must be pending, dead, delivered or abandoned",
             ));
         }
     }
@@ -341,12 +354,41 @@ fn list_outbox(app: &App, req: &Request) -> Result<Value, LedgerError> {
     Ok(json!({"calls": list, "next_after": next.flatten()}))
 }
 
+/// The states an outbox call can be in, as `?state=` and `--state` take them.
+pub const OUTBOX_STATES: [&str; 4] = ["pending", "dead", "delivered", "abandoned"];
+
+fn outbox_id(id: &str) -> Result<i64, LedgerError> {
+    id.parse()
+        .map_err(|_| LedgerError::invalid("id", "must be an outbox call id"))
+}
+
 fn retry_outbox(app: &App, id: &str) -> Result<Value, LedgerError> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| LedgerError::invalid("id", "must be an outbox call id"))?;
-    let call = app.store.outbox_retry(id, now_ms())?;
+    let call = app.store.outbox_retry(outbox_id(id)?, now_ms())?;
     Ok(render::outbox_call(&call, app.config.utc_offset))
+}
+
+/// `POST /admin/outbox/{id}/abandon` with `{"reason": "..."}`: gives up on a dead call.
+fn abandon_outbox(app: &App, id: &str, body: &[u8]) -> Result<Value, LedgerError> {
+    let id = outbox_id(id)?;
+    let map = parse_object(body)?;
+    let reason = Fields::new(&map).str("reason", MAX_ABANDON_REASON)?;
+    let call = app.store.outbox_abandon(id, &reason, origin())?;
+    Ok(render::outbox_call(&call, app.config.utc_offset))
+}
+
+/// `POST /admin/stocks/{id}/resync` and `POST /admin/coupons/{id}/resync`:
+/// queues calls carrying the current state; answers them as `{"calls": [...]}`.
+fn resync(app: &App, target: ResyncTarget) -> Result<Value, LedgerError> {
+    if app.config.platform.is_none() {
+        return Err(LedgerError::StateConflict(
+            "sync to the platform is disabled (no [platform] is configured); nothing to resend"
+                .into(),
+        ));
+    }
+    let calls = app.store.outbox_resync(target, origin())?;
+    let tz = app.config.utc_offset;
+    let list: Vec<Value> = calls.iter().map(|c| render::outbox_call(c, tz)).collect();
+    Ok(json!({ "calls": list }))
 }
 
 /// Parses an import: a JSON array of records, each validated with its index named.

@@ -97,6 +97,7 @@ fn health(app: &App) -> Result<Value, LedgerError> {
                 "dead": o.dead,
                 "blocked_by_dead": o.blocked,
                 "delivered": o.delivered,
+                "abandoned": o.abandoned,
                 "oldest_pending_age_s": oldest_age_s,
             })
         }

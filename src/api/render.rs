@@ -123,6 +123,8 @@ pub fn outbox_call(c: &OutboxCall, tz: UtcOffset) -> Value {
         "next_attempt_time": render_millis(c.next_attempt_ms, tz),
         "delivered_time": c.delivered_ms.map(|t| render_millis(t, tz)),
         "last_error": c.last_error,
+        "abandoned_time": c.abandoned_ms.map(|t| render_millis(t, tz)),
+        "abandon_reason": c.abandon_reason,
         "body": serde_json::from_str::<Value>(&c.body).unwrap_or(Value::Null),
     })
 }

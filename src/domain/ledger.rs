@@ -202,11 +202,11 @@ pub struct CouponQuery {
 /// (claims, deactivations it asked for) raise none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncEvent {
-    /// Created or edited: `/stock/rsync`.
+    /// Created, edited or resent by the operator: `/stock/rsync`.
     StockUpserted(Stock),
     /// `/stock/status/rsync`.
     StockStatus { stock_id: String, status: i64 },
-    /// Issued by the operator: `/coupon/rsync`.
+    /// Issued by the operator, or resent by the operator: `/coupon/rsync`.
     CouponIssued(Coupon),
     /// Redeemed, un-redeemed or expired by the sweeper: `/coupon/status/rsync`.
     CouponStatus { coupon: Coupon, event_ms: Millis },
@@ -249,6 +249,35 @@ pub struct OutboxCall {
     pub created_ms: Millis,
     pub delivered_ms: Option<Millis>,
     pub last_error: Option<String>,
+    /// When the operator gave up on the call (state `abandoned`), and why.
+    pub abandoned_ms: Option<Millis>,
+    pub abandon_reason: Option<String>,
+}
+
+/// What an operator's resync is about: a stock or a coupon, by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResyncTarget {
+    Stock(String),
+    Coupon(String),
+}
+
+/// The longest reason an operator may give for abandoning a call, in characters.
+pub const MAX_ABANDON_REASON: usize = 256;
+
+/// Checks the operator's reason for abandoning a call: required, not blank,
+/// at most [`MAX_ABANDON_REASON`] characters. Answers it trimmed.
+pub fn abandon_reason(reason: &str) -> Result<String, super::LedgerError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(super::LedgerError::invalid("reason", "required"));
+    }
+    if reason.chars().count() > MAX_ABANDON_REASON {
+        return Err(super::LedgerError::invalid(
+            "reason",
+            format!("longer than {MAX_ABANDON_REASON} characters"),
+        ));
+    }
+    Ok(reason.to_string())
 }
 
 /// Outbox health for `/healthz`.
@@ -258,7 +287,10 @@ pub struct OutboxHealth {
     pub dead: i64,
     /// Pending calls that wait behind a dead call of their coupon or stock.
     pub blocked: i64,
+    /// Every call delivered since the database was created, pruned ones included.
     pub delivered: i64,
+    /// Every call abandoned since the database was created, pruned ones included.
+    pub abandoned: i64,
     /// Creation time of the oldest pending call.
     pub oldest_pending_ms: Option<Millis>,
 }

@@ -494,7 +494,8 @@ fn coupon_moved(
         coupon: moved,
         event_ms: origin.now,
     };
-    enqueue(conn, sync, &event, origin)
+    enqueue(conn, sync, &event, origin)?;
+    Ok(())
 }
 
 fn load_redemption(conn: &Connection, order_id: &str) -> Result<Option<Redemption>, LedgerError> {

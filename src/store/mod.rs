@@ -36,9 +36,9 @@ use crate::domain::LedgerError;
 /// The whole schema, applied to a new database.
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// Migrations from version `i + 1` to `i + 2`, applied in order on start.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0002_outbox_abandon.sql")];
 
 /// Most jobs folded into one transaction.
 const MAX_BATCH: usize = 512;

@@ -5,11 +5,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use super::ledger::journal;
+use super::rows::{load_coupon, load_stock};
 use super::Store;
 use crate::domain::coupon::random_hex;
-use crate::domain::ledger::{Origin, OutboxCall, OutboxHealth, Source, SyncEvent};
+use crate::domain::ledger::{
+    abandon_reason, Origin, OutboxCall, OutboxHealth, ResyncTarget, Source, SyncEvent,
+};
 use crate::domain::time::Millis;
 use crate::domain::LedgerError;
 
@@ -42,7 +46,11 @@ impl SyncSink {
 pub type SyncRenderer = Arc<SyncSink>;
 
 const CALL_COLUMNS: &str = "id, seq_id, path, body, stock_id, coupon_id, state, attempts, \
-    next_attempt_ms, created_ms, delivered_ms, last_error";
+    next_attempt_ms, created_ms, delivered_ms, last_error, abandoned_ms, abandon_reason";
+
+/// The `meta` key counting abandoned calls that retention has deleted, so
+/// `/healthz` can still count every call abandoned.
+const PRUNED_ABANDONED: &str = "outbox_pruned_abandoned";
 
 fn call(row: &Row) -> rusqlite::Result<OutboxCall> {
     Ok(OutboxCall {
@@ -58,21 +66,23 @@ fn call(row: &Row) -> rusqlite::Result<OutboxCall> {
         created_ms: row.get(9)?,
         delivered_ms: row.get(10)?,
         last_error: row.get(11)?,
+        abandoned_ms: row.get(12)?,
+        abandon_reason: row.get(13)?,
     })
 }
 
-/// Writes the call an event causes, in the caller's transaction. Changes the
-/// platform itself asked for are not echoed back; without a `[platform]` there
-/// is nothing to write (the journal still has the change).
+/// Writes the call an event causes, in the caller's transaction, and answers
+/// its id. Changes the platform itself asked for are not echoed back; without a
+/// `[platform]` there is nothing to write (the journal still has the change).
 pub fn enqueue(
     conn: &Connection,
     sync: Option<&SyncRenderer>,
     event: &SyncEvent,
     origin: &Origin,
-) -> Result<(), LedgerError> {
-    let Some(sink) = sync else { return Ok(()) };
+) -> Result<Option<i64>, LedgerError> {
+    let Some(sink) = sync else { return Ok(None) };
     if origin.source == Source::Platform {
-        return Ok(());
+        return Ok(None);
     }
     let (path, body) = (sink.render)(event);
     let lane = match event.coupon_id() {
@@ -95,7 +105,158 @@ pub fn enqueue(
     ])?;
     // Counted before the commit: a rolled-back call only costs the dispatcher one look.
     sink.bump();
-    Ok(())
+    Ok(Some(conn.last_insert_rowid()))
+}
+
+fn load_call(conn: &Connection, id: i64) -> Result<Option<OutboxCall>, LedgerError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {CALL_COLUMNS} FROM outbox WHERE id = ?1"))?
+        .query_row([id], call)
+        .optional()?)
+}
+
+fn no_such_call() -> LedgerError {
+    LedgerError::invalid("id", "no outbox call has this id")
+}
+
+/// Marks a dead call abandoned, journaled as entity `outbox`, in one transaction.
+fn abandon_tx(
+    conn: &Connection,
+    id: i64,
+    reason: &str,
+    origin: &Origin,
+) -> Result<OutboxCall, LedgerError> {
+    let found = load_call(conn, id)?.ok_or_else(no_such_call)?;
+    if found.state != "dead" {
+        return Err(LedgerError::StateConflict(format!(
+            "outbox call {id} is {}; only a dead call can be abandoned",
+            found.state
+        )));
+    }
+    conn.prepare_cached(
+        "UPDATE outbox SET state = 'abandoned', abandoned_ms = ?2, abandon_reason = ?3
+         WHERE id = ?1 AND state = 'dead'",
+    )?
+    .execute(params![id, origin.now, reason])?;
+    let detail = json!({
+        "reason": reason, "path": found.path, "seq_id": found.seq_id,
+        "stock_id": found.stock_id, "coupon_id": found.coupon_id,
+        "from_state": "dead", "to_state": "abandoned",
+        "attempts": found.attempts, "last_error": found.last_error,
+    });
+    let journal_origin = Origin {
+        seq_id: Some(found.seq_id.clone()),
+        ..origin.clone()
+    };
+    journal(
+        conn,
+        "outbox",
+        &id.to_string(),
+        "abandon",
+        None,
+        None,
+        &journal_origin,
+        Some(detail.to_string()),
+    )?;
+    Ok(OutboxCall {
+        state: "abandoned".into(),
+        abandoned_ms: Some(origin.now),
+        abandon_reason: Some(reason.to_string()),
+        ..found
+    })
+}
+
+/// Queues calls carrying the current state of a stock or coupon, each journaled
+/// as entity `outbox` with event `resync`; answers the calls, oldest first.
+fn resync_tx(
+    conn: &Connection,
+    sync: Option<&SyncRenderer>,
+    target: &ResyncTarget,
+    origin: &Origin,
+) -> Result<Vec<OutboxCall>, LedgerError> {
+    if sync.is_none() {
+        return Err(sync_disabled());
+    }
+    let events = match target {
+        ResyncTarget::Stock(stock_id) => {
+            let stock = load_stock(conn, stock_id)?.ok_or(LedgerError::StockNotFound)?;
+            let status = stock.spec.status.code();
+            vec![
+                SyncEvent::StockUpserted(stock),
+                SyncEvent::StockStatus {
+                    stock_id: stock_id.clone(),
+                    status,
+                },
+            ]
+        }
+        ResyncTarget::Coupon(coupon_id) => {
+            let coupon = load_coupon(conn, coupon_id)?.ok_or(LedgerError::CouponNotFound)?;
+            let event_ms = coupon.status_ms;
+            vec![
+                SyncEvent::CouponIssued(coupon.clone()),
+                SyncEvent::CouponStatus { coupon, event_ms },
+            ]
+        }
+    };
+    let mut calls = Vec::with_capacity(events.len());
+    for event in &events {
+        let id = enqueue(conn, sync, event, origin)?.ok_or_else(sync_disabled)?;
+        let written = load_call(conn, id)?
+            .ok_or_else(|| LedgerError::Internal("a queued call vanished".into()))?;
+        let detail = json!({
+            "path": written.path, "stock_id": written.stock_id, "coupon_id": written.coupon_id,
+        });
+        let journal_origin = Origin {
+            seq_id: Some(written.seq_id.clone()),
+            ..origin.clone()
+        };
+        journal(
+            conn,
+            "outbox",
+            &id.to_string(),
+            "resync",
+            None,
+            None,
+            &journal_origin,
+            Some(detail.to_string()),
+        )?;
+        calls.push(written);
+    }
+    Ok(calls)
+}
+
+fn sync_disabled() -> LedgerError {
+    LedgerError::StateConflict(
+        "sync to the platform is disabled (no [platform] is configured); nothing to resend".into(),
+    )
+}
+
+/// Deletes up to `limit` delivered or abandoned calls that became final before
+/// `before`, delivered ones first; answers how many it deleted.
+fn prune_tx(conn: &Connection, before: Millis, limit: i64) -> Result<usize, LedgerError> {
+    let mut deleted = 0usize;
+    for state in ["delivered", "abandoned"] {
+        let room = limit - deleted as i64;
+        if room <= 0 {
+            break;
+        }
+        let n = conn
+            .prepare_cached(
+                "DELETE FROM outbox WHERE id IN (
+                    SELECT id FROM outbox WHERE state = ?1
+                      AND coalesce(delivered_ms, abandoned_ms) < ?2 LIMIT ?3)",
+            )?
+            .execute(params![state, before, room])?;
+        if state == "abandoned" && n > 0 {
+            conn.prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ?2 AS TEXT)",
+            )?
+            .execute(params![PRUNED_ABANDONED, (n as i64).to_string()])?;
+        }
+        deleted += n;
+    }
+    Ok(deleted)
 }
 
 /// What one delivery attempt came to.
@@ -136,10 +297,10 @@ impl Store {
                 "SELECT {CALL_COLUMNS} FROM outbox o
                  WHERE o.state = 'pending' AND o.next_attempt_ms <= ?1
                    AND NOT EXISTS (SELECT 1 FROM outbox p
-                                   WHERE p.lane = o.lane AND p.id < o.id AND p.state <> 'delivered')
+                                   WHERE p.lane = o.lane AND p.id < o.id AND p.state IN ('pending', 'dead'))
                    AND NOT EXISTS (SELECT 1 FROM outbox p
                                    WHERE p.stock_id = o.stock_id AND p.coupon_id IS NULL
-                                     AND p.id < o.id AND p.state <> 'delivered')
+                                     AND p.id < o.id AND p.state IN ('pending', 'dead'))
                  ORDER BY o.id LIMIT ?2"
             ))?;
             let rows = stmt.query_map(params![now, (limit + in_flight.len()) as i64], call)?;
@@ -197,13 +358,15 @@ impl Store {
     pub fn outbox_retry(&self, id: i64, now: Millis) -> Result<OutboxCall, LedgerError> {
         let sink = self.inner.sync.clone();
         let call = self.write(move |c| {
-            let found = c
-                .prepare_cached(&format!("SELECT {CALL_COLUMNS} FROM outbox WHERE id = ?1"))?
-                .query_row([id], call)
-                .optional()?
-                .ok_or_else(|| LedgerError::invalid("id", "no outbox call has this id"))?;
+            let found = load_call(c, id)?.ok_or_else(no_such_call)?;
             if found.state == "delivered" {
                 return Err(LedgerError::StateConflict("outbox call is already delivered".into()));
+            }
+            if found.state == "abandoned" {
+                return Err(LedgerError::StateConflict(
+                    "outbox call is abandoned; resync its stock or coupon to send the current state"
+                        .into(),
+                ));
             }
             c.prepare_cached(
                 "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ms = ?2 WHERE id = ?1",
@@ -222,8 +385,48 @@ impl Store {
         Ok(call)
     }
 
+    /// Gives up on a dead call for good: it becomes `abandoned`, the journal
+    /// records who, when and why, and the calls behind it in its lane move on.
+    /// Only a dead call can be abandoned (40905); an unknown id is a 40001.
+    pub fn outbox_abandon(
+        &self,
+        id: i64,
+        reason: &str,
+        origin: Origin,
+    ) -> Result<OutboxCall, LedgerError> {
+        let reason = abandon_reason(reason)?;
+        let sink = self.inner.sync.clone();
+        let call = self.write(move |c| abandon_tx(c, id, &reason, &origin))?;
+        // The lane is free: let the dispatcher look now.
+        if let Some(s) = sink {
+            s.bump();
+        }
+        Ok(call)
+    }
+
+    /// Queues fresh calls carrying the current state of a stock (`/stock/rsync`
+    /// then `/stock/status/rsync`) or of a coupon (`/coupon/rsync` then
+    /// `/coupon/status/rsync`), in the same lanes and order as every call.
+    /// 40401/40402 when unknown, 40905 when sync is disabled.
+    pub fn outbox_resync(
+        &self,
+        target: ResyncTarget,
+        origin: Origin,
+    ) -> Result<Vec<OutboxCall>, LedgerError> {
+        let sync = self.inner.sync.clone();
+        self.write(move |c| resync_tx(c, sync.as_ref(), &target, &origin))
+    }
+
+    /// Deletes up to `limit` delivered or abandoned calls that became final
+    /// before `before` (retention). Pending and dead calls are never deleted,
+    /// and neither is the journal. Answers how many were deleted.
+    pub fn outbox_prune(&self, before: Millis, limit: i64) -> Result<usize, LedgerError> {
+        self.write(move |c| prune_tx(c, before, limit))
+    }
+
     /// Depth and age of the outbox. Cost grows with the calls not yet
-    /// delivered, not with the whole history (ids are never reused or deleted).
+    /// delivered (and the abandoned ones), not with the whole history: ids are
+    /// never reused, so the highest id ever given counts every call written.
     pub fn outbox_health(&self) -> Result<OutboxHealth, LedgerError> {
         self.read(|c| {
             let count = |state: &str| -> Result<i64, LedgerError> {
@@ -234,8 +437,14 @@ impl Store {
             };
             let pending = count("pending")?;
             let dead = count("dead")?;
+            let pruned_abandoned: i64 = c
+                .prepare_cached("SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1")?
+                .query_row([PRUNED_ABANDONED], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            let abandoned = count("abandoned")? + pruned_abandoned;
             let total: i64 = c
-                .prepare_cached("SELECT coalesce(max(id), 0) FROM outbox")?
+                .prepare_cached("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'outbox'")?
                 .query_row([], |r| r.get(0))?;
             let oldest_pending_ms = c
                 .prepare_cached(
@@ -259,7 +468,8 @@ impl Store {
                 pending,
                 dead,
                 blocked,
-                delivered: total - pending - dead,
+                delivered: total - pending - dead - abandoned,
+                abandoned,
                 oldest_pending_ms,
             })
         })

@@ -1,0 +1,191 @@
+//! Schema versions: a database written by schema version 1 is migrated to the
+//! current version on open, keeps every row, and ends with the same schema as
+//! a new database.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use coupon_ledger::config::SyncMode;
+use coupon_ledger::domain::ledger::{Origin, Source};
+use coupon_ledger::store::{Store, StoreOptions, SCHEMA_VERSION};
+use rusqlite::Connection;
+
+/// The schema text of version 1, as it was shipped.
+const SCHEMA_V1: &str = include_str!("fixtures/schema_v1.sql");
+
+fn open(db: &Path) -> Store {
+    Store::open(
+        db,
+        StoreOptions {
+            sync: SyncMode::Full,
+            timestamp_window_s: 300,
+            sync_renderer: None,
+        },
+    )
+    .unwrap()
+}
+
+/// Every table, index and trigger with its SQL, whitespace folded, sorted by name.
+fn schema_of(conn: &Connection) -> Vec<(String, String, String)> {
+    let mut stmt = conn
+        .prepare("SELECT type, name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            let sql: String = r.get(2)?;
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                sql.split_whitespace().collect::<Vec<_>>().join(" "),
+            ))
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+fn version_1_ledger(db: &Path) {
+    let conn = Connection::open(db).unwrap();
+    conn.execute_batch(SCHEMA_V1).unwrap();
+    conn.execute_batch(
+        "PRAGMA user_version = 1;
+         INSERT INTO meta (key, value) VALUES ('demo', 'kept');
+         INSERT INTO stocks (stock_id, stock_name, app_channel_id, app_id, instructions, coupon_name,
+             coupon_desc, coupon_type, coupon_amount, transaction_minimum, max_coupons,
+             max_coupons_per_user, available_begin_ms, available_end_ms, create_ms, stock_status)
+         VALUES ('old-stock', 'old', 1, 'wx1', 'i', 'n', 'd', 1, 1000, 10000, 10, 1,
+             1000, 4102444800000, 1000, 3);
+         INSERT INTO journal (entity, entity_id, event, from_status, to_status, source, at_ms)
+         VALUES ('stock', 'old-stock', 'create', NULL, 3, 'admin', 1000);
+         INSERT INTO outbox (seq_id, path, body, lane, stock_id, state, attempts, next_attempt_ms,
+             created_ms, delivered_ms)
+         VALUES ('sp-delivered', '/stock/rsync', '{\"stock_id\":\"old-stock\"}', 'stock:old-stock',
+             'old-stock', 'delivered', 1, 1000, 1000, 1500);
+         INSERT INTO outbox (seq_id, path, body, lane, stock_id, state, attempts, next_attempt_ms,
+             created_ms, last_error)
+         VALUES ('sp-dead', '/stock/status/rsync', '{\"stock_id\":\"old-stock\",\"stock_status\":3}',
+             'stock:old-stock', 'old-stock', 'dead', 20, 2000, 2000, 'HTTP 500');
+         INSERT INTO outbox (seq_id, path, body, lane, stock_id, state, next_attempt_ms, created_ms)
+         VALUES ('sp-pending', '/stock/rsync', '{\"stock_id\":\"old-stock\"}', 'stock:old-stock',
+             'old-stock', 'pending', 3000, 3000);",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_version_1_database_migrates_keeps_its_rows_and_matches_a_new_one() {
+    assert_eq!(SCHEMA_VERSION, 2);
+    let dir = TempDir::new();
+    let old = dir.path().join("v1.db");
+    version_1_ledger(&old);
+    // Version 1 knows no abandoned state: the migration has real work to do.
+    let conn = Connection::open(&old).unwrap();
+    assert!(conn
+        .execute(
+            "UPDATE outbox SET state = 'abandoned' WHERE seq_id = 'sp-dead'",
+            []
+        )
+        .is_err());
+    drop(conn);
+
+    let store = open(&old);
+    let conn = Connection::open(&old).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let calls = store.outbox_list(None, 0, 100).unwrap();
+    let summary: Vec<(i64, &str, &str, i64)> = calls
+        .iter()
+        .map(|c| (c.id, c.seq_id.as_str(), c.state.as_str(), c.attempts))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "sp-delivered", "delivered", 1),
+            (2, "sp-dead", "dead", 20),
+            (3, "sp-pending", "pending", 0)
+        ]
+    );
+    assert_eq!(calls[0].delivered_ms, Some(1500));
+    assert_eq!(calls[1].last_error.as_deref(), Some("HTTP 500"));
+    assert_eq!(
+        calls[1].body,
+        r#"{"stock_id":"old-stock","stock_status":3}"#
+    );
+    assert_eq!(store.meta("demo").unwrap().as_deref(), Some("kept"));
+    assert_eq!(store.stock("old-stock").unwrap().spec.stock_name, "old");
+    let journal: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM journal WHERE entity_id = 'old-stock'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(journal, 1);
+    let h = store.outbox_health().unwrap();
+    assert_eq!(
+        (h.pending, h.dead, h.delivered, h.abandoned, h.blocked),
+        (1, 1, 1, 0, 1)
+    );
+
+    // The same schema as a database made new by this build.
+    let fresh = dir.path().join("new.db");
+    drop(open(&fresh));
+    let fresh_conn = Connection::open(&fresh).unwrap();
+    assert_eq!(schema_of(&conn), schema_of(&fresh_conn));
+    let triggers = schema_of(&conn)
+        .into_iter()
+        .filter(|(t, n, _)| t == "trigger" && n.starts_with("outbox"))
+        .count();
+    assert_eq!(triggers, 4);
+
+    // What version 2 allows now works on the migrated rows.
+    let origin = Origin {
+        source: Source::Admin,
+        seq_id: None,
+        now: coupon_ledger::domain::time::now_ms(),
+    };
+    let call = store
+        .outbox_abandon(2, "migrated and stuck", origin)
+        .unwrap();
+    assert_eq!(call.state, "abandoned");
+    assert_eq!(store.outbox_health().unwrap().blocked, 0);
+    let e = conn
+        .execute("DELETE FROM outbox WHERE seq_id = 'sp-pending'", [])
+        .unwrap_err();
+    assert!(e.to_string().contains("never deleted"), "{e}");
+    assert_eq!(
+        conn.execute("DELETE FROM outbox WHERE seq_id = 'sp-delivered'", [])
+            .unwrap(),
+        1
+    );
+    drop(store);
+    drop(conn);
+    let (ok, out) = check(&old);
+    assert!(ok, "{out}");
+    // Opening again is a no-op.
+    drop(open(&old));
+}
+
+#[test]
+fn a_database_newer_than_this_build_is_refused() {
+    let dir = TempDir::new();
+    let db = dir.path().join("future.db");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1))
+        .unwrap();
+    drop(conn);
+    let e = Store::open(
+        &db,
+        StoreOptions {
+            sync: SyncMode::Full,
+            timestamp_window_s: 300,
+            sync_renderer: None,
+        },
+    )
+    .err()
+    .unwrap();
+    assert!(e.contains("newer"), "{e}");
+}
