@@ -37,11 +37,11 @@ pub fn authenticate<'a>(app: &'a App, body: &[u8]) -> Result<Signed<'a>, LedgerE
         .config
         .partner(&api_key)
         .ok_or(LedgerError::UnknownApiKey)?;
-    if !sign::verify(&map, &partner.sign, &partner.secret) {
+    if !sign::verify_body(body, &map, &partner.sign, &partner.secret) {
         log::debug!(
             "bad signature from {}: string-to-sign was {}",
             partner.name,
-            sign::masked_string_to_sign(&map, &partner.sign)
+            sign::masked_string_to_sign_raw(body, &partner.sign)
         );
         return Err(LedgerError::BadSignature);
     }

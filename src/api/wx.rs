@@ -91,7 +91,7 @@ pub fn handle(app: &App, body: &[u8]) -> Response {
         },
         Err(e) => return refusal(&e, None),
     };
-    match query(app, &map, partner) {
+    match query(app, body, &map, partner) {
         Ok(m) => reply(m, Some(partner)),
         Err(e) => refusal(&e, Some(partner)),
     }
@@ -99,14 +99,15 @@ pub fn handle(app: &App, body: &[u8]) -> Response {
 
 fn query(
     app: &App,
+    body: &[u8],
     map: &Map<String, Value>,
     partner: &Partner,
 ) -> Result<Map<String, Value>, LedgerError> {
-    if !sign::verify(map, &partner.sign, &partner.secret) {
+    if !sign::verify_body(body, map, &partner.sign, &partner.secret) {
         log::debug!(
             "bad signature from {}: string-to-sign was {}",
             partner.name,
-            sign::masked_string_to_sign(map, &partner.sign)
+            sign::masked_string_to_sign_raw(body, &partner.sign)
         );
         return Err(LedgerError::BadSignature);
     }
