@@ -285,3 +285,33 @@ fn order_amount_takes_only_integer_literals() {
     expect(&a, 0);
     assert_checked(&server);
 }
+
+#[test]
+fn the_sign_subcommand_signs_numbers_as_written() {
+    let dir = TempDir::new();
+    let file = dir.path().join("numbers.json");
+    std::fs::write(
+        &file,
+        r#"{"api_key": "K", "order_amount": 1.50, "order_no": 12345678901234567890, "ratio": 1E+3, "attach": {"price": 12.50, "name": "代驾"}}"#,
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["sign", "--secret", "S"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let expected = r#"api_key=K&attach={"name":"代驾","price":12.50}&order_amount=1.50&order_no=12345678901234567890&ratio=1E+3&key=S"#;
+    assert!(
+        text.contains(&format!("string-to-sign: {expected}\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "sign: {}\n",
+            coupon_ledger::sign::md5_upper(expected)
+        )),
+        "{text}"
+    );
+}
