@@ -490,11 +490,11 @@ fn sign_file(secret: &str, fields: &str, key_name: String, file: &Path) -> Resul
         other => return Err(format!("--sign-fields: {other:?} is not all or common")),
     };
     let rule = SignRule { fields, key_name };
-    say!(
-        "string-to-sign: {}",
-        sign::string_to_sign(&map, &rule, secret)
-    );
-    say!("sign: {}", sign::sign(&map, &rule, secret));
+    // Numbers are signed as written in the file, as the server checks them.
+    let to_sign = sign::string_to_sign_raw(text.as_bytes(), &rule, secret)
+        .unwrap_or_else(|| sign::string_to_sign(&map, &rule, secret));
+    say!("string-to-sign: {to_sign}");
+    say!("sign: {}", sign::md5_upper(&to_sign));
     Ok(())
 }
 

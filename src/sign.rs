@@ -1,7 +1,16 @@
 //! Request signing (SPEC §3): canonical string, MD5, timestamp window.
 //! Nonce bookkeeping lives in the store, since it must survive a restart.
+//!
+//! Numbers are signed exactly as written. serde_json's `arbitrary_precision`
+//! keeps a parsed number's digits (`1.50`, a 20-digit integer), which is what
+//! [`string_to_sign`] renders; an incoming request is checked with
+//! [`verify_body`], which reads the body's own text, so even an exponent
+//! (`1E+3`, which the parser would store as `1e+3`) is hashed as sent.
+
+use std::collections::BTreeMap;
 
 use md5::{Digest, Md5};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::domain::coupon::mask_phone;
@@ -44,8 +53,9 @@ const COMMON_FIELDS: [&str; 6] = [
 ];
 const PERSONAL_FIELDS: [&str; 2] = ["mobile_phone", "openid"];
 
-/// Renders one value for the string-to-sign: strings bare, numbers and
-/// booleans as JSON text, objects and arrays as compact JSON with sorted keys.
+/// Renders one value for the string-to-sign: strings bare, numbers exactly as
+/// written in the request, booleans as `true`/`false`, objects and arrays as
+/// compact JSON with sorted keys.
 fn render_value(v: &Value, out: &mut String) {
     match v {
         Value::String(s) => out.push_str(s),
@@ -53,9 +63,13 @@ fn render_value(v: &Value, out: &mut String) {
     }
 }
 
-/// Compact JSON with object keys sorted by byte order, recursively.
+/// Compact JSON with object keys sorted by byte order, recursively. Numbers
+/// keep the text they were parsed from (serde_json's `arbitrary_precision`),
+/// so `1.50` stays `1.50` and a 20-digit integer stays whole; strings are
+/// UTF-8, escaped only where JSON requires it.
 pub fn canonical_json(v: &Value, out: &mut String) {
     match v {
+        Value::Number(n) => out.push_str(n.as_str()),
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
@@ -84,53 +98,139 @@ pub fn canonical_json(v: &Value, out: &mut String) {
     }
 }
 
-fn pairs<'a>(fields: &'a Map<String, Value>, rule: &SignRule) -> Vec<(&'a String, &'a Value)> {
-    let mut pairs: Vec<(&String, &Value)> = fields
+/// Whether a top-level field takes part in the string-to-sign, by name.
+fn signed_key(key: &str, rule: &SignRule) -> bool {
+    key != "sign" && (rule.fields == SignFields::All || COMMON_FIELDS.contains(&key))
+}
+
+/// The signed fields of a parsed body, rendered, in key byte order.
+fn pairs(fields: &Map<String, Value>, rule: &SignRule) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = fields
         .iter()
-        .filter(|(k, v)| {
-            k.as_str() != "sign"
-                && !v.is_null()
-                && v.as_str() != Some("")
-                && (rule.fields == SignFields::All || COMMON_FIELDS.contains(&k.as_str()))
+        .filter(|(k, v)| signed_key(k, rule) && !v.is_null() && v.as_str() != Some(""))
+        .map(|(k, v)| {
+            let mut r = String::new();
+            render_value(v, &mut r);
+            (k.clone(), r)
         })
         .collect();
     pairs.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     pairs
 }
 
-/// The exact string that is hashed: `k1=v1&k2=v2...&key=<secret>`.
-pub fn string_to_sign(fields: &Map<String, Value>, rule: &SignRule, secret: &str) -> String {
+/// The signed fields of a body's raw text, rendered with every number byte for
+/// byte as sent, in key byte order; `None` if the body is not a JSON object.
+fn raw_pairs(body: &str, rule: &SignRule) -> Option<Vec<(String, String)>> {
+    // A BTreeMap orders `String` keys by bytes; a repeated key keeps its last
+    // value, as the parsed `Map` does.
+    let top: BTreeMap<String, &RawValue> = serde_json::from_str(body).ok()?;
+    let mut pairs = Vec::with_capacity(top.len());
+    for (k, v) in top {
+        let text = v.get();
+        if !signed_key(&k, rule) || text == "null" || text == "\"\"" {
+            continue;
+        }
+        let mut r = String::new();
+        if text.starts_with('"') {
+            r = serde_json::from_str::<String>(text).ok()?;
+        } else {
+            canonical_raw(v, &mut r).ok()?;
+        }
+        pairs.push((k, r));
+    }
+    Some(pairs)
+}
+
+/// [`canonical_json`] of raw JSON text: objects re-read with sorted keys,
+/// strings re-escaped the way serde_json writes them, and numbers, `true`,
+/// `false` and `null` copied as written.
+fn canonical_raw(raw: &RawValue, out: &mut String) -> Result<(), serde_json::Error> {
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'{') => {
+            let map: BTreeMap<String, &RawValue> = serde_json::from_str(text)?;
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_json_string(k, out)?;
+                out.push(':');
+                canonical_raw(v, out)?;
+            }
+            out.push('}');
+        }
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(text)?;
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_raw(v, out)?;
+            }
+            out.push(']');
+        }
+        Some(b'"') => push_json_string(&serde_json::from_str::<String>(text)?, out)?,
+        _ => out.push_str(text),
+    }
+    Ok(())
+}
+
+fn push_json_string(s: &str, out: &mut String) -> Result<(), serde_json::Error> {
+    out.push_str(&serde_json::to_string(s)?);
+    Ok(())
+}
+
+fn join(pairs: &[(String, String)], key_name: &str, secret: &str) -> String {
     let mut s = String::new();
-    for (k, v) in pairs(fields, rule) {
+    for (k, v) in pairs {
         s.push_str(k);
         s.push('=');
-        render_value(v, &mut s);
+        s.push_str(v);
         s.push('&');
     }
-    s.push_str(&rule.key_name);
+    s.push_str(key_name);
     s.push('=');
     s.push_str(secret);
     s
 }
 
+fn masked(mut pairs: Vec<(String, String)>, key_name: &str) -> String {
+    for (k, v) in &mut pairs {
+        if PERSONAL_FIELDS.contains(&k.as_str()) {
+            *v = mask_phone(v);
+        }
+    }
+    join(&pairs, key_name, "***")
+}
+
+/// The exact string that is hashed: `k1=v1&k2=v2...&key=<secret>`.
+pub fn string_to_sign(fields: &Map<String, Value>, rule: &SignRule, secret: &str) -> String {
+    join(&pairs(fields, rule), &rule.key_name, secret)
+}
+
+/// The string that is hashed for a request body as sent; `None` if the body is
+/// not a UTF-8 JSON object.
+pub fn string_to_sign_raw(body: &[u8], rule: &SignRule, secret: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    Some(join(&raw_pairs(text, rule)?, &rule.key_name, secret))
+}
+
 /// The string-to-sign with the secret and personal fields masked, safe for logs.
 pub fn masked_string_to_sign(fields: &Map<String, Value>, rule: &SignRule) -> String {
-    let mut s = String::new();
-    for (k, v) in pairs(fields, rule) {
-        s.push_str(k);
-        s.push('=');
-        if PERSONAL_FIELDS.contains(&k.as_str()) {
-            let mut raw = String::new();
-            render_value(v, &mut raw);
-            s.push_str(&mask_phone(&raw));
-        } else {
-            render_value(v, &mut s);
-        }
-        s.push('&');
+    masked(pairs(fields, rule), &rule.key_name)
+}
+
+/// [`masked_string_to_sign`] of a request body as sent.
+pub fn masked_string_to_sign_raw(body: &[u8], rule: &SignRule) -> String {
+    match std::str::from_utf8(body)
+        .ok()
+        .and_then(|t| raw_pairs(t, rule))
+    {
+        Some(pairs) => masked(pairs, &rule.key_name),
+        None => "(not a JSON object)".into(),
     }
-    s.push_str(&rule.key_name);
-    s.push_str("=***");
-    s
 }
 
 /// Upper-case hex MD5 of a string.
@@ -151,6 +251,27 @@ pub fn verify(fields: &Map<String, Value>, rule: &SignRule, secret: &str) -> boo
     };
     let expected = sign(fields, rule, secret);
     constant_time_eq(given.to_ascii_uppercase().as_bytes(), expected.as_bytes())
+}
+
+/// Checks the `sign` of a request body against the body's own text, so every
+/// number is hashed exactly as the partner wrote it. `fields` is the same body,
+/// parsed; a missing or non-string sign fails.
+pub fn verify_body(
+    body: &[u8],
+    fields: &Map<String, Value>,
+    rule: &SignRule,
+    secret: &str,
+) -> bool {
+    let Some(given) = fields.get("sign").and_then(Value::as_str) else {
+        return false;
+    };
+    let Some(expected) = string_to_sign_raw(body, rule, secret) else {
+        return false;
+    };
+    constant_time_eq(
+        given.to_ascii_uppercase().as_bytes(),
+        md5_upper(&expected).as_bytes(),
+    )
 }
 
 /// Compares two byte strings without an early exit on the first difference.
@@ -220,6 +341,54 @@ mod tests {
         assert_eq!(
             string_to_sign(&f, &SignRule::default(), "S"),
             r#"coupons=[{"coupon_id":"1","stock_id":"s"}]&t=true&key=S"#
+        );
+    }
+
+    #[test]
+    fn numbers_are_signed_as_written() {
+        let body = br#"{"a":1.50,"b":12345678901234567890123,"c":1E3,"d":-0,"e":{"y":[2.0,"x"], "x":198.00},"sign":"x","n":null,"s":""}"#;
+        let expected =
+            r#"a=1.50&b=12345678901234567890123&c=1E3&d=-0&e={"x":198.00,"y":[2.0,"x"]}&key=S"#;
+        assert_eq!(
+            string_to_sign_raw(body, &SignRule::default(), "S").as_deref(),
+            Some(expected)
+        );
+        // Parsed, the digits survive; only the exponent is spelled `e+`.
+        let f: Map<String, Value> = serde_json::from_slice(body).unwrap();
+        assert_eq!(
+            string_to_sign(&f, &SignRule::default(), "S"),
+            expected.replace("1E3", "1e+3")
+        );
+        let mut signed = f.clone();
+        signed.insert(
+            "sign".into(),
+            Value::String(md5_upper(expected).to_ascii_lowercase()),
+        );
+        let body2 = String::from_utf8_lossy(body).replace(
+            r#""sign":"x""#,
+            &format!("\"sign\":\"{}\"", md5_upper(expected)),
+        );
+        assert!(verify_body(
+            body2.as_bytes(),
+            &signed,
+            &SignRule::default(),
+            "S"
+        ));
+        assert!(!verify_body(
+            body2.as_bytes(),
+            &signed,
+            &SignRule::default(),
+            "T"
+        ));
+        assert!(!verify(&signed, &SignRule::default(), "S"));
+    }
+
+    #[test]
+    fn nested_strings_stay_utf8() {
+        let f = obj(json!({"o": {"n": "代金券\"q\"", "t": "\u{1}"}}));
+        assert_eq!(
+            string_to_sign(&f, &SignRule::default(), "S"),
+            "o={\"n\":\"代金券\\\"q\\\"\",\"t\":\"\\u0001\"}&key=S"
         );
     }
 

@@ -624,51 +624,40 @@ fn import_is_all_or_nothing_and_names_the_record_and_field() {
 
 #[test]
 fn cli_imports_json_lines_and_names_the_line() {
-    // The CLI writes only to a database no server holds.
-    let mut first = TestServer::start();
-    let db = first.db();
-    if let Some(r) = first.running.take() {
-        r.shutdown();
-    }
+    let mut server = TestServer::start();
     let dir = TempDir::new();
     let file = dir.path().join("vouchers.jsonl");
     let mut second = mtdz_record("L2");
     second["shopIds"] = json!([]);
-    std::fs::write(&file, format!("{}\n{}\n", mtdz_record("L1"), second)).unwrap();
-    let out = Command::new(bin())
-        .args(["voucher", "import"])
-        .arg(&file)
-        .arg("--db")
-        .arg(&db)
-        .output()
+    // The CLI writes only to a database no server holds.
+    server.while_stopped(|db| {
+        std::fs::write(&file, format!("{}\n{}\n", mtdz_record("L1"), second)).unwrap();
+        let import = || {
+            Command::new(bin())
+                .args(["voucher", "import"])
+                .arg(&file)
+                .arg("--db")
+                .arg(db)
+                .output()
+                .unwrap()
+        };
+        let out = import();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("line 2: shopIds"), "{err}");
+        std::fs::write(
+            &file,
+            format!("{}\n\n{}\n", mtdz_record("L1"), mtdz_record("L2")),
+        )
         .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 2: shopIds"), "{err}");
-    std::fs::write(
-        &file,
-        format!("{}\n\n{}\n", mtdz_record("L1"), mtdz_record("L2")),
-    )
-    .unwrap();
-    let out = Command::new(bin())
-        .args(["voucher", "import"])
-        .arg(&file)
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cfg =
-        coupon_ledger::config::Config::from_toml(&config_toml(&db, "127.0.0.1:0", ""), &|_| None)
-            .unwrap();
-    let server = coupon_ledger::app::start(cfg).unwrap();
-    let c = Client {
-        addr: server.local_addr(),
-    };
+        let out = import();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    let c = server.client();
     assert_eq!(c.admin("GET", "/admin/vouchers/mtdz/L2", None).code(), 0);
     let got = gw(
         &c,
@@ -676,5 +665,4 @@ fn cli_imports_json_lines_and_names_the_line() {
         json!({"type": "mtdz", "couponNo": "L1", "shopId": 147}),
     );
     assert_eq!(got["code"], 0);
-    server.shutdown();
 }

@@ -32,7 +32,7 @@ pub fn authenticate<'a>(app: &'a App, body: &[u8]) -> Result<Signed<'a>, LedgerE
     };
     let seq_id = f.opt_str("seq_id", 64)?;
     access::partner(&partner.name, seq_id.as_deref());
-    check_sign_and_time(app, &map, partner, true)?;
+    check_sign_and_time(app, body, &map, partner, true)?;
     let nonce = f.str("nonce", 64)?;
     Ok(Signed {
         nonce: NonceUse {
@@ -49,16 +49,18 @@ pub fn authenticate<'a>(app: &'a App, body: &[u8]) -> Result<Signed<'a>, LedgerE
 /// its timestamp, logging a refusal at warn.
 pub fn check_sign_and_time(
     app: &App,
+    body: &[u8],
     map: &Map<String, Value>,
     partner: &Partner,
     timestamp_required: bool,
 ) -> Result<(), LedgerError> {
-    if !sign::verify(map, &partner.sign, &partner.secret) {
+    // Over the body as sent, so every number is hashed with its own text.
+    if !sign::verify_body(body, map, &partner.sign, &partner.secret) {
         access::refused("bad signature", &partner.api_key);
         log::debug!(
             "bad signature from {}: string-to-sign was {}",
             partner.name,
-            sign::masked_string_to_sign(map, &partner.sign)
+            sign::masked_string_to_sign_raw(body, &partner.sign)
         );
         return Err(LedgerError::BadSignature);
     }

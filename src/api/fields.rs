@@ -1,7 +1,7 @@
 //! Reading typed, length-checked fields out of a JSON object. Every refusal is a
 //! 40001 naming the field and the rule (SPEC §4).
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 use crate::domain::time::{parse_time, Millis};
 use crate::domain::LedgerError;
@@ -19,6 +19,27 @@ pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, LedgerError> {
             "body is not valid JSON: {e}"
         ))),
     }
+}
+
+/// Why a JSON number is not an acceptable `i64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotI64 {
+    /// It has a fraction or an exponent (`1.5`, `100.0`, `1e3`).
+    NotInteger,
+    /// An integer literal past `i64` (`99999999999999999999`).
+    OutOfRange,
+}
+
+/// Reads a number as sent: only an integer literal (`-?[0-9]+`, no fraction or
+/// exponent) counts as an integer. Numbers keep their text, so `100.0` is not
+/// silently taken as 100.
+fn integer(n: &Number) -> Result<i64, NotI64> {
+    let text = n.as_str();
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(NotI64::NotInteger);
+    }
+    text.parse().map_err(|_| NotI64::OutOfRange)
 }
 
 /// A JSON object being read field by field; `prefix` names nested objects in errors.
@@ -99,11 +120,14 @@ impl<'a> Fields<'a> {
         match self.get(field) {
             None => Ok(None),
             Some(Value::Number(n)) => {
-                let v = n
-                    .as_i64()
-                    .ok_or_else(|| self.err(field, "must be an integer"))?;
+                let range = || self.err(field, &format!("must be between {min} and {max}"));
+                let v = match integer(n) {
+                    Ok(v) => v,
+                    Err(NotI64::NotInteger) => return Err(self.err(field, "must be an integer")),
+                    Err(NotI64::OutOfRange) => return Err(range()),
+                };
                 if v < min || v > max {
-                    return Err(self.err(field, &format!("must be between {min} and {max}")));
+                    return Err(range());
                 }
                 Ok(Some(v))
             }
@@ -180,14 +204,16 @@ impl<'a> Fields<'a> {
         items
             .iter()
             .map(|v| {
-                v.as_i64()
-                    .filter(|n| (min..=max).contains(n))
-                    .ok_or_else(|| {
-                        self.err(
-                            field,
-                            &format!("items must be integers between {min} and {max}"),
-                        )
-                    })
+                let n = match v {
+                    Value::Number(n) => integer(n).ok(),
+                    _ => None,
+                };
+                n.filter(|n| (min..=max).contains(n)).ok_or_else(|| {
+                    self.err(
+                        field,
+                        &format!("items must be integers between {min} and {max}"),
+                    )
+                })
             })
             .collect()
     }
@@ -196,7 +222,7 @@ impl<'a> Fields<'a> {
     pub fn lenient_int(&self, field: &str, min: i64, max: i64) -> Result<i64, LedgerError> {
         let n = match self.get(field) {
             None => return Err(self.err(field, "required")),
-            Some(Value::Number(n)) => n.as_i64(),
+            Some(Value::Number(n)) => integer(n).ok(),
             Some(Value::String(s))
                 if !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()) =>
             {
@@ -277,6 +303,25 @@ mod tests {
             f.int("c", 0, 5).unwrap_err().message(),
             "c: must be between 0 and 5"
         );
+    }
+
+    #[test]
+    fn integers_must_be_integer_literals() {
+        let m = parse_object(
+            br#"{"a":100.0,"b":1e3,"c":99999999999999999999,"d":-1,"e":-0,"f":100,"g":[1,2.0]}"#,
+        )
+        .unwrap();
+        let f = Fields::new(&m);
+        let max = 999_999_999_999_999_999;
+        let msg = |field: &str| f.int(field, 0, max).unwrap_err().message();
+        assert_eq!(msg("a"), "a: must be an integer");
+        assert_eq!(msg("b"), "b: must be an integer");
+        assert_eq!(msg("c"), format!("c: must be between 0 and {max}"));
+        assert_eq!(msg("d"), format!("d: must be between 0 and {max}"));
+        assert_eq!(f.int("e", 0, max), Ok(0));
+        assert_eq!(f.int("f", 0, max), Ok(100));
+        assert!(f.ints("g", 0, 9).is_err());
+        assert_eq!(f.lenient_int("b", 0, max).unwrap_err().code(), 40001);
     }
 
     #[test]

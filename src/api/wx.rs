@@ -97,7 +97,7 @@ pub fn handle(app: &App, body: &[u8]) -> Response {
         },
         Err(e) => return refusal(&e, None),
     };
-    match query(app, &map, partner) {
+    match query(app, body, &map, partner) {
         Ok(m) => reply(m, Some(partner)),
         Err(e) => refusal(&e, Some(partner)),
     }
@@ -105,11 +105,12 @@ pub fn handle(app: &App, body: &[u8]) -> Response {
 
 fn query(
     app: &App,
+    body: &[u8],
     map: &Map<String, Value>,
     partner: &Partner,
 ) -> Result<Map<String, Value>, LedgerError> {
     // The coupon query may omit timestamp and nonce; when sent they are checked.
-    check_sign_and_time(app, map, partner, false)?;
+    check_sign_and_time(app, body, map, partner, false)?;
     let f = Fields::new(map);
     let nonce = f.opt_str("nonce", 64)?;
     let req_id = f.opt_str("req_id", 64)?;

@@ -13,10 +13,28 @@ pub fn now_ms() -> Millis {
     (now.unix_timestamp_nanos() / 1_000_000) as Millis
 }
 
+/// The first millisecond the ledger accepts: 1970-01-01T00:00:00.000Z.
+pub const MIN_MS: Millis = 0;
+/// The last millisecond the ledger accepts: 9999-12-31T23:59:59.999Z.
+pub const MAX_MS: Millis = 253_402_300_799_999;
+
+/// `ms` seen in `offset`. A time whose local date would fall past year 9999
+/// (the last instants of 9999 in a positive offset) saturates at
+/// 9999-12-31T23:59:59.999 local, since the formats have four-digit years;
+/// nothing here panics, whatever `ms` is.
 fn at(ms: Millis, offset: UtcOffset) -> OffsetDateTime {
     let utc = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .or_else(|| {
+            let edge = if ms < 0 { MIN_MS } else { MAX_MS };
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(edge) * 1_000_000).ok()
+        })
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    utc.to_offset(offset)
+    utc.checked_to_offset(offset).unwrap_or_else(|| {
+        let last = time::macros::datetime!(9999-12-31 23:59:59.999);
+        let first = time::macros::datetime!(-9999-01-01 00:00:00);
+        if utc.year() > 0 { last } else { first }.assume_offset(offset)
+    })
 }
 
 /// `yyyy-MM-ddTHH:mm:ss.SSS+08:00`, the seed-000 format (§6, §7).
@@ -42,15 +60,18 @@ pub fn render_local(ms: Millis, offset: UtcOffset) -> String {
 }
 
 /// Parses an RFC 3339 time that carries an offset (`Z` or `±HH:MM`), with or
-/// without a fraction, into UTC milliseconds. Years are limited to 1970..=9999.
+/// without a fraction, into UTC milliseconds (a finer fraction is cut to the
+/// millisecond). The instant must lie in UTC years 1970..=9999, so every
+/// accepted time is between [`MIN_MS`] and [`MAX_MS`].
 pub fn parse_time(s: &str) -> Result<Millis, String> {
     let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
         "not a time of the form yyyy-MM-ddTHH:mm:ss.SSS+08:00 (an offset is required)".to_string()
     })?;
-    if !(1970..=9999).contains(&t.year()) {
-        return Err("year outside 1970..9999".into());
+    let ms = t.unix_timestamp_nanos().div_euclid(1_000_000);
+    if !(i128::from(MIN_MS)..=i128::from(MAX_MS)).contains(&ms) {
+        return Err("year outside 1970..9999 (UTC)".into());
     }
-    Ok((t.unix_timestamp_nanos() / 1_000_000) as Millis)
+    Ok(ms as Millis)
 }
 
 /// Parses a UTC offset written `+08:00`, `-05:30` or `Z`.
@@ -110,6 +131,25 @@ mod tests {
         assert!(parse_time("2020-07-20T13:29:35.120").is_err());
         assert!(parse_time("2020-07-20 13:29:35").is_err());
         assert!(parse_time("").is_err());
+    }
+
+    #[test]
+    fn the_edges_of_the_range_render_without_panicking() {
+        let plus14 = parse_offset("+14:00").unwrap();
+        assert_eq!(
+            render_millis(MAX_MS, plus14),
+            "9999-12-31T23:59:59.999+14:00"
+        );
+        assert_eq!(render_local(i64::MAX, cst()), "9999-12-31 23:59:59");
+        assert_eq!(
+            render_millis(MIN_MS, parse_offset("-05:00").unwrap()),
+            "1969-12-31T19:00:00.000-05:00"
+        );
+        assert_eq!(parse_time("1969-12-31T19:00:00.000-05:00"), Ok(0));
+        assert!(parse_time("1969-12-31T23:59:59.999Z").is_err());
+        assert_eq!(parse_time("9999-12-31T23:59:59.999Z"), Ok(MAX_MS));
+        assert!(parse_time("9999-12-31T23:59:59-01:00").is_err());
+        let _ = render_rfc3339_seconds(i64::MIN, plus14);
     }
 
     #[test]

@@ -142,7 +142,7 @@ fn handle(state: &State, req: &Request) -> Response {
                     return Response::json(200, &json!({"code": e.code(), "message": e.message()}))
                 }
             };
-            if !sign::verify(&body, &state.rule, &state.secret) {
+            if !sign::verify_body(&req.body, &body, &state.rule, &state.secret) {
                 state.bad_sign.fetch_add(1, Ordering::SeqCst);
                 return Response::json(200, &json!({"code": 40102, "message": "bad signature"}));
             }

@@ -119,6 +119,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub running: Option<coupon_ledger::app::Running>,
     pub dir: TempDir,
+    extra: String,
 }
 
 impl TestServer {
@@ -136,7 +137,25 @@ impl TestServer {
             addr: running.local_addr(),
             running: Some(running),
             dir,
+            extra: extra.to_string(),
         }
+    }
+
+    /// Stops the server (releasing its database lock), runs `f` on the
+    /// database file, and starts it again on the same file and a new port.
+    pub fn while_stopped(&mut self, f: impl FnOnce(&Path)) {
+        if let Some(r) = self.running.take() {
+            r.shutdown();
+        }
+        f(&self.db());
+        let cfg = Config::from_toml(
+            &config_toml(&self.db(), "127.0.0.1:0", &self.extra),
+            &|_| None,
+        )
+        .unwrap();
+        let running = coupon_ledger::app::start(cfg).unwrap();
+        self.addr = running.local_addr();
+        self.running = Some(running);
     }
 
     pub fn db(&self) -> PathBuf {
@@ -523,4 +542,80 @@ pub fn sid(stock: &Value) -> String {
 pub fn assert_checked(server: &TestServer) {
     let (ok, out) = check(&server.db());
     assert!(ok, "coupon-ledger check failed:\n{out}");
+}
+
+/// A signed body built as text, for numbers a round trip through a `Value`
+/// would respell: each field is `(key, JSON text as sent, its text in the
+/// string-to-sign)`. The string-to-sign is assembled here by hand, not by the
+/// server's canonicaliser, and the common parameters are added as strings.
+pub fn signed_raw_as(key: &str, secret: &str, fields: &[(&str, &str, &str)]) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let (seq, nonce) = (unique("seq-"), unique("n"));
+    let mut all: Vec<(&str, String, String)> = vec![
+        ("api_key", format!("\"{key}\""), key.to_string()),
+        ("seq_id", format!("\"{seq}\""), seq.clone()),
+        ("timestamp", format!("\"{now}\""), now.clone()),
+        ("nonce", format!("\"{nonce}\""), nonce.clone()),
+    ];
+    all.extend(
+        fields
+            .iter()
+            .map(|(k, raw, text)| (*k, raw.to_string(), text.to_string())),
+    );
+    let mut sorted: Vec<&(&str, String, String)> = all.iter().collect();
+    sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let mut to_sign: String = sorted.iter().map(|(k, _, t)| format!("{k}={t}&")).collect();
+    to_sign.push_str(&format!("key={secret}"));
+    let sign = sign::md5_upper(&to_sign);
+    let body: Vec<String> = all
+        .iter()
+        .map(|(k, raw, _)| format!("\"{k}\": {raw}"))
+        .collect();
+    format!("{{{}, \"sign\": \"{sign}\"}}", body.join(", "))
+}
+
+/// [`signed_raw_as`] for the main test partner; a string field's text is
+/// the string without quotes, anything else is signed as written.
+pub fn signed_raw(fields: &[(&str, &str)]) -> String {
+    let triples: Vec<(&str, &str, &str)> = fields
+        .iter()
+        .map(|(k, raw)| {
+            let text = raw
+                .strip_prefix('"')
+                .and_then(|r| r.strip_suffix('"'))
+                .unwrap_or(raw);
+            (*k, *raw, text)
+        })
+        .collect();
+    signed_raw_as(KEY, SECRET, &triples)
+}
+
+/// Posts a body given as text.
+pub fn post_text(addr: SocketAddr, path: &str, body: &str) -> Answer {
+    raw_request(
+        addr,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+}
+
+/// An admin request with a body given as text.
+pub fn admin_text(addr: SocketAddr, method: &str, path: &str, body: &str) -> Answer {
+    let auth = format!("Bearer {ADMIN}");
+    raw_request(
+        addr,
+        method,
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
 }
