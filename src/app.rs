@@ -203,9 +203,9 @@ pub fn start(mut config: Config) -> Result<Running, String> {
     let store = Store::open(
         &config.db,
         StoreOptions {
-            sync: config.sync,
+            durability: config.durability,
             timestamp_window_s: config.timestamp_window_s,
-            sync_renderer: syncs.then(|| outbox::renderer(config.utc_offset)),
+            sync_calls: syncs.then(|| outbox::sync_calls(config.utc_offset)),
         },
     )?;
     // A database that cannot be written is refused now, not at the first claim.

@@ -197,24 +197,8 @@ fn voucher(action: VoucherAction, args: &DbArgs) -> Result<(), String> {
     let (store, _, _lock) = open_store_for_write(args)?;
     let text = std::fs::read_to_string(&file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let mut specs: Vec<crate::domain::voucher::VoucherSpec> = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = format!("{}: line {}", file.display(), i + 1);
-        let map = crate::api::fields::parse_object(line.as_bytes())
-            .map_err(|e| format!("{at}: {}", e.message()))?;
-        let spec = crate::api::gateway::parse_voucher(&crate::api::fields::Fields::new(&map))
-            .map_err(|e| format!("{at}: {}", e.message()))?;
-        if specs
-            .iter()
-            .any(|s| s.kind == spec.kind && s.coupon_no == spec.coupon_no)
-        {
-            return Err(format!("{at}: couponNo: repeats an earlier line"));
-        }
-        specs.push(spec);
-    }
+    let specs = crate::wire::voucher::parse_voucher_lines(&text)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
     if specs.is_empty() {
         return Err(format!("{}: no voucher records", file.display()));
     }
@@ -256,9 +240,9 @@ fn open_store(args: &DbArgs) -> Result<(Store, Config), String> {
     let store = Store::open(
         &cfg.db,
         StoreOptions {
-            sync: cfg.sync,
+            durability: cfg.durability,
             timestamp_window_s: cfg.timestamp_window_s,
-            sync_renderer: None,
+            sync_calls: None,
         },
     )?;
     Ok((store, cfg))
@@ -292,7 +276,7 @@ fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
                 .outbox_list(state.as_deref(), 0, limit.clamp(1, 100_000))
                 .map_err(|e| e.to_string())?;
             for c in &calls {
-                say!("{}", crate::api::render::outbox_call(c, tz));
+                say!("{}", crate::wire::render::outbox_call(c, tz));
             }
             let h = store.outbox_health().map_err(|e| e.to_string())?;
             tell!(
@@ -310,7 +294,7 @@ fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
             let call = store
                 .outbox_retry(id, crate::domain::time::now_ms())
                 .map_err(|e| e.to_string())?;
-            say!("{}", crate::api::render::outbox_call(&call, tz));
+            say!("{}", crate::wire::render::outbox_call(&call, tz));
         }
         OutboxAction::Abandon { id, reason } => {
             let (store, cfg, _lock) = open_store_for_write(args)?;
@@ -323,7 +307,7 @@ fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
             let call = store
                 .outbox_abandon(id, &reason, origin)
                 .map_err(|e| e.to_string())?;
-            say!("{}", crate::api::render::outbox_call(&call, tz));
+            say!("{}", crate::wire::render::outbox_call(&call, tz));
         }
     }
     Ok(())
@@ -525,9 +509,9 @@ fn demo_curl(db: &Path, addr: &str) -> Result<(), String> {
     let store = Store::open(
         db,
         StoreOptions {
-            sync: defaults.sync,
+            durability: defaults.durability,
             timestamp_window_s: defaults.timestamp_window_s,
-            sync_renderer: None,
+            sync_calls: None,
         },
     )?;
     match crate::demo::load(&store).map_err(|e| e.to_string())? {

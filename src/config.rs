@@ -8,9 +8,10 @@ use time::UtcOffset;
 use crate::domain::time::parse_offset;
 use crate::sign::{SignFields, SignRule};
 
-/// SQLite's `synchronous` setting for the ledger.
+/// How durable a commit is: SQLite's `synchronous` setting (the config key
+/// `sync`, kept for compatibility).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncMode {
+pub enum Durability {
     /// fsync on every commit: an acknowledged write survives power loss.
     Full,
     /// fsync at checkpoints only: survives a process crash, not power loss.
@@ -46,7 +47,8 @@ pub struct Config {
     pub utc_offset: UtcOffset,
     pub admin_token: String,
     pub merchant_id: String,
-    pub sync: SyncMode,
+    /// SQLite's `synchronous` setting (config key `sync`).
+    pub durability: Durability,
     pub timestamp_window_s: i64,
     pub sweep_interval_s: u64,
     /// Coupons expired per sweeper transaction.
@@ -124,7 +126,7 @@ impl Config {
             utc_offset: UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC),
             admin_token: String::new(),
             merchant_id: "88888888".into(),
-            sync: SyncMode::Full,
+            durability: Durability::Full,
             timestamp_window_s: 300,
             sweep_interval_s: 60,
             sweep_batch: 500,
@@ -162,9 +164,9 @@ impl Config {
             .or_else(|| env("COUPON_LEDGER_ADMIN_TOKEN"))
             .filter(|t| !t.is_empty())
             .ok_or("admin_token is missing (set it in the file or COUPON_LEDGER_ADMIN_TOKEN)")?;
-        let sync = match raw.sync.as_deref() {
-            None | Some("full") => SyncMode::Full,
-            Some("normal") => SyncMode::Normal,
+        let durability = match raw.sync.as_deref() {
+            None | Some("full") => Durability::Full,
+            Some("normal") => Durability::Normal,
             Some(other) => return Err(format!("sync: {other:?} is not \"full\" or \"normal\"")),
         };
         let timestamp_window_s = raw.timestamp_window_s.unwrap_or(base.timestamp_window_s);
@@ -271,7 +273,7 @@ impl Config {
             utc_offset,
             admin_token,
             merchant_id: raw.merchant_id.unwrap_or(base.merchant_id),
-            sync,
+            durability,
             timestamp_window_s,
             sweep_interval_s,
             sweep_batch,

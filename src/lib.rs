@@ -15,3 +15,4 @@ pub mod outbox;
 pub mod sign;
 pub mod store;
 pub mod sweeper;
+pub mod wire;

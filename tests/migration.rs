@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use coupon_ledger::config::SyncMode;
+use coupon_ledger::config::Durability;
 use coupon_ledger::domain::ledger::{Origin, Source};
 use coupon_ledger::store::{Store, StoreOptions, SCHEMA_VERSION};
 use rusqlite::Connection;
@@ -19,9 +19,9 @@ fn open(db: &Path) -> Store {
     Store::open(
         db,
         StoreOptions {
-            sync: SyncMode::Full,
+            durability: Durability::Full,
             timestamp_window_s: 300,
-            sync_renderer: None,
+            sync_calls: None,
         },
     )
     .unwrap()
@@ -180,9 +180,9 @@ fn a_database_newer_than_this_build_is_refused() {
     let e = Store::open(
         &db,
         StoreOptions {
-            sync: SyncMode::Full,
+            durability: Durability::Full,
             timestamp_window_s: 300,
-            sync_renderer: None,
+            sync_calls: None,
         },
     )
     .err()

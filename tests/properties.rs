@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use coupon_ledger::api::fields::{parse_object, Fields};
-use coupon_ledger::api::gateway::parse_voucher;
+use coupon_ledger::wire::fields::{parse_object, Fields};
+use coupon_ledger::wire::voucher::parse_voucher;
 use coupon_ledger::domain::money::yuan;
 use coupon_ledger::domain::stock::{CouponStatus, StockStatus};
 use coupon_ledger::domain::time::{

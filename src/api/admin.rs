@@ -2,9 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::fields::{parse_object, Fields};
-use super::gateway::parse_voucher;
-use super::{access, answer, failure, method_not_allowed, render, throttle, App};
+use super::{access, answer, failure, method_not_allowed, throttle, App};
 use crate::domain::coupon::mask_phone;
 use crate::domain::ledger::{
     ClaimRequest, CouponQuery, KindPatch, Origin, ResyncTarget, Source, StockPatch,
@@ -14,16 +12,13 @@ use crate::domain::stock::{
     CouponKind, CouponStatus, DiscountBlock, FixedBlock, StockSpec, StockStatus,
 };
 use crate::domain::time::{now_ms, render_millis};
-use crate::domain::voucher::{Verification, Voucher, VoucherSpec, VoucherType};
+use crate::domain::voucher::{Verification, Voucher, VoucherType};
 use crate::domain::LedgerError;
 use crate::http::{Request, Response};
 use crate::sign::constant_time_eq;
-
-const MAX_CHANNEL: i64 = 9_999_999_999;
-/// Money fields are `long` of at most 20 digits; i64 holds 18 safely.
-const MAX_FEN: i64 = 999_999_999_999_999_999;
-/// `int` fields of at most 11 characters.
-const MAX_INT: i64 = 2_147_483_647;
+use crate::wire::fields::{parse_object, Fields, MAX_CHANNEL, MAX_FEN, MAX_INT};
+use crate::wire::render;
+use crate::wire::voucher::parse_voucher_array;
 
 fn authorized(app: &App, req: &Request) -> bool {
     let given = req
@@ -389,47 +384,6 @@ fn resync(app: &App, target: ResyncTarget) -> Result<Value, LedgerError> {
     let tz = app.config.utc_offset;
     let list: Vec<Value> = calls.iter().map(|c| render::outbox_call(c, tz)).collect();
     Ok(json!({ "calls": list }))
-}
-
-/// Parses an import: a JSON array of records, each validated with its index named.
-pub fn parse_voucher_array(body: &[u8]) -> Result<Vec<VoucherSpec>, LedgerError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| LedgerError::NotJsonObject("body is not UTF-8".into()))?;
-    let items = match serde_json::from_str::<Value>(text) {
-        Ok(Value::Array(items)) => items,
-        Ok(_) => {
-            return Err(LedgerError::invalid(
-                "body",
-                "must be a JSON array of voucher records",
-            ))
-        }
-        Err(e) => {
-            return Err(LedgerError::NotJsonObject(format!(
-                "body is not valid JSON: {e}"
-            )))
-        }
-    };
-    if items.is_empty() || items.len() > 10_000 {
-        return Err(LedgerError::invalid("body", "must hold 1 to 10000 records"));
-    }
-    let mut specs: Vec<VoucherSpec> = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let Value::Object(m) = item else {
-            return Err(LedgerError::invalid(&format!("[{i}]"), "must be an object"));
-        };
-        let spec = parse_voucher(&Fields::with_prefix(m, &format!("[{i}].")))?;
-        if let Some(j) = specs
-            .iter()
-            .position(|s| s.kind == spec.kind && s.coupon_no == spec.coupon_no)
-        {
-            return Err(LedgerError::invalid(
-                &format!("[{i}].couponNo"),
-                format!("repeats record [{j}]"),
-            ));
-        }
-        specs.push(spec);
-    }
-    Ok(specs)
 }
 
 fn import_vouchers(app: &App, body: &[u8]) -> Result<Value, LedgerError> {

@@ -4,13 +4,13 @@
 
 use serde_json::{Map, Value};
 
-use super::fields::{parse_object, Fields};
 use super::{access, App};
 use crate::config::Partner;
 use crate::domain::time::now_ms;
 use crate::domain::LedgerError;
 use crate::sign;
 use crate::store::NonceUse;
+use crate::wire::fields::{parse_object, Fields};
 
 /// A request whose signature, timestamp and nonce have been checked.
 pub struct Signed<'a> {

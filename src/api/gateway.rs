@@ -6,20 +6,19 @@ use serde_json::{json, Map, Value};
 use time::UtcOffset;
 
 use super::auth::{authenticate, Signed};
-use super::fields::Fields;
 use super::App;
 use crate::domain::ledger::{Origin, Source};
 use crate::domain::money::yuan;
 use crate::domain::time::{now_ms, render_local};
-use crate::domain::voucher::{Verification, VerifyRequest, Voucher, VoucherSpec, VoucherType};
+use crate::domain::voucher::{Verification, VerifyRequest, Voucher, VoucherType};
 use crate::domain::LedgerError;
 use crate::http::Response;
+use crate::wire::fields::{Fields, MAX_SHOP};
+use crate::wire::voucher::voucher_type;
 
 const PREPARE: &str = "allinpay.shopoint.thirdCouponService.prepare";
 const VERIFY: &str = "allinpay.shopoint.thirdCouponService.verify";
 const CANCEL: &str = "allinpay.shopoint.thirdCouponService.cancel";
-const MAX_SHOP: i64 = 2_147_483_647;
-const MAX_FEN: i64 = 999_999_999_999_999_999;
 
 fn success(data: Value) -> Response {
     super::access::code(0);
@@ -63,16 +62,6 @@ fn dispatch(app: &App, body: &[u8]) -> Result<Value, LedgerError> {
     }
 }
 
-fn kind(f: &Fields) -> Result<VoucherType, LedgerError> {
-    let t = f.str("type", 16)?;
-    VoucherType::parse(&t).ok_or_else(|| {
-        f.invalid(
-            "type",
-            &format!("{t:?} is not meituan, dianping, mtdz or tiktok"),
-        )
-    })
-}
-
 fn origin(s: &Signed) -> Origin {
     Origin {
         source: Source::Shop,
@@ -83,7 +72,7 @@ fn origin(s: &Signed) -> Origin {
 
 fn prepare(app: &App, s: &Signed) -> Result<Value, LedgerError> {
     let f = Fields::new(&s.body);
-    let kind = kind(&f)?;
+    let kind = voucher_type(&f)?;
     let coupon_no = f.str("couponNo", 64)?;
     let shop_id = f.lenient_int("shopId", 0, MAX_SHOP)?;
     let v = app
@@ -140,7 +129,7 @@ fn verification_data(v: &Verification, uses_left: i64) -> Value {
 fn verify(app: &App, s: &Signed) -> Result<Value, LedgerError> {
     let f = Fields::new(&s.body);
     let req = VerifyRequest {
-        kind: kind(&f)?,
+        kind: voucher_type(&f)?,
         coupon_no: f.str("couponNo", 64)?,
         shop_id: f.lenient_int("shopId", 0, MAX_SHOP)?,
         count: f.int("count", 1, 1_000_000)?,
@@ -173,50 +162,4 @@ fn cancel(app: &App, s: &Signed) -> Result<Value, LedgerError> {
         );
     }
     Ok(data)
-}
-
-/// Reads one import record (SPEC §9); errors are named `<prefix><field>`.
-pub fn parse_voucher(f: &Fields) -> Result<VoucherSpec, LedgerError> {
-    let kind = kind(f)?;
-    let coupon_no = f.str("couponNo", 64)?;
-    let shop_ids = f.ints("shopIds", 0, MAX_SHOP)?;
-    let coupon_name = f.str("couponName", 64)?;
-    let value_fen = f.int("valueFen", 0, MAX_FEN)?;
-    let price_fen = f.int("priceFen", 0, MAX_FEN)?;
-    let coupon_type = f.opt_str("couponType", 32)?.unwrap_or_default();
-    let count = f.int("count", 1, 1_000_000)?;
-    let validity_begin = f.time("validityBegin")?;
-    let validity_end = f.time("validityEnd")?;
-    if validity_begin >= validity_end {
-        return Err(f.invalid("validityEnd", "must be later than validityBegin"));
-    }
-    let templates = match f.get("templates") {
-        None => json!([]),
-        Some(Value::Array(items)) if items.iter().all(Value::is_object) => {
-            Value::Array(items.clone())
-        }
-        Some(_) => return Err(f.invalid("templates", "must be an array of objects")),
-    };
-    let deal = f
-        .opt_object("deal")?
-        .ok_or_else(|| f.invalid("deal", "required"))?;
-    if kind == VoucherType::Tiktok {
-        deal.str("certificateId", 64)?;
-        deal.opt_object("sku")?
-            .ok_or_else(|| deal.invalid("sku", "required for tiktok"))?;
-    }
-    Ok(VoucherSpec {
-        kind,
-        coupon_no,
-        shop_ids,
-        coupon_name,
-        value_fen,
-        price_fen,
-        coupon_type,
-        count,
-        validity_begin,
-        validity_end,
-        templates,
-        deal: f.get("deal").cloned().unwrap_or(Value::Null),
-    })
 }

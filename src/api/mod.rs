@@ -4,11 +4,9 @@
 pub mod access;
 pub mod admin;
 pub mod auth;
-pub mod fields;
 pub mod gateway;
 pub mod ops;
 pub mod platform;
-pub mod render;
 pub mod throttle;
 pub mod wx;
 

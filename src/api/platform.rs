@@ -3,19 +3,17 @@
 use serde_json::{json, Value};
 
 use super::auth::{authenticate, Signed};
-use super::fields::Fields;
-use super::{answer, failure, render, App};
+use super::{answer, failure, App};
 use crate::domain::coupon::mask_phone;
 use crate::domain::ledger::{
-    BatchOutcome, ClaimRequest, DeactivateRequest, HeldCoupon, Origin, Source,
+    BatchOutcome, Blocker, ClaimRequest, DeactivateRequest, HeldCoupon, Origin, Source,
 };
 use crate::domain::stock::CouponStatus;
 use crate::domain::time::{now_ms, render_millis};
 use crate::domain::LedgerError;
 use crate::http::Response;
-
-/// The largest `app_channel_id` (10 digits, per the seed).
-const MAX_CHANNEL: i64 = 9_999_999_999;
+use crate::wire::fields::{Fields, MAX_CHANNEL};
+use crate::wire::render;
 
 /// Dispatches one of the four §6 paths.
 pub fn handle(app: &App, path: &str, body: &[u8]) -> Response {
@@ -68,7 +66,10 @@ fn receive(app: &App, s: Signed) -> Result<Value, LedgerError> {
 }
 
 /// The fields common to single and batch expire/deactivate.
-fn settle_request(f: &Fields, coupons: Vec<HeldCoupon>) -> Result<DeactivateRequest, LedgerError> {
+fn deactivate_request(
+    f: &Fields,
+    coupons: Vec<HeldCoupon>,
+) -> Result<DeactivateRequest, LedgerError> {
     let app_channel_id = f.int("app_channel_id", 0, MAX_CHANNEL)?;
     let user_code = f.str("user_code", 32)?;
     f.opt_phone("mobile_phone")?;
@@ -99,15 +100,15 @@ fn deactivate(app: &App, s: Signed) -> Result<Value, LedgerError> {
         stock_id: f.str("stock_id", 30)?,
         coupon_id: f.str("coupon_id", 32)?,
     };
-    let req = settle_request(&f, vec![held])?;
+    let req = deactivate_request(&f, vec![held])?;
     let origin = origin(&s);
-    match app.store.settle(Some(s.nonce), req, origin)? {
+    match app.store.deactivate(Some(s.nonce), req, origin)? {
         BatchOutcome::Done(settled) => {
             let at = settled.first().map(|x| x.at).unwrap_or_default();
             Ok(json!({"deactivate_time": render_millis(at, app.config.utc_offset)}))
         }
-        BatchOutcome::Refused(illegal) => Err(match illegal.first().map(|i| i.status) {
-            Some(2) => LedgerError::StateConflict(
+        BatchOutcome::Refused(illegal) => Err(match illegal.first().map(|i| i.blocker) {
+            Some(Blocker::Used) => LedgerError::StateConflict(
                 "coupon is used (2) and cannot be expired or deactivated".into(),
             ),
             _ => LedgerError::CouponNotFound,
@@ -129,15 +130,15 @@ fn batch_deactivate(app: &App, s: Signed) -> Response {
                 })
             })
             .collect::<Result<Vec<_>, LedgerError>>()?;
-        let req = settle_request(&f, coupons)?;
-        app.store.settle(Some(s.nonce.clone()), req, origin(&s))
+        let req = deactivate_request(&f, coupons)?;
+        app.store.deactivate(Some(s.nonce.clone()), req, origin(&s))
     })();
     match result {
         Err(e) => failure(&e),
         Ok(BatchOutcome::Refused(illegal)) => {
             let illegal: Vec<Value> = illegal
                 .iter()
-                .map(|i| json!({"stock_id": i.coupon.stock_id, "coupon_id": i.coupon.coupon_id, "coupon_status": i.status}))
+                .map(|i| json!({"stock_id": i.coupon.stock_id, "coupon_id": i.coupon.coupon_id, "coupon_status": i.wire_status()}))
                 .collect();
             let e = LedgerError::StateConflict(
                 "some coupons are not available; nothing was changed".into(),

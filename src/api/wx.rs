@@ -4,7 +4,6 @@
 use serde_json::{json, Map, Value};
 
 use super::auth::check_sign_and_time;
-use super::fields::{parse_object, Fields};
 use super::{access, App};
 use crate::config::Partner;
 use crate::domain::ledger::Coupon;
@@ -14,6 +13,7 @@ use crate::domain::LedgerError;
 use crate::http::Response;
 use crate::sign::{self, SignFields, SignRule};
 use crate::store::NonceUse;
+use crate::wire::fields::{parse_object, Fields};
 
 /// WeChat's word for a coupon status.
 pub fn status_word(s: CouponStatus) -> &'static str {

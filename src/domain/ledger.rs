@@ -1,8 +1,9 @@
 //! The ledger's records as the rest of the program sees them, and the
 //! requests that change them. Plain data: the store builds and checks them.
 
+use super::error::LedgerError;
 use super::money::Fen;
-use super::stock::{CouponKind, CouponStatus, DiscountBlock, FixedBlock, StockSpec};
+use super::stock::{CouponKind, CouponStatus, DiscountBlock, FixedBlock, StockSpec, StockStatus};
 use super::time::Millis;
 
 /// Who caused a change; written to every journal row.
@@ -40,6 +41,58 @@ pub struct Stock {
     pub spec: StockSpec,
     pub create_ms: Millis,
     pub issued: i64,
+}
+
+impl Stock {
+    /// The stock's spec with `patch` applied, validated again: a stopped stock
+    /// cannot be edited, and what the first coupon froze (type and amounts,
+    /// channel, app, start time; the per-user limit may only rise) stays.
+    pub fn patched(&self, patch: StockPatch) -> Result<StockSpec, LedgerError> {
+        let old = &self.spec;
+        if old.status == StockStatus::Stopped {
+            return Err(LedgerError::StateConflict(
+                "stock is stopped (4) and can no longer be edited".into(),
+            ));
+        }
+        let mut spec = old.clone();
+        macro_rules! take {
+            ($($f:ident => $g:ident),*) => { $( if let Some(v) = patch.$f { spec.$g = v; } )* };
+        }
+        if let Some(k) = &patch.kind {
+            spec.kind = k.apply(&old.kind)?;
+        }
+        take!(stock_name => stock_name, app_channel_id => app_channel_id, app_id => app_id,
+              instructions => instructions, coupon_name => coupon_name, coupon_desc => coupon_desc,
+              max_coupons => max_coupons, max_coupons_per_user => max_coupons_per_user,
+              available_begin => available_begin, available_end => available_end);
+        if self.issued > 0 {
+            let frozen = if spec.kind != old.kind {
+                Some("coupon_type and amounts")
+            } else if spec.app_channel_id != old.app_channel_id {
+                Some("app_channel_id")
+            } else if spec.app_id != old.app_id {
+                Some("app_id")
+            } else if spec.available_begin != old.available_begin {
+                Some("available_begin_time")
+            } else if spec.max_coupons_per_user < old.max_coupons_per_user {
+                Some("max_coupons_per_user (it may only rise)")
+            } else {
+                None
+            };
+            if let Some(what) = frozen {
+                return Err(LedgerError::StateConflict(format!(
+                    "{what}: frozen after the first coupon is issued"
+                )));
+            }
+        }
+        if spec.max_coupons < self.issued {
+            return Err(LedgerError::invalid(
+                "max_coupons",
+                format!("below the {} coupons already issued", self.issued),
+            ));
+        }
+        spec.validate()
+    }
 }
 
 /// How many coupons of a stock are in each state.
@@ -111,11 +164,30 @@ pub struct Settled {
     pub at: Millis,
 }
 
-/// One coupon that blocks a batch; `status` 0 for unknown or another user's.
+/// Why a coupon blocks an expire/deactivate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocker {
+    /// No such coupon, or it belongs to another user or stock.
+    Unknown,
+    /// Used (2): it can no longer expire or be deactivated.
+    Used,
+}
+
+/// One coupon that blocks a batch, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Illegal {
     pub coupon: HeldCoupon,
-    pub status: i64,
+    pub blocker: Blocker,
+}
+
+impl Illegal {
+    /// The `coupon_status` the platform protocol reports: 0 for an unknown coupon.
+    pub fn wire_status(&self) -> i64 {
+        match self.blocker {
+            Blocker::Unknown => 0,
+            Blocker::Used => CouponStatus::Used.code(),
+        }
+    }
 }
 
 /// What a batch expire/deactivate came to (SPEC §5 batch rule).

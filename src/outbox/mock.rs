@@ -9,10 +9,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use crate::api::fields::parse_object;
 use crate::domain::time::now_ms;
 use crate::http::{Handler, Limits, Request, Response, Server};
 use crate::sign::{self, SignRule};
+use crate::wire::fields::parse_object;
 
 /// One accepted call.
 #[derive(Debug, Clone)]

@@ -1,79 +1,70 @@
 //! Every SQL statement of the program lives under this module.
 //!
-//! One writer thread owns the only write connection and runs write jobs in
-//! `BEGIN IMMEDIATE` transactions, grouping the jobs that queue up while a
-//! commit is in flight into one transaction (group commit) with a savepoint per
-//! job, so one job's refusal never undoes another's work. A caller is answered
-//! only after the commit that holds its work has returned. Reads use a small
-//! pool of read-only connections.
+//! Writes go to one writer thread that commits them in groups ([`writer`]);
+//! each write runs in a [`tx::Tx`] and checks the ledger's rules in code (for
+//! precise codes) before the schema's constraints check them again. Reads use
+//! a pool of read-only connections, each read one consistent snapshot.
+//!
+//! The store's whole public API is the `impl Store` below, one subject after
+//! another; each method is a thin door into the subject's module.
 
 mod backup;
 mod check;
+mod coupons;
 mod health;
-mod ledger;
+mod journal;
+mod nonces;
 mod outbox;
-mod rows;
+mod redemptions;
+mod schema;
+mod stocks;
+mod tx;
 mod vouchers;
+mod writer;
 
 pub use backup::{backup, BackupReport};
 pub use check::check_database;
 pub use health::{Readiness, WriterStatus};
-pub use outbox::{Attempt, SyncRenderer, SyncSink};
+pub use nonces::NonceUse;
+pub use outbox::{Attempt, SyncCalls};
+pub use schema::{SCHEMA, SCHEMA_VERSION};
+pub use writer::BatchStats;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OptionalExtension};
 
-use crate::config::SyncMode;
+use crate::config::Durability;
+use crate::domain::ledger::{
+    BatchOutcome, ClaimRequest, Coupon, CouponQuery, DeactivateRequest, JournalEntry, Origin,
+    OutboxCall, OutboxHealth, Redemption, ResyncTarget, Stock, StockCounts, StockPatch,
+};
+use crate::domain::money::Fen;
+use crate::domain::stock::{StockSpec, StockStatus};
 use crate::domain::time::{now_ms, Millis};
+use crate::domain::voucher::{Verification, VerifyRequest, Voucher, VoucherSpec, VoucherType};
 use crate::domain::LedgerError;
+use journal::Entity;
+use tx::Tx;
+use writer::{Job, WriterShared};
 
-/// The whole schema, applied to a new database.
-pub const SCHEMA: &str = include_str!("../../schema.sql");
-/// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
-/// Migrations from version `i + 1` to `i + 2`, applied in order on start.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0002_outbox_abandon.sql")];
-
-/// Most jobs folded into one transaction.
-const MAX_BATCH: usize = 512;
-/// Jobs waiting for the writer before callers block.
-const QUEUE_DEPTH: usize = 8192;
+/// Idle read-only connections kept for reuse.
 const MAX_IDLE_READERS: usize = 16;
-
-/// The answer to one write job, handed back once its commit is known.
-type Reply = Box<dyn FnOnce(Result<(), LedgerError>) + Send>;
-
-/// Runs inside the shared transaction and says whether its savepoint is kept.
-type Run = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
-
-/// One unit of work for the writer.
-struct Job {
-    run: Run,
-    /// Answers the caller when the job cannot run at all (no transaction).
-    fail: Box<dyn FnOnce(LedgerError) + Send>,
-}
-
-/// A nonce to record together with a request's work (SPEC §3 replay refusal).
-#[derive(Debug, Clone)]
-pub struct NonceUse {
-    pub api_key: String,
-    pub nonce: String,
-}
 
 /// Options of [`Store::open`].
 #[derive(Clone)]
 pub struct StoreOptions {
-    pub sync: SyncMode,
+    /// SQLite's `synchronous` setting.
+    pub durability: Durability,
     /// Nonces are kept for twice this window.
     pub timestamp_window_s: i64,
-    /// Renders SP-side changes as platform calls for the outbox; `None`: sync disabled.
-    pub sync_renderer: Option<SyncRenderer>,
+    /// How SP-side changes become platform calls; `None`: sync disabled.
+    pub sync_calls: Option<Arc<SyncCalls>>,
 }
 
 /// The ledger database: the writer queue and the reader pool.
@@ -86,97 +77,23 @@ struct Inner {
     path: PathBuf,
     jobs: SyncSender<Job>,
     readers: Mutex<Vec<Connection>>,
-    sync: Option<SyncRenderer>,
+    sync: Option<Arc<SyncCalls>>,
     writer: Arc<WriterShared>,
 }
 
-/// What the writer thread shares with the store's handles. It holds no
-/// sender of the job queue, so the writer ends when the last handle drops,
-/// after running every job already queued.
-#[derive(Default)]
-struct WriterShared {
-    batch_sizes: Mutex<BatchStats>,
-    health: health::WriterHealth,
-}
-
-/// How many jobs the writer has folded into each commit, for `/metrics`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BatchStats {
-    pub commits: u64,
-    pub jobs: u64,
-    pub largest: u64,
-}
-
-fn internal(what: &str, e: impl std::fmt::Display) -> LedgerError {
-    LedgerError::Internal(format!("{what}: {e}"))
-}
-
-/// Opens the write connection with the durability settings, and migrates the schema.
-fn open_writer(path: &Path, sync: SyncMode) -> Result<Connection, String> {
-    let conn = Connection::open(path)
-        .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
-    let sync = match sync {
-        SyncMode::Full => "FULL",
-        SyncMode::Normal => "NORMAL",
-    };
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(|e| format!("cannot use database {}: {e}", path.display()))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(format!(
-            "database {}: WAL mode unavailable (got {mode})",
-            path.display()
-        ));
-    }
-    conn.execute_batch(&format!(
-        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
-    ))
-    .map_err(|e| format!("database {}: {e}", path.display()))?;
-    migrate(&conn).map_err(|e| format!("database {}: {e}", path.display()))?;
-    Ok(conn)
-}
-
-/// Brings a database to [`SCHEMA_VERSION`]; refuses one written by a newer build.
-fn migrate(conn: &Connection) -> Result<(), String> {
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| e.to_string())?;
-    if !(0..=SCHEMA_VERSION).contains(&version) {
-        return Err(format!(
-            "schema version {version} is newer than this coupon-ledger understands ({SCHEMA_VERSION}); use a newer build"
-        ));
-    }
-    if version == SCHEMA_VERSION {
-        return Ok(());
-    }
-    let mut sql = String::from("BEGIN IMMEDIATE;\n");
-    if version == 0 {
-        sql.push_str(SCHEMA);
-    } else {
-        for step in &MIGRATIONS[(version as usize - 1)..] {
-            sql.push_str(step);
-        }
-    }
-    sql.push_str(&format!(
-        "\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
-    ));
-    conn.execute_batch(&sql).map_err(|e| {
-        let _ = conn.execute_batch("ROLLBACK");
-        format!("schema migration from version {version} failed: {e}")
-    })
-}
-
 impl Store {
+    // ------------------------------------------------------------ the database
+
     /// Opens (creating if needed) the database and starts the writer thread.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, String> {
-        let conn = open_writer(path, options.sync)?;
-        let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE_DEPTH);
+        let conn = schema::open_writer(path, options.durability)?;
+        let (tx, rx) = mpsc::sync_channel::<Job>(writer::QUEUE_DEPTH);
         let store = Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 jobs: tx,
                 readers: Mutex::new(Vec::new()),
-                sync: options.sync_renderer.clone(),
+                sync: options.sync_calls.clone(),
                 writer: Arc::new(WriterShared::default()),
             }),
         };
@@ -190,28 +107,16 @@ impl Store {
         thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || {
-                writer_loop(conn, rx, &shared, keep_nonces_ms);
+                writer::writer_loop(conn, rx, &shared, keep_nonces_ms);
                 shared.health.stopped();
             })
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
-        // A database that cannot be written is refused now, not at the first claim.
-        store.probe().map_err(|e| match e {
-            LedgerError::StorageUnavailable(why) | LedgerError::Internal(why) => {
-                format!("database {} cannot be written: {why}", path.display())
-            }
-            other => format!("database {} cannot be written: {other}", path.display()),
-        })?;
         Ok(store)
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
-    }
-
-    /// Group-commit statistics so far.
-    pub fn batch_stats(&self) -> BatchStats {
-        *self.inner.writer.batch_sizes.lock()
     }
 
     /// Runs `f` in the writer's transaction; answers after the commit. An `Err`
@@ -221,10 +126,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
     {
-        let rx = self.submit(f)?;
-        let result = rx
-            .recv()
-            .map_err(|_| LedgerError::StorageUnavailable("the writer dropped a job".into()))?;
+        let result = writer::wait(writer::submit(&self.inner.jobs, f)?, None);
         self.note(&result);
         result
     }
@@ -236,53 +138,39 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
     {
-        let rx = self.submit(f)?;
-        let result = rx.recv_timeout(timeout).map_err(|e| match e {
-            RecvTimeoutError::Timeout => LedgerError::StorageUnavailable(format!(
-                "writer stalled: no commit within {} ms",
-                timeout.as_millis()
-            )),
-            RecvTimeoutError::Disconnected => {
-                LedgerError::StorageUnavailable("the writer dropped a job".into())
-            }
-        })?;
+        let result = writer::wait(writer::submit(&self.inner.jobs, f)?, Some(timeout));
         self.note(&result);
         result
     }
 
-    /// Queues `f` for the writer; the receiver gets its outcome after the commit.
-    fn submit<T, F>(&self, f: F) -> Result<Receiver<Result<T, LedgerError>>, LedgerError>
+    /// Runs `f` on a pooled read-only connection inside one read transaction,
+    /// so it sees one consistent snapshot.
+    pub fn read<T, F>(&self, f: F) -> Result<T, LedgerError>
     where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, LedgerError>,
     {
-        let (tx, rx) = mpsc::sync_channel::<Result<T, LedgerError>>(1);
-        let fail_tx = tx.clone();
-        let job = Job {
-            run: Box::new(move |conn| {
-                let result = f(conn);
-                let keep = result.is_ok();
-                let reply: Reply = Box::new(move |commit| {
-                    let _ = tx.send(commit.and(result));
-                });
-                (keep, reply)
-            }),
-            fail: Box::new(move |e| {
-                let _ = fail_tx.send(Err(e));
-            }),
+        let pooled = self.inner.readers.lock().pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => schema::open_reader(&self.inner.path)?,
         };
-        self.inner
-            .jobs
-            .send(job)
-            .map_err(|_| LedgerError::StorageUnavailable("the writer has stopped".into()))?;
-        Ok(rx)
+        conn.execute_batch("BEGIN")?;
+        let result = f(&conn);
+        let ended = conn.execute_batch("COMMIT");
+        if ended.is_ok() {
+            let mut pool = self.inner.readers.lock();
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+        }
+        result
     }
 
-    /// A write refused by the storage counts against the writer's health.
-    fn note<T>(&self, result: &Result<T, LedgerError>) {
-        if let Err(e @ LedgerError::StorageUnavailable(_)) = result {
-            self.inner.writer.health.note_error(now_ms(), e);
-        }
+    // ------------------------------------------------------------ health
+
+    /// Group-commit statistics so far.
+    pub fn batch_stats(&self) -> BatchStats {
+        *self.inner.writer.batch_sizes.lock()
     }
 
     /// Commits a tiny write (a heartbeat in `meta`) through the writer: proves
@@ -302,9 +190,337 @@ impl Store {
         health::readiness(self)
     }
 
-    /// Like [`Store::write`], first recording `nonce` (40104 if already seen). The
-    /// nonce stays recorded even when `f` refuses the request.
-    pub fn write_once<T, F>(&self, nonce: Option<NonceUse>, f: F) -> Result<T, LedgerError>
+    // ------------------------------------------------------------ nonces
+
+    /// Records a nonce on its own, for requests that only read (40104 if seen).
+    pub fn use_nonce(&self, nonce: NonceUse) -> Result<(), LedgerError> {
+        self.write(move |conn| nonces::record(conn, &nonce))
+    }
+
+    // ------------------------------------------------------------ stocks
+
+    /// Creates a stock; the same definition again answers the existing stock.
+    pub fn create_stock(&self, spec: StockSpec, origin: Origin) -> Result<Stock, LedgerError> {
+        self.write_tx(None, origin, move |tx| stocks::create(tx, spec))
+    }
+
+    /// Edits a stock's editable fields.
+    pub fn patch_stock(
+        &self,
+        stock_id: &str,
+        patch: StockPatch,
+        origin: Origin,
+    ) -> Result<Stock, LedgerError> {
+        let id = stock_id.to_string();
+        self.write_tx(None, origin, move |tx| stocks::patch(tx, &id, patch))
+    }
+
+    /// Moves a stock along its state machine.
+    pub fn set_stock_status(
+        &self,
+        stock_id: &str,
+        to: StockStatus,
+        origin: Origin,
+    ) -> Result<Stock, LedgerError> {
+        let id = stock_id.to_string();
+        self.write_tx(None, origin, move |tx| stocks::set_status(tx, &id, to))
+    }
+
+    /// One stock (40401 when unknown).
+    pub fn stock(&self, stock_id: &str) -> Result<Stock, LedgerError> {
+        self.read(|c| stocks::get(c, stock_id))
+    }
+
+    /// One stock with its counts by state.
+    pub fn stock_with_counts(&self, stock_id: &str) -> Result<(Stock, StockCounts), LedgerError> {
+        self.read(|c| Ok((stocks::get(c, stock_id)?, stocks::counts(c, stock_id)?)))
+    }
+
+    /// Every stock with its counts, oldest first.
+    pub fn stocks_with_counts(&self) -> Result<Vec<(Stock, StockCounts)>, LedgerError> {
+        self.read(|c| {
+            stocks::all(c)?
+                .into_iter()
+                .map(|s| {
+                    let counts = stocks::counts(c, &s.spec.stock_id)?;
+                    Ok((s, counts))
+                })
+                .collect()
+        })
+    }
+
+    /// A stock's journal, oldest first (40401 when unknown).
+    pub fn stock_journal(&self, stock_id: &str) -> Result<Vec<JournalEntry>, LedgerError> {
+        self.read(|c| {
+            stocks::get(c, stock_id)?;
+            journal::of(c, Entity::Stock, stock_id)
+        })
+    }
+
+    // ------------------------------------------------------------ coupons
+
+    /// 领券 or an operator issue: every claim rule, idempotent by request id.
+    /// The nonce, when given, is recorded in the same transaction.
+    pub fn claim(
+        &self,
+        nonce: Option<NonceUse>,
+        req: ClaimRequest,
+        origin: Origin,
+    ) -> Result<Coupon, LedgerError> {
+        self.write_tx(nonce, origin, move |tx| coupons::claim(tx, &req))
+    }
+
+    /// Expires or deactivates one or a batch of coupons, all or nothing.
+    pub fn deactivate(
+        &self,
+        nonce: Option<NonceUse>,
+        req: DeactivateRequest,
+        origin: Origin,
+    ) -> Result<BatchOutcome, LedgerError> {
+        self.write_tx(nonce, origin, move |tx| coupons::deactivate(tx, &req))
+    }
+
+    /// Expires one bounded batch of coupons whose window has passed (one short transaction).
+    pub fn expire_due(&self, limit: i64, origin: Origin) -> Result<usize, LedgerError> {
+        self.write_tx(None, origin, move |tx| coupons::expire_due(tx, limit))
+    }
+
+    /// One coupon (40402 when unknown).
+    pub fn coupon(&self, coupon_id: &str) -> Result<Coupon, LedgerError> {
+        self.read(|c| coupons::get(c, coupon_id))
+    }
+
+    /// One coupon with its whole journal.
+    pub fn coupon_with_journal(
+        &self,
+        coupon_id: &str,
+    ) -> Result<(Coupon, Vec<JournalEntry>), LedgerError> {
+        self.read(|c| {
+            let coupon = coupons::get(c, coupon_id)?;
+            Ok((coupon, journal::of(c, Entity::Coupon, coupon_id)?))
+        })
+    }
+
+    /// One coupon and its stock, read together.
+    pub fn coupon_with_stock(&self, coupon_id: &str) -> Result<(Coupon, Stock), LedgerError> {
+        self.read(|c| {
+            let coupon = coupons::get(c, coupon_id)?;
+            let stock = stocks::get(c, &coupon.stock_id)?;
+            Ok((coupon, stock))
+        })
+    }
+
+    /// A page of coupons in issue order, and the cursor of the next page.
+    pub fn coupons(&self, q: &CouponQuery) -> Result<(Vec<Coupon>, Option<i64>), LedgerError> {
+        self.read(|c| coupons::page(c, q))
+    }
+
+    // ------------------------------------------------------------ redemptions
+
+    /// Redeems a coupon against an order, idempotent by `order_id`.
+    pub fn redeem(
+        &self,
+        coupon_id: &str,
+        order_id: &str,
+        order_amount: Fen,
+        origin: Origin,
+    ) -> Result<Redemption, LedgerError> {
+        let (id, order) = (coupon_id.to_string(), order_id.to_string());
+        self.write_tx(None, origin, move |tx| {
+            redemptions::redeem(tx, &id, &order, order_amount)
+        })
+    }
+
+    /// Undoes the redemption of `order_id` while the coupon's window is open.
+    pub fn unredeem(
+        &self,
+        coupon_id: &str,
+        order_id: &str,
+        origin: Origin,
+    ) -> Result<Redemption, LedgerError> {
+        let (id, order) = (coupon_id.to_string(), order_id.to_string());
+        self.write_tx(None, origin, move |tx| {
+            redemptions::unredeem(tx, &id, &order)
+        })
+    }
+
+    // ------------------------------------------------------------ vouchers
+
+    /// Imports vouchers, all or nothing.
+    pub fn import_vouchers(
+        &self,
+        specs: Vec<VoucherSpec>,
+        origin: Origin,
+    ) -> Result<usize, LedgerError> {
+        vouchers::import(self, specs, origin)
+    }
+
+    /// One voucher with its verifications, newest last.
+    pub fn voucher(
+        &self,
+        kind: VoucherType,
+        coupon_no: &str,
+    ) -> Result<(Voucher, Vec<Verification>), LedgerError> {
+        vouchers::get(self, kind, coupon_no)
+    }
+
+    /// The pre-redemption check: the voucher if it can be used at this shop now.
+    pub fn prepare_voucher(
+        &self,
+        nonce: NonceUse,
+        kind: VoucherType,
+        coupon_no: &str,
+        shop_id: i64,
+        now: Millis,
+    ) -> Result<Voucher, LedgerError> {
+        vouchers::prepare(self, nonce, kind, coupon_no, shop_id, now)
+    }
+
+    /// Consumes uses atomically, idempotent by the request's key.
+    pub fn verify_voucher(
+        &self,
+        nonce: NonceUse,
+        req: VerifyRequest,
+        origin: Origin,
+    ) -> Result<Verification, LedgerError> {
+        vouchers::verify(self, nonce, req, origin)
+    }
+
+    /// Gives a verify's uses back within the window, once. Returns the uses left.
+    pub fn cancel_verification(
+        &self,
+        nonce: NonceUse,
+        verify_id: &str,
+        shop_id: i64,
+        issuer: &str,
+        window_ms: Millis,
+        origin: Origin,
+    ) -> Result<(Verification, i64), LedgerError> {
+        vouchers::cancel(self, nonce, verify_id, shop_id, issuer, window_ms, origin)
+    }
+
+    // ------------------------------------------------------------ outbox
+
+    /// How many calls have been written (or put back in line) since start; the
+    /// dispatcher looks for work when this moves.
+    pub fn outbox_writes(&self) -> u64 {
+        outbox::writes(self)
+    }
+
+    /// Calls due by `now` that head their lane, oldest first, skipping `in_flight`.
+    pub fn outbox_ready(
+        &self,
+        now: Millis,
+        in_flight: &[i64],
+        limit: usize,
+    ) -> Result<Vec<OutboxCall>, LedgerError> {
+        outbox::ready(self, now, in_flight, limit)
+    }
+
+    /// Records the outcome of one delivery attempt.
+    pub fn outbox_record(&self, id: i64, attempt: Attempt, now: Millis) -> Result<(), LedgerError> {
+        outbox::record(self, id, attempt, now)
+    }
+
+    /// A page of calls, optionally in one state, oldest first.
+    pub fn outbox_list(
+        &self,
+        state: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxCall>, LedgerError> {
+        outbox::list(self, state, after, limit)
+    }
+
+    /// Puts a dead call back in line for an attempt now, with a fresh attempt budget.
+    pub fn outbox_retry(&self, id: i64, now: Millis) -> Result<OutboxCall, LedgerError> {
+        outbox::retry(self, id, now)
+    }
+
+    /// Gives up on a dead call for good (journaled); the calls behind it move on.
+    pub fn outbox_abandon(
+        &self,
+        id: i64,
+        reason: &str,
+        origin: Origin,
+    ) -> Result<OutboxCall, LedgerError> {
+        outbox::abandon(self, id, reason, origin)
+    }
+
+    /// Queues fresh calls carrying the current state of a stock or coupon.
+    pub fn outbox_resync(
+        &self,
+        target: ResyncTarget,
+        origin: Origin,
+    ) -> Result<Vec<OutboxCall>, LedgerError> {
+        outbox::resync(self, target, origin)
+    }
+
+    /// Deletes up to `limit` delivered or abandoned calls final before `before`.
+    pub fn outbox_prune(&self, before: Millis, limit: i64) -> Result<usize, LedgerError> {
+        outbox::prune(self, before, limit)
+    }
+
+    /// Depth and age of the outbox.
+    pub fn outbox_health(&self) -> Result<OutboxHealth, LedgerError> {
+        outbox::health(self)
+    }
+
+    // ------------------------------------------------------------ meta
+
+    /// Reads a value of the `meta` table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    /// Writes values of the `meta` table, all in one transaction.
+    pub fn set_meta(&self, pairs: Vec<(String, String)>) -> Result<(), LedgerError> {
+        self.write(move |c| {
+            for (k, v) in &pairs {
+                c.prepare_cached(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )?
+                .execute([k, v])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// True when the database holds no stock yet.
+    pub fn is_empty(&self) -> Result<bool, LedgerError> {
+        self.read(|c| {
+            let n: i64 = c.query_row("SELECT count(*) FROM stocks", [], |r| r.get(0))?;
+            Ok(n == 0)
+        })
+    }
+
+    // ------------------------------------------------------------ plumbing
+
+    /// Runs `f` as one write in a [`Tx`] (with the store's sync calls), first
+    /// recording `nonce` when given. The nonce stays recorded even when `f`
+    /// refuses the request (its work is rolled back, the nonce is used up).
+    fn write_tx<T, F>(
+        &self,
+        nonce: Option<NonceUse>,
+        origin: Origin,
+        f: F,
+    ) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx) -> Result<T, LedgerError> + Send + 'static,
+    {
+        let sync = self.inner.sync.clone();
+        let work = move |conn: &Connection| f(&Tx::new(conn, &origin, sync.as_ref()));
+        self.write_once(nonce, work)
+    }
+
+    /// Like [`Store::write`], first recording `nonce` (40104 if already seen).
+    pub(crate) fn write_once<T, F>(&self, nonce: Option<NonceUse>, f: F) -> Result<T, LedgerError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
@@ -313,7 +529,7 @@ impl Store {
             return self.write(f);
         };
         self.write(move |conn| {
-            record_nonce(conn, &nonce)?;
+            nonces::record(conn, &nonce)?;
             conn.execute_batch("SAVEPOINT work")?;
             let result = f(conn);
             if result.is_err() {
@@ -324,174 +540,10 @@ impl Store {
         })?
     }
 
-    /// Records a nonce on its own, for requests that only read.
-    pub fn use_nonce(&self, nonce: NonceUse) -> Result<(), LedgerError> {
-        self.write(move |conn| record_nonce(conn, &nonce))
-    }
-
-    /// Runs `f` on a pooled read-only connection inside one read transaction,
-    /// so it sees one consistent snapshot.
-    pub fn read<T, F>(&self, f: F) -> Result<T, LedgerError>
-    where
-        F: FnOnce(&Connection) -> Result<T, LedgerError>,
-    {
-        let pooled = self.inner.readers.lock().pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => open_reader(&self.inner.path)?,
-        };
-        conn.execute_batch("BEGIN")?;
-        let result = f(&conn);
-        let ended = conn.execute_batch("COMMIT");
-        if ended.is_ok() {
-            let mut pool = self.inner.readers.lock();
-            if pool.len() < MAX_IDLE_READERS {
-                pool.push(conn);
-            }
-        }
-        result
-    }
-}
-
-fn open_reader(path: &Path) -> Result<Connection, LedgerError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| internal("open reader", e))?;
-    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
-    Ok(conn)
-}
-
-fn record_nonce(conn: &Connection, nonce: &NonceUse) -> Result<(), LedgerError> {
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO nonces (api_key, nonce, seen_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT DO NOTHING",
-        )?
-        .execute(rusqlite::params![nonce.api_key, nonce.nonce, now_ms()])?;
-    if inserted == 0 {
-        return Err(LedgerError::NonceReused);
-    }
-    Ok(())
-}
-
-fn writer_loop(conn: Connection, rx: Receiver<Job>, shared: &WriterShared, keep_nonces_ms: Millis) {
-    let mut last_purge = Instant::now();
-    loop {
-        let first = match rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(job) => Some(job),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        if last_purge.elapsed() > Duration::from_secs(30) {
-            last_purge = Instant::now();
-            purge_nonces(&conn, now_ms() - keep_nonces_ms);
-        }
-        let Some(first) = first else { continue };
-        let mut batch = Vec::with_capacity(16);
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let n = batch.len() as u64;
-        let health = &shared.health;
-        health.batch_started(now_ms());
-        let outcome = run_batch(&conn, batch);
-        health.batch_ended(now_ms(), outcome.as_ref().err());
-        let mut stats = shared.batch_sizes.lock();
-        stats.commits += 1;
-        stats.jobs += n;
-        stats.largest = stats.largest.max(n);
-    }
-}
-
-fn purge_nonces(conn: &Connection, before: Millis) {
-    if let Err(e) = conn.execute("DELETE FROM nonces WHERE seen_ms < ?1", [before]) {
-        log::warn!("could not purge old nonces: {e}");
-    }
-}
-
-/// Rolls back what is left of a batch and answers every job so far with
-/// `why`; jobs not yet run are answered with it too.
-fn abandon(
-    conn: &Connection,
-    replies: Vec<Reply>,
-    rest: impl Iterator<Item = Job>,
-    why: LedgerError,
-) -> Result<(), LedgerError> {
-    if !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    replies.into_iter().for_each(|r| r(Err(why.clone())));
-    rest.for_each(|job| (job.fail)(why.clone()));
-    Err(why)
-}
-
-/// Runs a batch of jobs in one transaction, each in its own savepoint, then
-/// answers every job with the commit's outcome. `Err` when the batch as a
-/// whole failed (for the writer's health), with what its callers were told.
-fn run_batch(conn: &Connection, batch: Vec<Job>) -> Result<(), LedgerError> {
-    let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
-    let mut jobs = batch.into_iter();
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        log::error!("cannot begin a write transaction: {e}");
-        return abandon(conn, replies, jobs, LedgerError::from(e));
-    }
-    while let Some(job) = jobs.next() {
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
-            log::error!("cannot open a savepoint, the batch is rolled back: {e}");
-            let why = LedgerError::from(e);
-            (job.fail)(why.clone());
-            return abandon(conn, replies, jobs, why);
-        }
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(conn)));
-        let keep = match ran {
-            Ok((keep, reply)) => {
-                replies.push(reply);
-                keep
-            }
-            Err(_) => {
-                log::error!("a write job panicked; its work is rolled back");
-                false
-            }
-        };
-        let end = if keep {
-            conn.execute_batch("RELEASE job")
-        } else {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")
-        };
-        // A savepoint that cannot be closed, or an error that made SQLite roll
-        // back the whole transaction (disk full, I/O error), poisons the batch:
-        // nothing in it may be committed or acknowledged.
-        if let Err(e) = end {
-            log::error!("cannot close a savepoint, the batch is rolled back: {e}");
-            return abandon(conn, replies, jobs, LedgerError::from(e));
-        }
-        if conn.is_autocommit() {
-            log::error!("the write transaction was rolled back by SQLite; the batch fails");
-            return abandon(
-                conn,
-                replies,
-                jobs,
-                LedgerError::StorageUnavailable("the write transaction was rolled back".into()),
-            );
-        }
-    }
-    match conn.execute_batch("COMMIT") {
-        Ok(()) => {
-            replies.into_iter().for_each(|r| r(Ok(())));
-            Ok(())
-        }
-        Err(e) => {
-            log::error!(
-                "commit failed, {} jobs answered with an error: {e}",
-                replies.len()
-            );
-            abandon(conn, replies, std::iter::empty(), LedgerError::from(e))
+    /// A write refused by the storage counts against the writer's health.
+    fn note<T>(&self, result: &Result<T, LedgerError>) {
+        if let Err(e @ LedgerError::StorageUnavailable(_)) = result {
+            self.inner.writer.health.note_error(now_ms(), e);
         }
     }
 }

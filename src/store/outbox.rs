@@ -7,9 +7,9 @@ use std::sync::Arc;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Value};
 
-use super::ledger::journal;
-use super::rows::{load_coupon, load_stock};
+use super::journal::{Entity, JournalRow};
 use super::Store;
+use super::{coupons, stocks};
 use crate::domain::coupon::random_hex;
 use crate::domain::ledger::{
     abandon_reason, Origin, OutboxCall, OutboxHealth, ResyncTarget, Source, SyncEvent,
@@ -17,21 +17,23 @@ use crate::domain::ledger::{
 use crate::domain::time::Millis;
 use crate::domain::LedgerError;
 
-/// Renders an event as the platform call it causes (the path and the business
-/// fields), and counts the calls written so the dispatcher knows when to look.
-pub struct SyncSink {
-    render: RenderFn,
+/// How SP-side changes become platform calls: renders an event as the call it
+/// causes (its path and business fields), and counts the calls written so the
+/// dispatcher knows when to look. `None` where the store holds one: sync is off.
+pub struct SyncCalls {
+    render: Box<RenderCall>,
     written: AtomicU64,
 }
 
-type RenderFn = Box<dyn Fn(&SyncEvent) -> (&'static str, Value) + Send + Sync>;
+/// Renders an event as its call: the path and the business fields.
+type RenderCall = dyn Fn(&SyncEvent) -> (&'static str, Value) + Send + Sync;
 
-impl SyncSink {
-    /// A sink around a renderer.
+impl SyncCalls {
+    /// Sync calls rendered by `render`.
     pub fn new(
         render: impl Fn(&SyncEvent) -> (&'static str, Value) + Send + Sync + 'static,
-    ) -> SyncRenderer {
-        Arc::new(SyncSink {
+    ) -> Arc<SyncCalls> {
+        Arc::new(SyncCalls {
             render: Box::new(render),
             written: AtomicU64::new(0),
         })
@@ -41,9 +43,6 @@ impl SyncSink {
         self.written.fetch_add(1, Ordering::SeqCst);
     }
 }
-
-/// The store's handle on the outbox renderer.
-pub type SyncRenderer = Arc<SyncSink>;
 
 const CALL_COLUMNS: &str = "id, seq_id, path, body, stock_id, coupon_id, state, attempts, \
     next_attempt_ms, created_ms, delivered_ms, last_error, abandoned_ms, abandon_reason";
@@ -76,15 +75,15 @@ fn call(row: &Row) -> rusqlite::Result<OutboxCall> {
 /// `[platform]` there is nothing to write (the journal still has the change).
 pub fn enqueue(
     conn: &Connection,
-    sync: Option<&SyncRenderer>,
+    sync: Option<&Arc<SyncCalls>>,
     event: &SyncEvent,
     origin: &Origin,
 ) -> Result<Option<i64>, LedgerError> {
-    let Some(sink) = sync else { return Ok(None) };
+    let Some(calls) = sync else { return Ok(None) };
     if origin.source == Source::Platform {
         return Ok(None);
     }
-    let (path, body) = (sink.render)(event);
+    let (path, body) = (calls.render)(event);
     let lane = match event.coupon_id() {
         Some(c) => format!("coupon:{c}"),
         None => format!("stock:{}", event.stock_id()),
@@ -104,7 +103,7 @@ pub fn enqueue(
         origin.now
     ])?;
     // Counted before the commit: a rolled-back call only costs the dispatcher one look.
-    sink.bump();
+    calls.bump();
     Ok(Some(conn.last_insert_rowid()))
 }
 
@@ -144,20 +143,10 @@ fn abandon_tx(
         "from_state": "dead", "to_state": "abandoned",
         "attempts": found.attempts, "last_error": found.last_error,
     });
-    let journal_origin = Origin {
-        seq_id: Some(found.seq_id.clone()),
-        ..origin.clone()
-    };
-    journal(
-        conn,
-        "outbox",
-        &id.to_string(),
-        "abandon",
-        None,
-        None,
-        &journal_origin,
-        Some(detail.to_string()),
-    )?;
+    JournalRow::new(Entity::Outbox, &id.to_string(), "abandon")
+        .seq_id(&found.seq_id)
+        .detail(detail)
+        .append(conn, origin)?;
     Ok(OutboxCall {
         state: "abandoned".into(),
         abandoned_ms: Some(origin.now),
@@ -170,7 +159,7 @@ fn abandon_tx(
 /// as entity `outbox` with event `resync`; answers the calls, oldest first.
 fn resync_tx(
     conn: &Connection,
-    sync: Option<&SyncRenderer>,
+    sync: Option<&Arc<SyncCalls>>,
     target: &ResyncTarget,
     origin: &Origin,
 ) -> Result<Vec<OutboxCall>, LedgerError> {
@@ -179,7 +168,7 @@ fn resync_tx(
     }
     let events = match target {
         ResyncTarget::Stock(stock_id) => {
-            let stock = load_stock(conn, stock_id)?.ok_or(LedgerError::StockNotFound)?;
+            let stock = stocks::get(conn, stock_id)?;
             let status = stock.spec.status.code();
             vec![
                 SyncEvent::StockUpserted(stock),
@@ -190,7 +179,7 @@ fn resync_tx(
             ]
         }
         ResyncTarget::Coupon(coupon_id) => {
-            let coupon = load_coupon(conn, coupon_id)?.ok_or(LedgerError::CouponNotFound)?;
+            let coupon = coupons::get(conn, coupon_id)?;
             let event_ms = coupon.status_ms;
             vec![
                 SyncEvent::CouponIssued(coupon.clone()),
@@ -206,20 +195,10 @@ fn resync_tx(
         let detail = json!({
             "path": written.path, "stock_id": written.stock_id, "coupon_id": written.coupon_id,
         });
-        let journal_origin = Origin {
-            seq_id: Some(written.seq_id.clone()),
-            ..origin.clone()
-        };
-        journal(
-            conn,
-            "outbox",
-            &id.to_string(),
-            "resync",
-            None,
-            None,
-            &journal_origin,
-            Some(detail.to_string()),
-        )?;
+        JournalRow::new(Entity::Outbox, &id.to_string(), "resync")
+            .seq_id(&written.seq_id)
+            .detail(detail)
+            .append(conn, origin)?;
         calls.push(written);
     }
     Ok(calls)
@@ -274,204 +253,212 @@ pub enum Attempt {
     },
 }
 
-impl Store {
-    /// How many calls have been written (or put back in line) since start; the
-    /// dispatcher looks for work when this moves.
-    pub fn outbox_writes(&self) -> u64 {
-        self.inner
-            .sync
-            .as_ref()
-            .map_or(0, |s| s.written.load(Ordering::SeqCst))
-    }
+/// How many calls have been written (or put back in line) since start; the
+/// dispatcher looks for work when this moves.
+pub(super) fn writes(store: &Store) -> u64 {
+    store
+        .inner
+        .sync
+        .as_ref()
+        .map_or(0, |s| s.written.load(Ordering::SeqCst))
+}
 
-    /// Calls due by `now` that head their lane (nothing older about the same
-    /// coupon or stock is undelivered), oldest first, skipping `in_flight`.
-    pub fn outbox_ready(
-        &self,
-        now: Millis,
-        in_flight: &[i64],
-        limit: usize,
-    ) -> Result<Vec<OutboxCall>, LedgerError> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {CALL_COLUMNS} FROM outbox o
-                 WHERE o.state = 'pending' AND o.next_attempt_ms <= ?1
-                   AND NOT EXISTS (SELECT 1 FROM outbox p
-                                   WHERE p.lane = o.lane AND p.id < o.id AND p.state IN ('pending', 'dead'))
-                   AND NOT EXISTS (SELECT 1 FROM outbox p
-                                   WHERE p.stock_id = o.stock_id AND p.coupon_id IS NULL
-                                     AND p.id < o.id AND p.state IN ('pending', 'dead'))
-                 ORDER BY o.id LIMIT ?2"
-            ))?;
-            let rows = stmt.query_map(params![now, (limit + in_flight.len()) as i64], call)?;
-            let mut ready = Vec::new();
-            for r in rows {
-                let r = r?;
-                if !in_flight.contains(&r.id) && ready.len() < limit {
-                    ready.push(r);
-                }
+/// Calls due by `now` that head their lane (nothing older about the same
+/// coupon or stock is undelivered), oldest first, skipping `in_flight`.
+pub(super) fn ready(
+    store: &Store,
+    now: Millis,
+    in_flight: &[i64],
+    limit: usize,
+) -> Result<Vec<OutboxCall>, LedgerError> {
+    store.read(|c| {
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT {CALL_COLUMNS} FROM outbox o
+             WHERE o.state = 'pending' AND o.next_attempt_ms <= ?1
+               AND NOT EXISTS (SELECT 1 FROM outbox p
+                               WHERE p.lane = o.lane AND p.id < o.id AND p.state IN ('pending', 'dead'))
+               AND NOT EXISTS (SELECT 1 FROM outbox p
+                               WHERE p.stock_id = o.stock_id AND p.coupon_id IS NULL
+                                 AND p.id < o.id AND p.state IN ('pending', 'dead'))
+             ORDER BY o.id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![now, (limit + in_flight.len()) as i64], call)?;
+        let mut ready = Vec::new();
+        for r in rows {
+            let r = r?;
+            if !in_flight.contains(&r.id) && ready.len() < limit {
+                ready.push(r);
             }
-            Ok(ready)
-        })
-    }
+        }
+        Ok(ready)
+    })
+}
 
-    /// Records the outcome of one delivery attempt.
-    pub fn outbox_record(&self, id: i64, attempt: Attempt, now: Millis) -> Result<(), LedgerError> {
-        self.write(move |c| {
-            let mut stmt = c.prepare_cached(
-                "UPDATE outbox SET attempts = attempts + 1, state = ?2, delivered_ms = ?3,
-                    next_attempt_ms = ?4, last_error = ?5
-                 WHERE id = ?1 AND state = 'pending'",
-            )?;
-            match attempt {
-                Attempt::Delivered => {
-                    stmt.execute(params![id, "delivered", now, now, None::<String>])?
-                }
-                Attempt::Retry { error, at } => {
-                    stmt.execute(params![id, "pending", None::<i64>, at, error])?
-                }
-                Attempt::Dead { error } => {
-                    stmt.execute(params![id, "dead", None::<i64>, now, error])?
-                }
-            };
-            Ok(())
-        })
-    }
-
-    /// A page of calls, optionally in one state, oldest first.
-    pub fn outbox_list(
-        &self,
-        state: Option<&str>,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<OutboxCall>, LedgerError> {
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {CALL_COLUMNS} FROM outbox WHERE (?1 IS NULL OR state = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
-            ))?;
-            let rows = stmt.query_map(params![state, after, limit], call)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-    }
-
-    /// Puts a dead (or waiting) call back in line for an attempt now, with a fresh attempt budget.
-    pub fn outbox_retry(&self, id: i64, now: Millis) -> Result<OutboxCall, LedgerError> {
-        let sink = self.inner.sync.clone();
-        let call = self.write(move |c| {
-            let found = load_call(c, id)?.ok_or_else(no_such_call)?;
-            if found.state == "delivered" {
-                return Err(LedgerError::StateConflict("outbox call is already delivered".into()));
+/// Records the outcome of one delivery attempt.
+pub(super) fn record(
+    store: &Store,
+    id: i64,
+    attempt: Attempt,
+    now: Millis,
+) -> Result<(), LedgerError> {
+    store.write(move |c| {
+        let mut stmt = c.prepare_cached(
+            "UPDATE outbox SET attempts = attempts + 1, state = ?2, delivered_ms = ?3,
+                next_attempt_ms = ?4, last_error = ?5
+             WHERE id = ?1 AND state = 'pending'",
+        )?;
+        match attempt {
+            Attempt::Delivered => {
+                stmt.execute(params![id, "delivered", now, now, None::<String>])?
             }
-            if found.state == "abandoned" {
-                return Err(LedgerError::StateConflict(
-                    "outbox call is abandoned; resync its stock or coupon to send the current state"
-                        .into(),
-                ));
+            Attempt::Retry { error, at } => {
+                stmt.execute(params![id, "pending", None::<i64>, at, error])?
             }
-            c.prepare_cached(
-                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ms = ?2 WHERE id = ?1",
+            Attempt::Dead { error } => {
+                stmt.execute(params![id, "dead", None::<i64>, now, error])?
+            }
+        };
+        Ok(())
+    })
+}
+
+/// A page of calls, optionally in one state, oldest first.
+pub(super) fn list(
+    store: &Store,
+    state: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<OutboxCall>, LedgerError> {
+    store.read(|c| {
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT {CALL_COLUMNS} FROM outbox WHERE (?1 IS NULL OR state = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(params![state, after, limit], call)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    })
+}
+
+/// Puts a dead (or waiting) call back in line for an attempt now, with a fresh attempt budget.
+pub(super) fn retry(store: &Store, id: i64, now: Millis) -> Result<OutboxCall, LedgerError> {
+    let calls = store.inner.sync.clone();
+    let call = store.write(move |c| {
+        let found = load_call(c, id)?.ok_or_else(no_such_call)?;
+        if found.state == "delivered" {
+            return Err(LedgerError::StateConflict(
+                "outbox call is already delivered".into(),
+            ));
+        }
+        if found.state == "abandoned" {
+            return Err(LedgerError::StateConflict(
+                "outbox call is abandoned; resync its stock or coupon to send the current state"
+                    .into(),
+            ));
+        }
+        c.prepare_cached(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ms = ?2 WHERE id = ?1",
+        )?
+        .execute(params![id, now])?;
+        Ok(OutboxCall {
+            state: "pending".into(),
+            attempts: 0,
+            next_attempt_ms: now,
+            ..found
+        })
+    })?;
+    if let Some(s) = calls {
+        s.bump();
+    }
+    Ok(call)
+}
+
+/// Gives up on a dead call for good: it becomes `abandoned`, the journal
+/// records who, when and why, and the calls behind it in its lane move on.
+/// Only a dead call can be abandoned (40905); an unknown id is a 40001.
+pub(super) fn abandon(
+    store: &Store,
+    id: i64,
+    reason: &str,
+    origin: Origin,
+) -> Result<OutboxCall, LedgerError> {
+    let reason = abandon_reason(reason)?;
+    let calls = store.inner.sync.clone();
+    let call = store.write(move |c| abandon_tx(c, id, &reason, &origin))?;
+    // The lane is free: let the dispatcher look now.
+    if let Some(s) = calls {
+        s.bump();
+    }
+    Ok(call)
+}
+
+/// Queues fresh calls carrying the current state of a stock (`/stock/rsync`
+/// then `/stock/status/rsync`) or of a coupon (`/coupon/rsync` then
+/// `/coupon/status/rsync`), in the same lanes and order as every call.
+/// 40401/40402 when unknown, 40905 when sync is disabled.
+pub(super) fn resync(
+    store: &Store,
+    target: ResyncTarget,
+    origin: Origin,
+) -> Result<Vec<OutboxCall>, LedgerError> {
+    let sync = store.inner.sync.clone();
+    store.write(move |c| resync_tx(c, sync.as_ref(), &target, &origin))
+}
+
+/// Deletes up to `limit` delivered or abandoned calls that became final
+/// before `before` (retention). Pending and dead calls are never deleted,
+/// and neither is the journal. Answers how many were deleted.
+pub(super) fn prune(store: &Store, before: Millis, limit: i64) -> Result<usize, LedgerError> {
+    store.write(move |c| prune_tx(c, before, limit))
+}
+
+/// Depth and age of the outbox. Cost grows with the calls not yet
+/// delivered (and the abandoned ones), not with the whole history: ids are
+/// never reused, so the highest id ever given counts every call written.
+pub(super) fn health(store: &Store) -> Result<OutboxHealth, LedgerError> {
+    store.read(|c| {
+        let count = |state: &str| -> Result<i64, LedgerError> {
+            Ok(
+                c.prepare_cached("SELECT count(*) FROM outbox WHERE state = ?1")?
+                    .query_row([state], |r| r.get(0))?,
+            )
+        };
+        let pending = count("pending")?;
+        let dead = count("dead")?;
+        let pruned_abandoned: i64 = c
+            .prepare_cached("SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1")?
+            .query_row([PRUNED_ABANDONED], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let abandoned = count("abandoned")? + pruned_abandoned;
+        let total: i64 = c
+            .prepare_cached(
+                "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'outbox'",
             )?
-            .execute(params![id, now])?;
-            Ok(OutboxCall {
-                state: "pending".into(),
-                attempts: 0,
-                next_attempt_ms: now,
-                ..found
-            })
-        })?;
-        if let Some(s) = sink {
-            s.bump();
-        }
-        Ok(call)
-    }
-
-    /// Gives up on a dead call for good: it becomes `abandoned`, the journal
-    /// records who, when and why, and the calls behind it in its lane move on.
-    /// Only a dead call can be abandoned (40905); an unknown id is a 40001.
-    pub fn outbox_abandon(
-        &self,
-        id: i64,
-        reason: &str,
-        origin: Origin,
-    ) -> Result<OutboxCall, LedgerError> {
-        let reason = abandon_reason(reason)?;
-        let sink = self.inner.sync.clone();
-        let call = self.write(move |c| abandon_tx(c, id, &reason, &origin))?;
-        // The lane is free: let the dispatcher look now.
-        if let Some(s) = sink {
-            s.bump();
-        }
-        Ok(call)
-    }
-
-    /// Queues fresh calls carrying the current state of a stock (`/stock/rsync`
-    /// then `/stock/status/rsync`) or of a coupon (`/coupon/rsync` then
-    /// `/coupon/status/rsync`), in the same lanes and order as every call.
-    /// 40401/40402 when unknown, 40905 when sync is disabled.
-    pub fn outbox_resync(
-        &self,
-        target: ResyncTarget,
-        origin: Origin,
-    ) -> Result<Vec<OutboxCall>, LedgerError> {
-        let sync = self.inner.sync.clone();
-        self.write(move |c| resync_tx(c, sync.as_ref(), &target, &origin))
-    }
-
-    /// Deletes up to `limit` delivered or abandoned calls that became final
-    /// before `before` (retention). Pending and dead calls are never deleted,
-    /// and neither is the journal. Answers how many were deleted.
-    pub fn outbox_prune(&self, before: Millis, limit: i64) -> Result<usize, LedgerError> {
-        self.write(move |c| prune_tx(c, before, limit))
-    }
-
-    /// Depth and age of the outbox. Cost grows with the calls not yet
-    /// delivered (and the abandoned ones), not with the whole history: ids are
-    /// never reused, so the highest id ever given counts every call written.
-    pub fn outbox_health(&self) -> Result<OutboxHealth, LedgerError> {
-        self.read(|c| {
-            let count = |state: &str| -> Result<i64, LedgerError> {
-                Ok(
-                    c.prepare_cached("SELECT count(*) FROM outbox WHERE state = ?1")?
-                        .query_row([state], |r| r.get(0))?,
-                )
-            };
-            let pending = count("pending")?;
-            let dead = count("dead")?;
-            let pruned_abandoned: i64 = c
-                .prepare_cached("SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1")?
-                .query_row([PRUNED_ABANDONED], |r| r.get(0))
-                .optional()?
-                .unwrap_or(0);
-            let abandoned = count("abandoned")? + pruned_abandoned;
-            let total: i64 = c
-                .prepare_cached("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'outbox'")?
-                .query_row([], |r| r.get(0))?;
-            let oldest_pending_ms = c
-                .prepare_cached(
-                    "SELECT created_ms FROM outbox WHERE state = 'pending' ORDER BY id LIMIT 1",
-                )?
-                .query_row([], |r| r.get(0))
-                .optional()?;
-            // Pending calls held back by a dead call in their lane; only worth
-            // counting when something is dead.
-            let blocked = if dead == 0 {
-                0
-            } else {
-                c.prepare_cached(
-                    "SELECT count(*) FROM outbox o WHERE o.state = 'pending' AND EXISTS (
-                        SELECT 1 FROM outbox d WHERE d.state = 'dead' AND d.id < o.id
-                          AND (d.lane = o.lane OR (d.coupon_id IS NULL AND d.stock_id = o.stock_id)))",
-                )?
-                .query_row([], |r| r.get(0))?
-            };
-            Ok(OutboxHealth {
-                pending,
-                dead,
-                blocked,
-                delivered: total - pending - dead - abandoned,
-                abandoned,
-                oldest_pending_ms,
-            })
+            .query_row([], |r| r.get(0))?;
+        let oldest_pending_ms = c
+            .prepare_cached(
+                "SELECT created_ms FROM outbox WHERE state = 'pending' ORDER BY id LIMIT 1",
+            )?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        // Pending calls held back by a dead call in their lane; only worth
+        // counting when something is dead.
+        let blocked = if dead == 0 {
+            0
+        } else {
+            c.prepare_cached(
+                "SELECT count(*) FROM outbox o WHERE o.state = 'pending' AND EXISTS (
+                    SELECT 1 FROM outbox d WHERE d.state = 'dead' AND d.id < o.id
+                      AND (d.lane = o.lane OR (d.coupon_id IS NULL AND d.stock_id = o.stock_id)))",
+            )?
+            .query_row([], |r| r.get(0))?
+        };
+        Ok(OutboxHealth {
+            pending,
+            dead,
+            blocked,
+            delivered: total - pending - dead - abandoned,
+            abandoned,
+            oldest_pending_ms,
         })
-    }
+    })
 }

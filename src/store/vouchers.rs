@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::json;
 
-use super::ledger::journal;
+use super::journal::{Entity, JournalRow};
 use super::{NonceUse, Store};
 use crate::domain::coupon::new_coupon_id;
 use crate::domain::ledger::Origin;
@@ -119,16 +119,10 @@ fn journal_voucher(
     detail: String,
 ) -> Result<(), LedgerError> {
     let key = voucher_key(v.spec.kind, &v.spec.coupon_no);
-    journal(
-        conn,
-        "voucher",
-        &key,
-        event,
-        from,
-        Some(to),
-        origin,
-        Some(detail),
-    )
+    JournalRow::new(Entity::Voucher, &key, event)
+        .moved(from, Some(to))
+        .detail(detail)
+        .append(conn, origin)
 }
 
 /// The journal's id of a voucher: `type:couponNo`.
@@ -303,78 +297,76 @@ fn cancel_tx(
     ))
 }
 
-impl Store {
-    /// Imports vouchers, all or nothing.
-    pub fn import_vouchers(
-        &self,
-        specs: Vec<VoucherSpec>,
-        origin: Origin,
-    ) -> Result<usize, LedgerError> {
-        self.write(move |c| import_tx(c, &specs, &origin))
-    }
+/// Imports vouchers, all or nothing.
+pub(super) fn import(
+    store: &Store,
+    specs: Vec<VoucherSpec>,
+    origin: Origin,
+) -> Result<usize, LedgerError> {
+    store.write(move |c| import_tx(c, &specs, &origin))
+}
 
-    /// One voucher with its verifications, newest last.
-    pub fn voucher(
-        &self,
-        kind: VoucherType,
-        coupon_no: &str,
-    ) -> Result<(Voucher, Vec<Verification>), LedgerError> {
-        self.read(|c| {
-            let v = load_voucher(c, kind, coupon_no)?.ok_or(LedgerError::VoucherNotFound)?;
-            let mut stmt = c.prepare_cached(&format!(
-                "{VERIFICATION_SELECT} WHERE v.voucher_id = ?1 ORDER BY v.verified_ms, v.verify_id"
-            ))?;
-            let list = stmt
-                .query_map([v.id], verification_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((v, list))
-        })
-    }
+/// One voucher with its verifications, newest last.
+pub(super) fn get(
+    store: &Store,
+    kind: VoucherType,
+    coupon_no: &str,
+) -> Result<(Voucher, Vec<Verification>), LedgerError> {
+    store.read(|c| {
+        let v = load_voucher(c, kind, coupon_no)?.ok_or(LedgerError::VoucherNotFound)?;
+        let mut stmt = c.prepare_cached(&format!(
+            "{VERIFICATION_SELECT} WHERE v.voucher_id = ?1 ORDER BY v.verified_ms, v.verify_id"
+        ))?;
+        let list = stmt
+            .query_map([v.id], verification_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((v, list))
+    })
+}
 
-    /// The pre-redemption check: the voucher if it can be used at this shop now.
-    pub fn prepare_voucher(
-        &self,
-        nonce: NonceUse,
-        kind: VoucherType,
-        coupon_no: &str,
-        shop_id: i64,
-        now: Millis,
-    ) -> Result<Voucher, LedgerError> {
-        self.use_nonce(nonce)?;
-        self.read(|c| {
-            let v = usable(c, kind, coupon_no, shop_id, now)?;
-            if v.remaining == 0 {
-                return Err(LedgerError::VoucherExhausted(
-                    "voucher has no uses left".into(),
-                ));
-            }
-            Ok(v)
-        })
-    }
+/// The pre-redemption check: the voucher if it can be used at this shop now.
+pub(super) fn prepare(
+    store: &Store,
+    nonce: NonceUse,
+    kind: VoucherType,
+    coupon_no: &str,
+    shop_id: i64,
+    now: Millis,
+) -> Result<Voucher, LedgerError> {
+    store.use_nonce(nonce)?;
+    store.read(|c| {
+        let v = usable(c, kind, coupon_no, shop_id, now)?;
+        if v.remaining == 0 {
+            return Err(LedgerError::VoucherExhausted(
+                "voucher has no uses left".into(),
+            ));
+        }
+        Ok(v)
+    })
+}
 
-    /// Consumes uses atomically, idempotent by the request's key.
-    pub fn verify_voucher(
-        &self,
-        nonce: NonceUse,
-        req: VerifyRequest,
-        origin: Origin,
-    ) -> Result<Verification, LedgerError> {
-        self.write_once(Some(nonce), move |c| verify_tx(c, &req, &origin))
-    }
+/// Consumes uses atomically, idempotent by the request's key.
+pub(super) fn verify(
+    store: &Store,
+    nonce: NonceUse,
+    req: VerifyRequest,
+    origin: Origin,
+) -> Result<Verification, LedgerError> {
+    store.write_once(Some(nonce), move |c| verify_tx(c, &req, &origin))
+}
 
-    /// Gives a verify's uses back within the window, once. Returns the uses left.
-    pub fn cancel_verification(
-        &self,
-        nonce: NonceUse,
-        verify_id: &str,
-        shop_id: i64,
-        issuer: &str,
-        window_ms: Millis,
-        origin: Origin,
-    ) -> Result<(Verification, i64), LedgerError> {
-        let (id, issuer) = (verify_id.to_string(), issuer.to_string());
-        self.write_once(Some(nonce), move |c| {
-            cancel_tx(c, &id, shop_id, &issuer, window_ms, &origin)
-        })
-    }
+/// Gives a verify's uses back within the window, once. Returns the uses left.
+pub(super) fn cancel(
+    store: &Store,
+    nonce: NonceUse,
+    verify_id: &str,
+    shop_id: i64,
+    issuer: &str,
+    window_ms: Millis,
+    origin: Origin,
+) -> Result<(Verification, i64), LedgerError> {
+    let (id, issuer) = (verify_id.to_string(), issuer.to_string());
+    store.write_once(Some(nonce), move |c| {
+        cancel_tx(c, &id, shop_id, &issuer, window_ms, &origin)
+    })
 }

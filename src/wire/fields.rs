@@ -1,10 +1,19 @@
 //! Reading typed, length-checked fields out of a JSON object. Every refusal is a
-//! 40001 naming the field and the rule (SPEC §4).
+//! 40001 naming the field and the rule (docs/protocol.md, conventions).
 
 use serde_json::{Map, Number, Value};
 
 use crate::domain::time::{parse_time, Millis};
 use crate::domain::LedgerError;
+
+/// Money fields are `long` of at most 20 digits; i64 holds 18 safely.
+pub const MAX_FEN: i64 = 999_999_999_999_999_999;
+/// `int` fields of at most 11 characters.
+pub const MAX_INT: i64 = 2_147_483_647;
+/// The largest `app_channel_id` (10 digits).
+pub const MAX_CHANNEL: i64 = 9_999_999_999;
+/// The largest shop id.
+pub const MAX_SHOP: i64 = MAX_INT;
 
 /// Parses a request body into a JSON object: UTF-8, JSON, and an object, or 40002.
 pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, LedgerError> {

@@ -1,0 +1,339 @@
+//! Coupons: claim (and operator issue), expire and deactivate, expiry of
+//! coupons whose window has passed, and reads.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::json;
+
+use super::journal::{Entity, JournalRow};
+use super::stocks::{self, bad_row, kind_columns, kind_of_row};
+use super::tx::{from_constraint, Tx};
+use crate::domain::coupon::new_coupon_id;
+use crate::domain::ledger::{
+    BatchOutcome, Blocker, ClaimRequest, Coupon, CouponQuery, DeactivateRequest, HeldCoupon,
+    Illegal, Settled, SyncEvent,
+};
+use crate::domain::stock::{CouponStatus, StockStatus};
+use crate::domain::time::Millis;
+use crate::domain::LedgerError;
+
+/// The columns [`coupon_row`] reads, by name.
+pub(super) const COUPON_COLUMNS: &str = "coupon_id, stock_id, app_channel_id, user_code, \
+    mobile_masked, app_id, coupon_type, coupon_amount, transaction_minimum, discount_percent, \
+    discount_amount_max, available_begin_ms, available_end_ms, receive_ms, status, status_ms, \
+    usage_ms, request_id";
+
+/// Builds a coupon from a row selected with [`COUPON_COLUMNS`].
+pub(super) fn coupon_row(row: &Row) -> rusqlite::Result<Coupon> {
+    let status: i64 = row.get("status")?;
+    Ok(Coupon {
+        coupon_id: row.get("coupon_id")?,
+        stock_id: row.get("stock_id")?,
+        app_channel_id: row.get("app_channel_id")?,
+        user_code: row.get("user_code")?,
+        mobile_masked: row.get("mobile_masked")?,
+        app_id: row.get("app_id")?,
+        kind: kind_of_row(row)?,
+        available_begin: row.get("available_begin_ms")?,
+        available_end: row.get("available_end_ms")?,
+        receive_ms: row.get("receive_ms")?,
+        status: CouponStatus::from_code(status)
+            .ok_or_else(|| bad_row("status", "unknown status"))?,
+        status_ms: row.get("status_ms")?,
+        usage_ms: row.get("usage_ms")?,
+        request_id: row.get("request_id")?,
+    })
+}
+
+/// One coupon, if it exists.
+pub(super) fn load(conn: &Connection, coupon_id: &str) -> Result<Option<Coupon>, LedgerError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COUPON_COLUMNS} FROM coupons WHERE coupon_id = ?1"
+        ))?
+        .query_row([coupon_id], coupon_row)
+        .optional()?)
+}
+
+/// One coupon, or 40402.
+pub(super) fn get(conn: &Connection, coupon_id: &str) -> Result<Coupon, LedgerError> {
+    load(conn, coupon_id)?.ok_or(LedgerError::CouponNotFound)
+}
+
+/// A page of coupons in issue order, and the cursor of the next page.
+pub(super) fn page(
+    conn: &Connection,
+    q: &CouponQuery,
+) -> Result<(Vec<Coupon>, Option<i64>), LedgerError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COUPON_COLUMNS}, seq FROM coupons
+         WHERE (?1 IS NULL OR user_code = ?1) AND (?2 IS NULL OR stock_id = ?2)
+           AND (?3 IS NULL OR status = ?3) AND seq > ?4
+         ORDER BY seq LIMIT ?5"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            q.user_code,
+            q.stock_id,
+            q.status.map(|s| s.code()),
+            q.after.unwrap_or(0),
+            q.limit
+        ],
+        |r| Ok((coupon_row(r)?, r.get::<_, i64>("seq")?)),
+    )?;
+    let page = rows.collect::<Result<Vec<_>, _>>()?;
+    let next = if page.len() as i64 == q.limit {
+        page.last().map(|(_, seq)| *seq)
+    } else {
+        None
+    };
+    Ok((page.into_iter().map(|(c, _)| c).collect(), next))
+}
+
+/// 领券 or an operator issue: every claim rule, then one new coupon.
+pub(super) fn claim(tx: &Tx, req: &ClaimRequest) -> Result<Coupon, LedgerError> {
+    // Idempotency: the same key answers the same coupon, whatever happened since.
+    let earlier = tx
+        .conn
+        .prepare_cached(&format!(
+            "SELECT {COUPON_COLUMNS} FROM coupons WHERE issuer = ?1 AND request_id = ?2"
+        ))?
+        .query_row(params![req.issuer, req.request_id], coupon_row)
+        .optional()?;
+    if let Some(c) = earlier {
+        if c.stock_id == req.stock_id
+            && c.user_code == req.user_code
+            && c.app_channel_id == req.app_channel_id
+            && c.mobile_masked == req.mobile_masked
+        {
+            return Ok(c);
+        }
+        return Err(LedgerError::IdempotencyConflict(
+            "request_id: already used with different parameters".into(),
+        ));
+    }
+    let stock = stocks::get(tx.conn, &req.stock_id)?;
+    let spec = &stock.spec;
+    if spec.app_channel_id != req.app_channel_id {
+        return Err(LedgerError::invalid(
+            "app_channel_id",
+            "differs from the stock's app_channel_id",
+        ));
+    }
+    if spec.status != StockStatus::Running {
+        return Err(LedgerError::StockNotRunning);
+    }
+    if tx.now() >= spec.available_end {
+        return Err(LedgerError::StockOutsideWindow);
+    }
+    if stock.issued >= spec.max_coupons {
+        return Err(LedgerError::SoldOut);
+    }
+    let held: i64 = tx
+        .conn
+        .prepare_cached(
+            "SELECT count(*) FROM coupons WHERE stock_id = ?1 AND app_channel_id = ?2 AND user_code = ?3",
+        )?
+        .query_row(params![req.stock_id, req.app_channel_id, req.user_code], |r| r.get(0))?;
+    if held >= spec.max_coupons_per_user {
+        return Err(LedgerError::UserLimit);
+    }
+    let (t, amount, minimum, percent, max) = kind_columns(&spec.kind);
+    let mut attempts = 0;
+    let coupon_id = loop {
+        let id = new_coupon_id().map_err(LedgerError::Internal)?;
+        let inserted = tx
+            .conn
+            .prepare_cached(
+                "INSERT INTO coupons (coupon_id, stock_id, app_channel_id, user_code, mobile_masked,
+                    issuer, request_id, app_id, coupon_type, coupon_amount, transaction_minimum,
+                    discount_percent, discount_amount_max, available_begin_ms, available_end_ms,
+                    receive_ms, status, status_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?16)
+                 ON CONFLICT (coupon_id) DO NOTHING",
+            )?
+            .execute(params![
+                id,
+                req.stock_id,
+                req.app_channel_id,
+                req.user_code,
+                req.mobile_masked,
+                req.issuer,
+                req.request_id,
+                spec.app_id,
+                t,
+                amount,
+                minimum,
+                percent,
+                max,
+                spec.available_begin,
+                spec.available_end,
+                tx.now(),
+                CouponStatus::Available.code()
+            ])
+            .map_err(from_constraint)?;
+        if inserted == 1 {
+            break id;
+        }
+        attempts += 1;
+        if attempts > 8 {
+            return Err(LedgerError::Internal(
+                "could not draw an unused coupon id".into(),
+            ));
+        }
+    };
+    tx.journal(
+        JournalRow::new(Entity::Coupon, &coupon_id, "issue")
+            .moved(None, Some(CouponStatus::Available.code()))
+            .detail(json!({"stock_id": req.stock_id, "request_id": req.request_id})),
+    )?;
+    let coupon = Coupon {
+        coupon_id,
+        stock_id: req.stock_id.clone(),
+        app_channel_id: req.app_channel_id,
+        user_code: req.user_code.clone(),
+        mobile_masked: req.mobile_masked.clone(),
+        app_id: spec.app_id.clone(),
+        kind: spec.kind,
+        available_begin: spec.available_begin,
+        available_end: spec.available_end,
+        receive_ms: tx.now(),
+        status: CouponStatus::Available,
+        status_ms: tx.now(),
+        usage_ms: None,
+        request_id: req.request_id.clone(),
+    };
+    tx.enqueue(&SyncEvent::CouponIssued(coupon.clone()))?;
+    Ok(coupon)
+}
+
+/// The batch rule, also used for a single coupon: either every listed coupon
+/// ends expired or deactivated, or nothing changes and the blockers are listed.
+pub(super) fn deactivate(tx: &Tx, req: &DeactivateRequest) -> Result<BatchOutcome, LedgerError> {
+    let mut wanted: Vec<&HeldCoupon> = Vec::new();
+    for c in &req.coupons {
+        if !wanted
+            .iter()
+            .any(|w| w.coupon_id == c.coupon_id && w.stock_id == c.stock_id)
+        {
+            wanted.push(c);
+        }
+    }
+    let mut illegal = Vec::new();
+    let mut plan: Vec<(HeldCoupon, Coupon)> = Vec::new();
+    for held in wanted {
+        let found = load(tx.conn, &held.coupon_id)?.filter(|c| {
+            c.stock_id == held.stock_id
+                && c.user_code == req.user_code
+                && c.app_channel_id == req.app_channel_id
+        });
+        match found {
+            None => illegal.push(Illegal {
+                coupon: held.clone(),
+                blocker: Blocker::Unknown,
+            }),
+            Some(c) if c.status == CouponStatus::Used => illegal.push(Illegal {
+                coupon: held.clone(),
+                blocker: Blocker::Used,
+            }),
+            Some(c) => plan.push((held.clone(), c)),
+        }
+    }
+    if !illegal.is_empty() {
+        return Ok(BatchOutcome::Refused(illegal));
+    }
+    let detail = req.reason.as_ref().map(|r| json!({ "reason": r }));
+    let event = if req.to == CouponStatus::Expired {
+        "expire"
+    } else {
+        "deactivate"
+    };
+    let mut settled = Vec::with_capacity(plan.len());
+    for (held, c) in plan {
+        if c.status.is_final() {
+            settled.push(Settled {
+                coupon: held,
+                status: c.status,
+                at: c.status_ms,
+            });
+            continue;
+        }
+        set_status(tx, &c, req.to, None, event, detail.clone())?;
+        settled.push(Settled {
+            coupon: held,
+            status: req.to,
+            at: tx.now(),
+        });
+    }
+    Ok(BatchOutcome::Done(settled))
+}
+
+/// Expires up to `limit` available coupons whose window has passed, oldest
+/// end first. Returns how many it expired.
+pub(super) fn expire_due(tx: &Tx, limit: i64) -> Result<usize, LedgerError> {
+    let due = tx
+        .conn
+        .prepare_cached(&format!(
+            "SELECT {COUPON_COLUMNS} FROM coupons WHERE status = ?1 AND available_end_ms <= ?2
+             ORDER BY available_end_ms LIMIT ?3"
+        ))?
+        .query_map(
+            params![CouponStatus::Available.code(), tx.now(), limit],
+            coupon_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    for coupon in &due {
+        set_status(tx, coupon, CouponStatus::Expired, None, "expire", None)?;
+    }
+    Ok(due.len())
+}
+
+/// Moves a coupon from its loaded status to `to` (guarded: the row must still
+/// be in that status), journals the move and queues its status call.
+pub(super) fn set_status(
+    tx: &Tx,
+    coupon: &Coupon,
+    to: CouponStatus,
+    usage_ms: Option<Millis>,
+    event: &str,
+    detail: Option<serde_json::Value>,
+) -> Result<(), LedgerError> {
+    let from = coupon.status;
+    let changed = tx
+        .conn
+        .prepare_cached(
+            "UPDATE coupons SET status = ?2, status_ms = ?3, usage_ms = ?4
+             WHERE coupon_id = ?1 AND status = ?5",
+        )?
+        .execute(params![
+            coupon.coupon_id,
+            to.code(),
+            tx.now(),
+            usage_ms,
+            from.code()
+        ])
+        .map_err(from_constraint)?;
+    if changed != 1 {
+        return Err(LedgerError::StateConflict(format!(
+            "coupon {} is no longer in status {}",
+            coupon.coupon_id,
+            from.code()
+        )));
+    }
+    let row = JournalRow::new(Entity::Coupon, &coupon.coupon_id, event)
+        .moved(Some(from.code()), Some(to.code()));
+    tx.journal(match detail {
+        Some(d) => row.detail(d),
+        None => row,
+    })?;
+    let moved = Coupon {
+        status: to,
+        status_ms: tx.now(),
+        usage_ms,
+        ..coupon.clone()
+    };
+    tx.enqueue(&SyncEvent::CouponStatus {
+        coupon: moved,
+        event_ms: tx.now(),
+    })?;
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! The journal: one append-only row per change of a stock, coupon, voucher or
+//! outbox call, written in the same transaction as the change.
+
+use rusqlite::{params, Connection, Row};
+
+use crate::domain::ledger::{JournalEntry, Origin};
+use crate::domain::LedgerError;
+
+/// What a journal row is about (the `entity` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Entity {
+    Stock,
+    Coupon,
+    Voucher,
+    Outbox,
+}
+
+impl Entity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::Stock => "stock",
+            Entity::Coupon => "coupon",
+            Entity::Voucher => "voucher",
+            Entity::Outbox => "outbox",
+        }
+    }
+}
+
+/// One row to append: built with [`JournalRow::new`] and the optional parts.
+pub(super) struct JournalRow<'r> {
+    entity: Entity,
+    id: &'r str,
+    event: &'r str,
+    from: Option<i64>,
+    to: Option<i64>,
+    seq_id: Option<&'r str>,
+    detail: Option<String>,
+}
+
+impl<'r> JournalRow<'r> {
+    pub fn new(entity: Entity, id: &'r str, event: &'r str) -> Self {
+        JournalRow {
+            entity,
+            id,
+            event,
+            from: None,
+            to: None,
+            seq_id: None,
+            detail: None,
+        }
+    }
+
+    /// The status before and after (`None`: there was none, or it has none).
+    pub fn moved(self, from: Option<i64>, to: Option<i64>) -> Self {
+        JournalRow { from, to, ..self }
+    }
+
+    /// Extra facts, as a JSON text.
+    pub fn detail(self, detail: impl ToString) -> Self {
+        JournalRow {
+            detail: Some(detail.to_string()),
+            ..self
+        }
+    }
+
+    /// A `seq_id` other than the request's (an outbox call's own).
+    pub fn seq_id(self, seq_id: &'r str) -> Self {
+        JournalRow {
+            seq_id: Some(seq_id),
+            ..self
+        }
+    }
+
+    pub(super) fn append(self, conn: &Connection, origin: &Origin) -> Result<(), LedgerError> {
+        conn.prepare_cached(
+            "INSERT INTO journal (entity, entity_id, event, from_status, to_status, source, seq_id, at_ms, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            self.entity.as_str(),
+            self.id,
+            self.event,
+            self.from,
+            self.to,
+            origin.source.as_str(),
+            self.seq_id.or(origin.seq_id.as_deref()),
+            origin.now,
+            self.detail
+        ])?;
+        Ok(())
+    }
+}
+
+/// Builds a journal entry from a row of `journal` (columns by name).
+fn entry(row: &Row) -> rusqlite::Result<JournalEntry> {
+    Ok(JournalEntry {
+        id: row.get("id")?,
+        entity: row.get("entity")?,
+        entity_id: row.get("entity_id")?,
+        event: row.get("event")?,
+        from_status: row.get("from_status")?,
+        to_status: row.get("to_status")?,
+        source: row.get("source")?,
+        seq_id: row.get("seq_id")?,
+        at_ms: row.get("at_ms")?,
+        detail: row.get("detail")?,
+    })
+}
+
+/// Every journal row of one entity, oldest first.
+pub(super) fn of(
+    conn: &Connection,
+    entity: Entity,
+    id: &str,
+) -> Result<Vec<JournalEntry>, LedgerError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, entity, entity_id, event, from_status, to_status, source, seq_id, at_ms, detail
+         FROM journal WHERE entity = ?1 AND entity_id = ?2 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([entity.as_str(), id], entry)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}

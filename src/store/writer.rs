@@ -1,0 +1,220 @@
+//! The single writer: one thread owns the only write connection and runs
+//! write jobs in `BEGIN IMMEDIATE` transactions, grouping the jobs that queue
+//! up while a commit is in flight into one transaction (group commit) with a
+//! savepoint per job, so one job's refusal never undoes another's work. A
+//! caller is answered only after the commit that holds its work has returned.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rusqlite::Connection;
+
+use super::health;
+use super::nonces;
+use crate::domain::time::{now_ms, Millis};
+use crate::domain::LedgerError;
+
+/// Most jobs folded into one transaction.
+pub(super) const MAX_BATCH: usize = 512;
+/// Jobs waiting for the writer before callers block.
+pub(super) const QUEUE_DEPTH: usize = 8192;
+
+/// The answer to one write job, handed back once its commit is known.
+type Reply = Box<dyn FnOnce(Result<(), LedgerError>) + Send>;
+
+/// Runs inside the shared transaction and says whether its savepoint is kept.
+type Run = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+
+/// One unit of work for the writer.
+pub(super) struct Job {
+    run: Run,
+    /// Answers the caller when the job cannot run at all (no transaction).
+    fail: Box<dyn FnOnce(LedgerError) + Send>,
+}
+
+/// What the writer thread shares with the store's handles. It holds no
+/// sender of the job queue, so the writer ends when the last handle drops,
+/// after running every job already queued.
+#[derive(Default)]
+pub(super) struct WriterShared {
+    pub batch_sizes: Mutex<BatchStats>,
+    pub health: health::WriterHealth,
+}
+
+/// How many jobs the writer has folded into each commit, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchStats {
+    pub commits: u64,
+    pub jobs: u64,
+    pub largest: u64,
+}
+
+/// Queues `f` for the writer; the receiver gets its outcome after the commit.
+pub(super) fn submit<T, F>(
+    jobs: &SyncSender<Job>,
+    f: F,
+) -> Result<Receiver<Result<T, LedgerError>>, LedgerError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
+{
+    let (tx, rx) = mpsc::sync_channel::<Result<T, LedgerError>>(1);
+    let fail_tx = tx.clone();
+    let job = Job {
+        run: Box::new(move |conn| {
+            let result = f(conn);
+            let keep = result.is_ok();
+            let reply: Reply = Box::new(move |commit| {
+                let _ = tx.send(commit.and(result));
+            });
+            (keep, reply)
+        }),
+        fail: Box::new(move |e| {
+            let _ = fail_tx.send(Err(e));
+        }),
+    };
+    jobs.send(job)
+        .map_err(|_| LedgerError::StorageUnavailable("the writer has stopped".into()))?;
+    Ok(rx)
+}
+
+/// Waits for a submitted job's outcome, at most `timeout` when given.
+pub(super) fn wait<T>(
+    rx: Receiver<Result<T, LedgerError>>,
+    timeout: Option<Duration>,
+) -> Result<T, LedgerError> {
+    match timeout {
+        None => rx
+            .recv()
+            .map_err(|_| LedgerError::StorageUnavailable("the writer dropped a job".into()))?,
+        Some(t) => rx.recv_timeout(t).map_err(|e| match e {
+            RecvTimeoutError::Timeout => LedgerError::StorageUnavailable(format!(
+                "writer stalled: no commit within {} ms",
+                t.as_millis()
+            )),
+            RecvTimeoutError::Disconnected => {
+                LedgerError::StorageUnavailable("the writer dropped a job".into())
+            }
+        })?,
+    }
+}
+
+pub(super) fn writer_loop(
+    conn: Connection,
+    rx: Receiver<Job>,
+    shared: &WriterShared,
+    keep_nonces_ms: Millis,
+) {
+    let mut last_purge = Instant::now();
+    loop {
+        let first = match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(job) => Some(job),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        if last_purge.elapsed() > Duration::from_secs(30) {
+            last_purge = Instant::now();
+            nonces::purge(&conn, now_ms() - keep_nonces_ms);
+        }
+        let Some(first) = first else { continue };
+        let mut batch = Vec::with_capacity(16);
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let n = batch.len() as u64;
+        let health = &shared.health;
+        health.batch_started(now_ms());
+        let outcome = run_batch(&conn, batch);
+        health.batch_ended(now_ms(), outcome.as_ref().err());
+        let mut stats = shared.batch_sizes.lock();
+        stats.commits += 1;
+        stats.jobs += n;
+        stats.largest = stats.largest.max(n);
+    }
+}
+
+/// Rolls back what is left of a batch and answers every job so far with
+/// `why`; jobs not yet run are answered with it too.
+fn abandon(
+    conn: &Connection,
+    replies: Vec<Reply>,
+    rest: impl Iterator<Item = Job>,
+    why: LedgerError,
+) -> Result<(), LedgerError> {
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    replies.into_iter().for_each(|r| r(Err(why.clone())));
+    rest.for_each(|job| (job.fail)(why.clone()));
+    Err(why)
+}
+
+/// Runs a batch of jobs in one transaction, each in its own savepoint, then
+/// answers every job with the commit's outcome. `Err` when the batch as a
+/// whole failed (for the writer's health), with what its callers were told.
+fn run_batch(conn: &Connection, batch: Vec<Job>) -> Result<(), LedgerError> {
+    let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+    let mut jobs = batch.into_iter();
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        log::error!("cannot begin a write transaction: {e}");
+        return abandon(conn, replies, jobs, LedgerError::from(e));
+    }
+    while let Some(job) = jobs.next() {
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            log::error!("cannot open a savepoint, the batch is rolled back: {e}");
+            let why = LedgerError::from(e);
+            (job.fail)(why.clone());
+            return abandon(conn, replies, jobs, why);
+        }
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(conn)));
+        let keep = match ran {
+            Ok((keep, reply)) => {
+                replies.push(reply);
+                keep
+            }
+            Err(_) => {
+                log::error!("a write job panicked; its work is rolled back");
+                false
+            }
+        };
+        let end = if keep {
+            conn.execute_batch("RELEASE job")
+        } else {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+        };
+        // A savepoint that cannot be closed, or an error that made SQLite roll
+        // back the whole transaction (disk full, I/O error), poisons the batch:
+        // nothing in it may be committed or acknowledged.
+        if let Err(e) = end {
+            log::error!("cannot close a savepoint, the batch is rolled back: {e}");
+            return abandon(conn, replies, jobs, LedgerError::from(e));
+        }
+        if conn.is_autocommit() {
+            log::error!("the write transaction was rolled back by SQLite; the batch fails");
+            return abandon(
+                conn,
+                replies,
+                jobs,
+                LedgerError::StorageUnavailable("the write transaction was rolled back".into()),
+            );
+        }
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => {
+            replies.into_iter().for_each(|r| r(Ok(())));
+            Ok(())
+        }
+        Err(e) => {
+            log::error!(
+                "commit failed, {} jobs answered with an error: {e}",
+                replies.len()
+            );
+            abandon(conn, replies, std::iter::empty(), LedgerError::from(e))
+        }
+    }
+}
