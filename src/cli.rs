@@ -251,6 +251,7 @@ fn open_store(args: &DbArgs) -> Result<(Store, Config), String> {
             sync: cfg.sync,
             timestamp_window_s: cfg.timestamp_window_s,
             sync_renderer: None,
+            max_batch: cfg.write_batch_max,
         },
     )?;
     Ok((store, cfg))
@@ -504,6 +505,7 @@ fn demo_curl(db: &Path, addr: &str) -> Result<(), String> {
             sync: defaults.sync,
             timestamp_window_s: defaults.timestamp_window_s,
             sync_renderer: None,
+            max_batch: defaults.write_batch_max,
         },
     )?;
     match crate::demo::load(&store).map_err(|e| e.to_string())? {

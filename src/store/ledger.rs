@@ -67,7 +67,7 @@ pub(super) fn journal(
 }
 
 /// The stored columns of a kind: type, coupon_amount, minimum, percent, max.
-fn kind_columns(kind: &CouponKind) -> (i64, Option<Fen>, Fen, Option<i64>, Option<Fen>) {
+pub(super) fn kind_columns(kind: &CouponKind) -> (i64, Option<Fen>, Fen, Option<i64>, Option<Fen>) {
     match *kind {
         CouponKind::FixedOff { amount, minimum } => (1, Some(amount), minimum, None, None),
         CouponKind::CutTo { price, minimum } => (2, Some(price), minimum, None, None),

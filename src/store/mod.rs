@@ -9,6 +9,7 @@
 
 mod backup;
 mod check;
+mod fill;
 mod health;
 mod ledger;
 mod outbox;
@@ -40,8 +41,8 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// Migrations from version `i + 1` to `i + 2`, applied in order on start.
 const MIGRATIONS: &[&str] = &[];
 
-/// Most jobs folded into one transaction.
-const MAX_BATCH: usize = 512;
+/// Most jobs folded into one transaction, unless [`StoreOptions::max_batch`] says otherwise.
+pub const DEFAULT_MAX_BATCH: usize = 512;
 /// Jobs waiting for the writer before callers block.
 const QUEUE_DEPTH: usize = 8192;
 const MAX_IDLE_READERS: usize = 16;
@@ -74,6 +75,9 @@ pub struct StoreOptions {
     pub timestamp_window_s: i64,
     /// Renders SP-side changes as platform calls for the outbox; `None`: sync disabled.
     pub sync_renderer: Option<SyncRenderer>,
+    /// Most jobs the writer folds into one transaction (group commit); 1
+    /// commits every job on its own. [`DEFAULT_MAX_BATCH`] unless benchmarking.
+    pub max_batch: usize,
 }
 
 /// The ledger database: the writer queue and the reader pool.
@@ -181,6 +185,7 @@ impl Store {
             }),
         };
         let shared = Arc::clone(&store.inner.writer);
+        let max_batch = options.max_batch.max(1);
         // A timestamp is accepted within ±window of now, so a nonce can come back
         // for 2 × window after it was first seen; a few seconds cover rounding.
         let keep_nonces_ms = options
@@ -190,7 +195,7 @@ impl Store {
         thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || {
-                writer_loop(conn, rx, &shared, keep_nonces_ms);
+                writer_loop(conn, rx, &shared, keep_nonces_ms, max_batch);
                 shared.health.stopped();
             })
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
@@ -376,7 +381,13 @@ fn record_nonce(conn: &Connection, nonce: &NonceUse) -> Result<(), LedgerError> 
     Ok(())
 }
 
-fn writer_loop(conn: Connection, rx: Receiver<Job>, shared: &WriterShared, keep_nonces_ms: Millis) {
+fn writer_loop(
+    conn: Connection,
+    rx: Receiver<Job>,
+    shared: &WriterShared,
+    keep_nonces_ms: Millis,
+    max_batch: usize,
+) {
     let mut last_purge = Instant::now();
     loop {
         let first = match rx.recv_timeout(Duration::from_secs(5)) {
@@ -391,7 +402,7 @@ fn writer_loop(conn: Connection, rx: Receiver<Job>, shared: &WriterShared, keep_
         let Some(first) = first else { continue };
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
-        while batch.len() < MAX_BATCH {
+        while batch.len() < max_batch {
             match rx.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
