@@ -95,9 +95,13 @@ pub enum Command {
         #[arg(long, default_value_t = 0.0)]
         fail_rate: f64,
     },
-    /// Measure the server: without --target, start servers in-process on temp databases and
-    /// print one table (HTTP ceiling, healthz, claims, queries, claims without group commit,
-    /// the writer without HTTP); with --target, drive a running server in one --mode.
+    /// Measure throughput and latency: of in-process servers on temp databases, or of a running
+    /// server with --target.
+    ///
+    /// Without --target: start two servers in-process on temp databases and print one table
+    /// (HTTP ceiling, healthz, claims, queries, claims without group commit, the writer without
+    /// HTTP) and check each stock's issued count against the claims that succeeded. With
+    /// --target: drive a running server in one --mode.
     Bench {
         /// Drive the server listening here, `http://host:port` or `host:port`, instead of
         /// starting one.
