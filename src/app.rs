@@ -206,6 +206,7 @@ pub fn start(mut config: Config) -> Result<Running, String> {
             durability: config.durability,
             timestamp_window_s: config.timestamp_window_s,
             sync_calls: syncs.then(|| outbox::sync_calls(config.utc_offset)),
+            max_batch: config.write_batch_max,
         },
     )?;
     // A database that cannot be written is refused now, not at the first claim.

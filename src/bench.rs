@@ -1,8 +1,20 @@
-//! `coupon-ledger bench`: drives a running server with signed keep-alive
-//! requests and reports throughput, latency percentiles and errors (SPEC §11).
+//! `coupon-ledger bench`: a load generator over raw keep-alive TCP, signing
+//! with `sign.rs`. The server never uses it.
+//!
+//! - Self-contained ([`run_self_contained`]): starts two servers in-process on
+//!   temp databases (one with group commit, one with `write_batch_max = 1`),
+//!   creates a bench partner and a big running stock, runs every row of the
+//!   table at each connection count, checks that each stock issued exactly the
+//!   claims that succeeded, and removes the databases.
+//! - Against a running server ([`run_target`]): one mode, one connection count.
+//!
+//! Measuring is done here; nothing in the test suite asserts a figure.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -10,9 +22,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use crate::app::{self, Running};
+use crate::config::{Config, Partner};
 use crate::domain::coupon::random_hex;
+use crate::domain::ledger::{ClaimRequest, Origin, Source};
+use crate::domain::stock::{CouponKind, StockSpec, StockStatus};
 use crate::domain::time::now_ms;
 use crate::sign::{self, SignRule};
+use crate::store::{check_database, NonceUse, Store};
 
 /// What to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,33 +40,77 @@ pub enum Mode {
     Query,
     /// `GET /healthz` (reads only).
     Healthz,
+    /// `GET /bench-ceiling`, a path no route serves: the router answers 404
+    /// without touching the database, so this is what HTTP alone costs.
+    Ceiling,
 }
 
-/// A bench run's settings.
+impl Mode {
+    /// The `--mode` word.
+    pub fn parse(word: &str) -> Result<Mode, String> {
+        match word {
+            "claim" => Ok(Mode::Claim),
+            "query" => Ok(Mode::Query),
+            "healthz" => Ok(Mode::Healthz),
+            "ceiling" => Ok(Mode::Ceiling),
+            other => Err(format!(
+                "--mode: {other:?} is not claim, query, healthz or ceiling"
+            )),
+        }
+    }
+
+    /// Whether an answer counts as a success: HTTP 200 with code 0, except the
+    /// ceiling, whose every answer is meant to be a 404.
+    fn success(self, status: u16, code: Option<i64>) -> bool {
+        match self {
+            Mode::Ceiling => status == 404,
+            _ => status == 200 && code == Some(0),
+        }
+    }
+
+    /// Whether requests must be signed by a partner.
+    pub fn signed(self) -> bool {
+        matches!(self, Mode::Claim | Mode::Query)
+    }
+}
+
+/// A server to drive and the partner and stock to use on it.
 #[derive(Debug, Clone)]
-pub struct BenchOptions {
-    /// `host:port` of the server.
-    pub target: String,
-    pub mode: Mode,
-    pub connections: usize,
-    pub duration: Duration,
+pub struct Target {
+    /// `host:port`.
+    pub addr: String,
     pub api_key: String,
     pub secret: String,
     pub stock_id: String,
     pub app_channel_id: i64,
 }
 
-/// What a run measured.
-#[derive(Debug, Clone)]
-pub struct BenchReport {
+/// What one load measured.
+#[derive(Debug, Clone, Default)]
+pub struct Measure {
+    /// Requests answered or broken off (a refused connect is not a request).
     pub requests: u64,
-    pub errors: u64,
+    /// Requests that succeeded.
+    pub ok: u64,
+    /// Failures by protocol code (`"code":N` of the answer), `httpNNN` for an
+    /// answer without a code, `io` for transport errors.
+    pub errors: BTreeMap<String, u64>,
     pub elapsed: Duration,
     /// Latencies in microseconds, sorted.
     pub latencies_us: Vec<u64>,
 }
 
-impl BenchReport {
+impl Measure {
+    /// Requests per second.
+    pub fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Failures of every kind.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
     /// The latency below which `p` (0..=1) of requests finished, in microseconds.
     pub fn percentile(&self, p: f64) -> u64 {
         if self.latencies_us.is_empty() {
@@ -59,61 +120,194 @@ impl BenchReport {
         self.latencies_us[i.min(self.latencies_us.len() - 1)]
     }
 
-    /// One line per figure, for people.
-    pub fn render(&self, opts: &BenchOptions) -> String {
-        let secs = self.elapsed.as_secs_f64().max(1e-9);
-        format!(
-            "mode {:?} · {} connections · {:.1} s\nrequests {} · errors {} · throughput {:.0} req/s\nlatency p50 {:.2} ms · p99 {:.2} ms · p99.9 {:.2} ms · max {:.2} ms",
-            opts.mode,
-            opts.connections,
-            secs,
+    fn ms(&self, p: f64) -> f64 {
+        self.percentile(p) as f64 / 1000.0
+    }
+
+    /// `40903:12 io:3`, or `-` when nothing failed.
+    pub fn error_summary(&self) -> String {
+        if self.errors.is_empty() {
+            return "-".into();
+        }
+        let parts: Vec<String> = self
+            .errors
+            .iter()
+            .map(|(k, n)| format!("{k}:{n}"))
+            .collect();
+        parts.join(" ")
+    }
+
+    /// The report of a run against `--target`, one line per figure.
+    pub fn render(&self, mode: Mode, connections: usize) -> String {
+        let mut s = format!(
+            "mode {mode:?} · {connections} connections · {:.1} s\nrequests {} · errors {} · throughput {:.0} req/s\nlatency p50 {:.2} ms · p99 {:.2} ms · p99.9 {:.2} ms · max {:.2} ms",
+            self.elapsed.as_secs_f64(),
             self.requests,
-            self.errors,
-            self.requests as f64 / secs,
-            self.percentile(0.50) as f64 / 1000.0,
-            self.percentile(0.99) as f64 / 1000.0,
-            self.percentile(0.999) as f64 / 1000.0,
+            self.error_count(),
+            self.rate(),
+            self.ms(0.50),
+            self.ms(0.99),
+            self.ms(0.999),
             self.latencies_us.last().copied().unwrap_or(0) as f64 / 1000.0,
-        )
+        );
+        if !self.errors.is_empty() {
+            let _ = write!(s, "\nerrors by code: {}", self.error_summary());
+        }
+        s
     }
 }
 
-fn request(opts: &BenchOptions, worker: usize, n: u64, run: &str) -> Vec<u8> {
-    let (method, path, body) = match opts.mode {
+/// What one request came to.
+enum Outcome {
+    Ok,
+    /// Answered, but not a success: the code, `httpNNN` or `io`.
+    Failed(String),
+}
+
+/// One load-generating thread's way of sending requests.
+trait Client: Send {
+    /// Gets request `n` ready (connects, builds and signs it), outside the
+    /// timed part. `false`: the server cannot be reached now.
+    fn prepare(&mut self, n: u64) -> bool;
+    /// Sends what `prepare` built and waits for the outcome.
+    fn call(&mut self) -> Outcome;
+}
+
+/// A keep-alive HTTP/1.1 connection sending one mode's requests.
+struct HttpClient {
+    target: Target,
+    mode: Mode,
+    worker: usize,
+    run: String,
+    conn: Option<(TcpStream, BufReader<TcpStream>)>,
+    next: Vec<u8>,
+}
+
+impl HttpClient {
+    fn connect(addr: &str) -> Option<(TcpStream, BufReader<TcpStream>)> {
+        let s = TcpStream::connect(addr).ok()?;
+        let _ = s.set_nodelay(true);
+        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+        let r = s.try_clone().ok()?;
+        Some((s, BufReader::new(r)))
+    }
+}
+
+impl Client for HttpClient {
+    fn prepare(&mut self, n: u64) -> bool {
+        if self.conn.is_none() {
+            self.conn = Self::connect(&self.target.addr);
+        }
+        self.next = request(&self.target, self.mode, self.worker, n, &self.run);
+        self.conn.is_some()
+    }
+
+    fn call(&mut self) -> Outcome {
+        let Some((s, r)) = self.conn.as_mut() else {
+            return Outcome::Failed("io".into());
+        };
+        match s.write_all(&self.next).and_then(|_| read_answer(r)) {
+            Ok((status, code)) if self.mode.success(status, code) => Outcome::Ok,
+            Ok((status, code)) => Outcome::Failed(match code {
+                Some(c) => c.to_string(),
+                None => format!("http{status}"),
+            }),
+            Err(_) => {
+                self.conn = None;
+                Outcome::Failed("io".into())
+            }
+        }
+    }
+}
+
+/// Claims through [`Store::claim`] directly, as the platform handler does
+/// after HTTP and authentication: a nonce and a claim in one write job.
+struct StoreClient {
+    store: Store,
+    target: Target,
+    worker: usize,
+    run: String,
+    next: Option<(NonceUse, ClaimRequest, Origin)>,
+}
+
+impl Client for StoreClient {
+    fn prepare(&mut self, n: u64) -> bool {
+        let (run, w) = (&self.run, self.worker);
+        let nonce = NonceUse {
+            api_key: self.target.api_key.clone(),
+            nonce: format!("d{run}{w}x{n}"),
+        };
+        let req = ClaimRequest {
+            stock_id: self.target.stock_id.clone(),
+            app_channel_id: self.target.app_channel_id,
+            user_code: format!("d{run}{w}x{n}"),
+            mobile_masked: None,
+            request_id: format!("d{run}{w}x{n}"),
+            issuer: format!("partner:{}", self.target.api_key),
+        };
+        let origin = Origin {
+            source: Source::Platform,
+            seq_id: Some(format!("bench-d{run}-{w}-{n}")),
+            now: now_ms(),
+        };
+        self.next = Some((nonce, req, origin));
+        true
+    }
+
+    fn call(&mut self) -> Outcome {
+        let Some((nonce, req, origin)) = self.next.take() else {
+            return Outcome::Failed("io".into());
+        };
+        match self.store.claim(Some(nonce), req, origin) {
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::Failed(e.code().to_string()),
+        }
+    }
+}
+
+fn request(t: &Target, mode: Mode, worker: usize, n: u64, run: &str) -> Vec<u8> {
+    let (method, path, body) = match mode {
         Mode::Healthz => ("GET", "/healthz", String::new()),
+        Mode::Ceiling => ("GET", "/bench-ceiling", String::new()),
         Mode::Claim | Mode::Query => {
             let mut m = Map::new();
-            m.insert("api_key".into(), json!(opts.api_key));
+            m.insert("api_key".into(), json!(t.api_key));
             m.insert("seq_id".into(), json!(format!("bench-{run}-{worker}-{n}")));
             m.insert("timestamp".into(), json!((now_ms() / 1000).to_string()));
             m.insert("nonce".into(), json!(format!("{run}{worker}x{n}")));
-            m.insert("stock_id".into(), json!(opts.stock_id));
-            let path = if opts.mode == Mode::Claim {
-                m.insert("app_channel_id".into(), json!(opts.app_channel_id));
+            m.insert("stock_id".into(), json!(t.stock_id));
+            let path = if mode == Mode::Claim {
+                m.insert("app_channel_id".into(), json!(t.app_channel_id));
                 m.insert("user_code".into(), json!(format!("b{run}{worker}x{n}")));
                 m.insert("request_id".into(), json!(format!("{run}{worker}x{n}")));
                 "/sp/coupon/receive"
             } else {
                 "/sp/stock/query"
             };
-            let s = sign::sign(&m, &SignRule::default(), &opts.secret);
+            let s = sign::sign(&m, &SignRule::default(), &t.secret);
             m.insert("sign".into(), json!(s));
             ("POST", path, Value::Object(m).to_string())
         }
     };
     format!(
         "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        opts.target,
+        t.addr,
         body.len()
     )
     .into_bytes()
 }
 
-/// Reads one answer; true when it is HTTP 200 with `"code":0`.
-fn read_answer(r: &mut BufReader<TcpStream>) -> std::io::Result<bool> {
+/// Reads one answer: its HTTP status and the `"code":N` of its body, if any.
+fn read_answer(r: &mut BufReader<TcpStream>) -> std::io::Result<(u16, Option<i64>)> {
     let mut line = String::new();
-    r.read_line(&mut line)?;
-    let ok_status = line.starts_with("HTTP/1.1 200");
+    if r.read_line(&mut line)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .unwrap_or(0);
     let mut len = 0usize;
     loop {
         line.clear();
@@ -132,76 +326,651 @@ fn read_answer(r: &mut BufReader<TcpStream>) -> std::io::Result<bool> {
     }
     let mut body = vec![0u8; len.min(1 << 20)];
     r.read_exact(&mut body)?;
-    Ok(ok_status && body.windows(8).any(|w| w == b"\"code\":0"))
+    Ok((status, protocol_code(&body)))
 }
 
-/// Runs the load and gathers the figures.
-pub fn run(opts: &BenchOptions) -> Result<BenchReport, String> {
-    if opts.connections == 0 {
+/// The number after the first `"code":` of a JSON answer.
+fn protocol_code(body: &[u8]) -> Option<i64> {
+    const KEY: &[u8] = b"\"code\":";
+    let at = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let rest = &body[at..];
+    let rest = &rest[rest.iter().take_while(|b| b.is_ascii_whitespace()).count()..];
+    let digits = rest
+        .iter()
+        .enumerate()
+        .take_while(|&(i, b)| b.is_ascii_digit() || (i == 0 && *b == b'-'))
+        .count();
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
+/// Where the run is, on stderr, only when stderr is a terminal.
+struct Progress {
+    on: bool,
+    step: usize,
+    total: usize,
+    label: String,
+    connections: usize,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        Progress {
+            on: std::io::stderr().is_terminal(),
+            step: 0,
+            total,
+            label: String::new(),
+            connections: 0,
+        }
+    }
+
+    fn next(&mut self, label: &str, connections: usize) {
+        self.step += 1;
+        self.label = label.to_string();
+        self.connections = connections;
+    }
+
+    fn show(&self, elapsed: Duration) {
+        if self.on {
+            let _ = write!(
+                std::io::stderr().lock(),
+                "\r\x1b[K[{}/{}] {} · {} conns · {:.1} s",
+                self.step,
+                self.total,
+                self.label,
+                self.connections,
+                elapsed.as_secs_f64()
+            );
+        }
+    }
+
+    fn say(&self, what: &str) {
+        if self.on {
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[K{what}");
+        }
+    }
+
+    fn clear(&self) {
+        if self.on {
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
+        }
+    }
+}
+
+/// Runs one client per thread for `duration` and gathers the figures. A
+/// request under way at the end is waited for and counted.
+fn load<C: Client + 'static>(
+    clients: Vec<C>,
+    duration: Duration,
+    progress: &Progress,
+) -> Result<Measure, String> {
+    if clients.is_empty() {
         return Err("--connections: must be at least 1".into());
     }
-    let run_id = random_hex(4)?;
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let workers: Vec<_> = (0..opts.connections)
-        .map(|w| {
-            let (opts, stop, run_id) = (opts.clone(), stop.clone(), run_id.clone());
-            thread::spawn(move || {
-                let mut lat = Vec::with_capacity(1 << 16);
-                let (mut n, mut errors) = (0u64, 0u64);
-                let mut conn: Option<(TcpStream, BufReader<TcpStream>)> = None;
-                while !stop.load(Ordering::Relaxed) {
-                    if conn.is_none() {
-                        conn = TcpStream::connect(&opts.target).ok().and_then(|s| {
-                            let _ = s.set_nodelay(true);
-                            let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
-                            let r = s.try_clone().ok()?;
-                            Some((s, BufReader::new(r)))
-                        });
-                        if conn.is_none() {
-                            errors += 1;
-                            thread::sleep(Duration::from_millis(10));
-                            continue;
-                        }
-                    }
-                    let Some((s, r)) = conn.as_mut() else {
+    let mut workers = Vec::with_capacity(clients.len());
+    for (i, mut client) in clients.into_iter().enumerate() {
+        let stopping = stop.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("bench-{i}"))
+            .spawn(move || {
+                let mut lat = Vec::with_capacity(1 << 14);
+                let mut ok = 0u64;
+                let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+                let mut n = 0u64;
+                while !stopping.load(Ordering::Relaxed) {
+                    if !client.prepare(n) {
+                        *errors.entry("io".into()).or_default() += 1;
+                        thread::sleep(Duration::from_millis(10));
                         continue;
-                    };
-                    let req = request(&opts, w, n, &run_id);
+                    }
                     n += 1;
                     let t = Instant::now();
-                    let answer = s.write_all(&req).and_then(|_| read_answer(r));
+                    let outcome = client.call();
                     lat.push(t.elapsed().as_micros() as u64);
-                    match answer {
-                        Ok(true) => {}
-                        Ok(false) => errors += 1,
-                        Err(_) => {
-                            errors += 1;
-                            conn = None;
-                        }
+                    match outcome {
+                        Outcome::Ok => ok += 1,
+                        Outcome::Failed(k) => *errors.entry(k).or_default() += 1,
                     }
                 }
-                (lat, errors)
-            })
-        })
-        .collect();
-    thread::sleep(opts.duration);
-    stop.store(true, Ordering::Relaxed);
-    let mut latencies_us = Vec::new();
-    let mut errors = 0;
-    for w in workers {
-        let (lat, e) = w
-            .join()
-            .map_err(|_| "a bench worker panicked".to_string())?;
-        latencies_us.extend(lat);
-        errors += e;
+                (lat, ok, errors)
+            });
+        match spawned {
+            Ok(h) => workers.push(h),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                for w in workers {
+                    let _ = w.join();
+                }
+                return Err(format!("cannot start a bench thread: {e}"));
+            }
+        }
     }
-    let elapsed = started.elapsed();
-    latencies_us.sort_unstable();
-    Ok(BenchReport {
-        requests: latencies_us.len() as u64,
-        errors,
-        elapsed,
-        latencies_us,
-    })
+    let deadline = started + duration;
+    loop {
+        let now = Instant::now();
+        progress.show(now - started);
+        if now >= deadline {
+            break;
+        }
+        thread::sleep((deadline - now).min(Duration::from_millis(100)));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut m = Measure::default();
+    for w in workers {
+        let (lat, ok, errors) = w
+            .join()
+            .map_err(|_| "a bench thread panicked".to_string())?;
+        m.latencies_us.extend(lat);
+        m.ok += ok;
+        for (k, n) in errors {
+            *m.errors.entry(k).or_default() += n;
+        }
+    }
+    m.elapsed = started.elapsed();
+    m.latencies_us.sort_unstable();
+    m.requests = m.latencies_us.len() as u64;
+    Ok(m)
+}
+
+fn http_clients(t: &Target, mode: Mode, connections: usize) -> Result<Vec<HttpClient>, String> {
+    let run = random_hex(4)?;
+    Ok((0..connections)
+        .map(|worker| HttpClient {
+            target: t.clone(),
+            mode,
+            worker,
+            run: run.clone(),
+            conn: None,
+            next: Vec::new(),
+        })
+        .collect())
+}
+
+/// Drives a running server with one mode at one connection count.
+pub fn run_target(
+    target: &Target,
+    mode: Mode,
+    connections: usize,
+    duration: Duration,
+) -> Result<Measure, String> {
+    let mut progress = Progress::new(1);
+    progress.next(&format!("{mode:?}").to_lowercase(), connections);
+    let m = load(
+        http_clients(target, mode, connections)?,
+        duration,
+        &progress,
+    );
+    progress.clear();
+    m
+}
+
+/// Settings of a self-contained run.
+#[derive(Debug, Clone)]
+pub struct SelfContained {
+    /// Each row runs once at each of these.
+    pub connections: Vec<usize>,
+    /// How long each row runs.
+    pub duration: Duration,
+    /// Coupons pre-filled into each server's stock before measuring (0: none).
+    pub scale: u64,
+}
+
+/// What a self-contained run prints, and what went wrong in it.
+#[derive(Debug, Clone)]
+pub struct SelfReport {
+    /// The table and the lines after it, for stdout.
+    pub text: String,
+    /// Failed checks (issued count, `check`); not empty means exit 1.
+    pub problems: Vec<String>,
+}
+
+/// The rows of the table, in the order they run at each connection count.
+pub const ROWS: [(&str, &str); 6] = [
+    (
+        "http-ceiling",
+        "GET /bench-ceiling, answered 404 by the router with no database work (a 404 counts as success here only)",
+    ),
+    ("healthz", "GET /healthz"),
+    (
+        "claim",
+        "signed /sp/coupon/receive, a new user and request_id each: one durable write each",
+    ),
+    (
+        "query",
+        "signed /sp/stock/query: a nonce write and a read",
+    ),
+    (
+        "claim-no-group",
+        "claim against a second server with write_batch_max = 1: one commit per job, group commit off",
+    ),
+    (
+        "writer-direct",
+        "Store::claim (nonce + claim) from as many threads, no HTTP: the ledger's own ceiling",
+    ),
+];
+
+const BENCH_STOCK: &str = "bench-stock";
+const BENCH_CHANNEL: i64 = 1;
+
+/// A directory under the system temp dir, removed with everything in it on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir, String> {
+        let p = std::env::temp_dir().join(format!(
+            "coupon-ledger-bench-{}-{}",
+            std::process::id(),
+            random_hex(4)?
+        ));
+        std::fs::create_dir(&p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+        Ok(TempDir(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One in-process server with its bench partner and stock.
+struct BenchServer {
+    running: Running,
+    target: Target,
+    /// Coupons pre-filled into the stock.
+    filled: u64,
+    /// Claims answered with success, by HTTP or directly.
+    claimed: u64,
+}
+
+impl BenchServer {
+    fn start(dir: &Path, name: &str, write_batch_max: usize) -> Result<BenchServer, String> {
+        let mut cfg = Config::embedded_default();
+        cfg.listen = "127.0.0.1:0".into();
+        cfg.db = dir.join(format!("{name}.db"));
+        cfg.demo = false;
+        cfg.platform = None;
+        cfg.admin_token = random_hex(16)?;
+        cfg.write_batch_max = write_batch_max;
+        let partner = Partner {
+            api_key: format!("BENCH{}", random_hex(8)?.to_uppercase()),
+            secret: random_hex(16)?,
+            name: "bench".into(),
+            sign: SignRule::default(),
+        };
+        cfg.partners = vec![partner.clone()];
+        let running = app::start(cfg)?;
+        let now = now_ms();
+        const DAY: i64 = 86_400_000;
+        let spec = StockSpec {
+            stock_id: BENCH_STOCK.into(),
+            stock_name: "bench".into(),
+            app_channel_id: BENCH_CHANNEL,
+            app_id: "wxbench".into(),
+            instructions: "made by coupon-ledger bench".into(),
+            coupon_name: "bench".into(),
+            coupon_desc: "bench".into(),
+            kind: CouponKind::FixedOff {
+                amount: 1000,
+                minimum: 10000,
+            },
+            max_coupons: 1_000_000_000_000,
+            max_coupons_per_user: 1,
+            available_begin: now - DAY,
+            available_end: now + 365 * DAY,
+            status: StockStatus::Running,
+        }
+        .validate()
+        .map_err(|e| format!("bench stock: {}", e.message()))?;
+        let origin = Origin {
+            source: Source::Admin,
+            seq_id: None,
+            now,
+        };
+        running
+            .store()
+            .create_stock(spec, origin)
+            .map_err(|e| format!("cannot create the bench stock: {}", e.message()))?;
+        let target = Target {
+            addr: running.local_addr().to_string(),
+            api_key: partner.api_key,
+            secret: partner.secret,
+            stock_id: BENCH_STOCK.into(),
+            app_channel_id: BENCH_CHANNEL,
+        };
+        Ok(BenchServer {
+            running,
+            target,
+            filled: 0,
+            claimed: 0,
+        })
+    }
+
+    fn store(&self) -> &Store {
+        self.running.store()
+    }
+
+    /// The issued-vs-successes line, and whether it holds.
+    fn issued_check(&self, what: &str) -> (String, bool) {
+        let expected = self.filled + self.claimed;
+        match self.store().stock(&self.target.stock_id) {
+            Ok(stock) => {
+                let issued = u64::try_from(stock.issued).unwrap_or(0);
+                let ok = issued == expected;
+                let line = format!(
+                    "issued vs successes, {what}: stock issued {issued}, {} pre-filled + {} successful claims seen: {}",
+                    self.filled,
+                    self.claimed,
+                    if ok { "ok" } else { "MISMATCH" }
+                );
+                (line, ok)
+            }
+            Err(e) => (
+                format!(
+                    "issued vs successes, {what}: cannot read the stock: {}: MISMATCH",
+                    e.message()
+                ),
+                false,
+            ),
+        }
+    }
+
+    /// Database plus WAL, in bytes.
+    fn disk_bytes(&self) -> u64 {
+        let db = &self.running.config().db;
+        let mut wal = db.clone().into_os_string();
+        wal.push("-wal");
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        size(db) + size(Path::new(&wal))
+    }
+}
+
+/// One measured row.
+struct Row {
+    name: &'static str,
+    connections: usize,
+    m: Measure,
+}
+
+/// Starts two servers on temp databases, runs every row at each connection
+/// count, checks the issued counts, stops the servers, removes the databases.
+pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
+    if opts.connections.is_empty() {
+        return Err("--connections: give at least one count".into());
+    }
+    let per_ip = crate::http::Limits::default().max_connections_per_ip;
+    if let Some(&c) = opts.connections.iter().find(|&&c| c == 0 || c > per_ip) {
+        return Err(format!(
+            "--connections: {c} is not between 1 and {per_ip} (the server's limit per client address)"
+        ));
+    }
+    // Access lines for every request would measure the terminal, not the
+    // ledger; an explicit filter is honoured.
+    let quiet_log =
+        std::env::var_os("COUPON_LEDGER_LOG").is_none() && std::env::var_os("RUST_LOG").is_none();
+    if quiet_log {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
+    let dir = TempDir::new()?;
+    let mut progress = Progress::new(opts.connections.len() * ROWS.len());
+    progress.say("starting two in-process servers ...");
+    let mut group = BenchServer::start(&dir.0, "group", crate::store::DEFAULT_MAX_BATCH)?;
+    let mut single = match BenchServer::start(&dir.0, "no-group", 1) {
+        Ok(s) => s,
+        Err(e) => {
+            group.running.shutdown();
+            return Err(e);
+        }
+    };
+    let outcome = measure_all(opts, &mut group, &mut single, &mut progress);
+    progress.clear();
+    let mut text = String::new();
+    let mut problems = Vec::new();
+    let sync = match group.running.config().durability {
+        crate::config::Durability::Full => "full",
+        crate::config::Durability::Normal => "normal",
+    };
+    let result = outcome.map(|(rows, fill_secs)| {
+        let _ = writeln!(
+            text,
+            "coupon-ledger bench: self-contained, 2 in-process servers on 127.0.0.1 (temp databases, sync = {sync}, no platform sync{}), {:.1} s per row",
+            if quiet_log { ", access log off" } else { "" },
+            opts.duration.as_secs_f64()
+        );
+        text.push('\n');
+        text.push_str(&table(&rows));
+        text.push('\n');
+        for (name, what) in ROWS {
+            let _ = writeln!(text, "{name}: {what}");
+        }
+        let _ = writeln!(
+            text,
+            "x ceiling: the row's req/s over http-ceiling's at the same connections"
+        );
+        text.push('\n');
+        for &c in &opts.connections {
+            let rate = |name: &str| {
+                rows.iter()
+                    .find(|r| r.name == name && r.connections == c)
+                    .map_or(0.0, |r| r.m.rate())
+            };
+            let (with, without) = (rate("claim"), rate("claim-no-group"));
+            let _ = writeln!(
+                text,
+                "group commit at {c} conns: claim {with:.0} req/s, claim-no-group {without:.0} req/s: {}",
+                if without > 0.0 { format!("{:.2}x", with / without) } else { "n/a".into() }
+            );
+        }
+        if opts.scale > 0 {
+            let _ = writeln!(
+                text,
+                "scale: {} coupons pre-filled into each server's stock in {fill_secs:.1} s ({:.0} coupons/s)",
+                opts.scale,
+                (2 * opts.scale) as f64 / fill_secs.max(1e-9)
+            );
+        }
+        for (server, what) in [(&group, "group-commit server"), (&single, "no-group server")] {
+            let (line, ok) = server.issued_check(what);
+            if !ok {
+                problems.push(line.clone());
+            }
+            let _ = writeln!(text, "{line}");
+        }
+    });
+    let db = group.running.config().db.clone();
+    let bytes = group.disk_bytes();
+    let coupons = group
+        .store()
+        .stock(BENCH_STOCK)
+        .map(|s| s.issued)
+        .unwrap_or(0);
+    group.running.shutdown();
+    single.running.shutdown();
+    result?;
+    if opts.scale > 0 {
+        let started = Instant::now();
+        let violations = check_database(&db)?;
+        let secs = started.elapsed().as_secs_f64();
+        if violations.is_empty() {
+            let _ = writeln!(
+                text,
+                "check: ok in {secs:.2} s on the group-commit server's database ({coupons} coupons)"
+            );
+        } else {
+            let line = format!(
+                "check: {} violations in {secs:.2} s, the first: {}",
+                violations.len(),
+                violations[0]
+            );
+            let _ = writeln!(text, "{line}");
+            problems.push(line);
+        }
+        let _ = writeln!(
+            text,
+            "size: {:.0} bytes per coupon (database + WAL {:.1} MB over {coupons} coupons)",
+            bytes as f64 / (coupons.max(1)) as f64,
+            bytes as f64 / 1e6
+        );
+    }
+    drop(dir);
+    Ok(SelfReport { text, problems })
+}
+
+/// Fills the stocks when asked, then runs every row; returns the rows and how
+/// long the fill took in seconds.
+fn measure_all(
+    opts: &SelfContained,
+    group: &mut BenchServer,
+    single: &mut BenchServer,
+    progress: &mut Progress,
+) -> Result<(Vec<Row>, f64), String> {
+    let mut fill_secs = 0.0;
+    if opts.scale > 0 {
+        let started = Instant::now();
+        for server in [&mut *group, &mut *single] {
+            progress.say(&format!(
+                "pre-filling {} coupons into {} ...",
+                opts.scale,
+                server.running.config().db.display()
+            ));
+            server.filled = server
+                .store()
+                .bulk_fill(&server.target.stock_id, opts.scale)
+                .map_err(|e| format!("--scale: the bulk fill failed: {}", e.message()))?;
+        }
+        fill_secs = started.elapsed().as_secs_f64();
+    }
+    let mut rows = Vec::new();
+    for &c in &opts.connections {
+        for (name, _) in ROWS {
+            progress.next(name, c);
+            let m = match name {
+                "http-ceiling" => load(
+                    http_clients(&group.target, Mode::Ceiling, c)?,
+                    opts.duration,
+                    progress,
+                )?,
+                "healthz" => load(
+                    http_clients(&group.target, Mode::Healthz, c)?,
+                    opts.duration,
+                    progress,
+                )?,
+                "claim" => {
+                    let m = load(
+                        http_clients(&group.target, Mode::Claim, c)?,
+                        opts.duration,
+                        progress,
+                    )?;
+                    group.claimed += m.ok;
+                    m
+                }
+                "query" => load(
+                    http_clients(&group.target, Mode::Query, c)?,
+                    opts.duration,
+                    progress,
+                )?,
+                "claim-no-group" => {
+                    let m = load(
+                        http_clients(&single.target, Mode::Claim, c)?,
+                        opts.duration,
+                        progress,
+                    )?;
+                    single.claimed += m.ok;
+                    m
+                }
+                _ => {
+                    let run = random_hex(4)?;
+                    let clients = (0..c)
+                        .map(|worker| StoreClient {
+                            store: group.store().clone(),
+                            target: group.target.clone(),
+                            worker,
+                            run: run.clone(),
+                            next: None,
+                        })
+                        .collect();
+                    let m = load(clients, opts.duration, progress)?;
+                    group.claimed += m.ok;
+                    m
+                }
+            };
+            rows.push(Row {
+                name,
+                connections: c,
+                m,
+            });
+        }
+    }
+    Ok((rows, fill_secs))
+}
+
+/// The table: one line per row, figures right-aligned.
+fn table(rows: &[Row]) -> String {
+    let mut s = format!(
+        "{:<16} {:>5} {:>9} {:>8} {:>8} {:>9} {:>9}  {}\n",
+        "row", "conns", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "x ceiling", "errors"
+    );
+    for r in rows {
+        let ceiling = rows
+            .iter()
+            .find(|c| c.name == "http-ceiling" && c.connections == r.connections)
+            .map_or(0.0, |c| c.m.rate());
+        let ratio = if ceiling > 0.0 {
+            format!("{:.2}", r.m.rate() / ceiling)
+        } else {
+            "n/a".into()
+        };
+        let _ = writeln!(
+            s,
+            "{:<16} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>9}  {}",
+            r.name,
+            r.connections,
+            r.m.rate(),
+            r.m.ms(0.50),
+            r.m.ms(0.99),
+            r.m.ms(0.999),
+            ratio,
+            r.m.error_summary()
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_protocol_code_is_read_from_the_answer() {
+        assert_eq!(protocol_code(br#"{"code":0,"data":{}}"#), Some(0));
+        assert_eq!(
+            protocol_code(br#"{"message":"x","code": 40903}"#),
+            Some(40903)
+        );
+        assert_eq!(protocol_code(br#"{"code":-1}"#), Some(-1));
+        assert_eq!(protocol_code(b"not json"), None);
+        assert_eq!(protocol_code(br#"{"code":"x"}"#), None);
+    }
+
+    #[test]
+    fn a_404_is_a_success_for_the_ceiling_only() {
+        assert!(Mode::Ceiling.success(404, Some(40400)));
+        assert!(!Mode::Healthz.success(404, Some(40400)));
+        assert!(Mode::Claim.success(200, Some(0)));
+        assert!(!Mode::Claim.success(200, Some(40903)));
+        assert!(!Mode::Query.success(500, Some(0)));
+    }
+
+    #[test]
+    fn percentiles_come_from_the_sorted_latencies() {
+        let m = Measure {
+            latencies_us: (1..=1000).collect(),
+            ..Measure::default()
+        };
+        assert_eq!(m.percentile(0.5), 501);
+        assert_eq!(m.percentile(0.99), 990);
+        assert_eq!(m.percentile(1.0), 1000);
+        assert_eq!(Measure::default().percentile(0.5), 0);
+    }
 }

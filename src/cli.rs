@@ -95,35 +95,49 @@ pub enum Command {
         #[arg(long, default_value_t = 0.0)]
         fail_rate: f64,
     },
-    /// Drive a running server with signed keep-alive requests and print throughput and latency.
+    /// Measure throughput and latency: of in-process servers on temp databases, or of a running
+    /// server with --target.
+    ///
+    /// Without --target: start two servers in-process on temp databases and print one table
+    /// (HTTP ceiling, healthz, claims, queries, claims without group commit, the writer without
+    /// HTTP) and check each stock's issued count against the claims that succeeded. With
+    /// --target: drive a running server in one --mode.
     Bench {
-        /// Where the server listens, `http://host:port` or `host:port`.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        target: String,
-        /// claim, query or healthz.
-        #[arg(long, default_value = "claim")]
-        mode: String,
-        /// Keep-alive connections, one thread each.
-        #[arg(long, default_value_t = 16)]
-        connections: usize,
-        /// How long to run.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// Partner api_key (default: the embedded default's demo partner, read from --db).
+        /// Drive the server listening here, `http://host:port` or `host:port`, instead of
+        /// starting one.
         #[arg(long)]
+        target: Option<String>,
+        /// With --target: claim, query, healthz or ceiling.
+        #[arg(long, requires = "target")]
+        mode: Option<String>,
+        /// Keep-alive connections (one thread each), a comma list such as 16,64,256; every
+        /// row runs at each. Default: 16,64,256, or 16 with --target.
+        #[arg(long)]
+        connections: Option<String>,
+        /// How long each row runs. Default: 5, or 10 with --target.
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Pre-fill this many coupons into each stock first (bulk inserts), then also time
+        /// `check` and print the bytes per coupon. Not with --target.
+        #[arg(long, conflicts_with = "target")]
+        scale: Option<u64>,
+        /// With --target: partner api_key (default: the embedded default's demo partner, read
+        /// from --db).
+        #[arg(long, requires = "target")]
         api_key: Option<String>,
-        /// Partner secret (default: the demo partner's).
-        #[arg(long)]
+        /// With --target: partner secret (default: the demo partner's).
+        #[arg(long, requires = "target")]
         secret: Option<String>,
-        /// Stock to claim from or query.
-        #[arg(long, default_value = "demo-stock")]
-        stock: String,
-        /// The stock's app_channel_id.
-        #[arg(long, default_value_t = 1)]
-        app_channel_id: i64,
-        /// Database of the embedded default, to read the demo partner from.
-        #[arg(long, default_value = "ledger.db")]
-        db: PathBuf,
+        /// With --target: the stock to claim from or query [default: demo-stock].
+        #[arg(long, requires = "target")]
+        stock: Option<String>,
+        /// With --target: the stock's app_channel_id [default: 1].
+        #[arg(long, requires = "target")]
+        app_channel_id: Option<i64>,
+        /// With --target: database of the embedded default, to read the demo partner from
+        /// [default: ledger.db].
+        #[arg(long, requires = "target")]
+        db: Option<PathBuf>,
     },
     /// Copy a ledger to DEST while it runs (online, consistent), then verify the copy like `check`.
     Backup {
@@ -243,6 +257,7 @@ fn open_store(args: &DbArgs) -> Result<(Store, Config), String> {
             durability: cfg.durability,
             timestamp_window_s: cfg.timestamp_window_s,
             sync_calls: None,
+            max_batch: cfg.write_batch_max,
         },
     )?;
     Ok((store, cfg))
@@ -345,24 +360,34 @@ pub fn run(cli: Cli) -> Result<(), String> {
             mode,
             connections,
             seconds,
+            scale,
             api_key,
             secret,
             stock,
             app_channel_id,
             db,
         } => {
-            let mode = match mode.as_str() {
-                "claim" => crate::bench::Mode::Claim,
-                "query" => crate::bench::Mode::Query,
-                "healthz" => crate::bench::Mode::Healthz,
-                other => return Err(format!("--mode: {other:?} is not claim, query or healthz")),
+            let connections = connection_counts(connections.as_deref(), target.is_some())?;
+            let Some(target) = target else {
+                let opts = crate::bench::SelfContained {
+                    connections,
+                    duration: std::time::Duration::from_secs(seconds.unwrap_or(5).max(1)),
+                    scale: scale.unwrap_or(0),
+                };
+                let report = crate::bench::run_self_contained(&opts)?;
+                say!("{}", report.text.trim_end());
+                if report.problems.is_empty() {
+                    return Ok(());
+                }
+                return Err(report.problems.join("; "));
             };
+            let mode = crate::bench::Mode::parse(mode.as_deref().unwrap_or("claim"))?;
             let (api_key, secret) = match (api_key, secret) {
                 (Some(k), Some(s)) => (k, s),
-                _ if mode == crate::bench::Mode::Healthz => (String::new(), String::new()),
+                _ if !mode.signed() => (String::new(), String::new()),
                 _ => {
                     let (store, _) = open_store(&DbArgs {
-                        db: Some(db),
+                        db: Some(db.unwrap_or_else(|| PathBuf::from("ledger.db"))),
                         config: None,
                     })?;
                     let demo = crate::demo::load(&store)
@@ -373,21 +398,24 @@ pub fn run(cli: Cli) -> Result<(), String> {
                     (demo.api_key, demo.secret)
                 }
             };
-            let opts = crate::bench::BenchOptions {
-                target: target
+            let target = crate::bench::Target {
+                addr: target
                     .trim_start_matches("http://")
                     .trim_end_matches('/')
                     .to_string(),
-                mode,
-                connections,
-                duration: std::time::Duration::from_secs(seconds.max(1)),
                 api_key,
                 secret,
-                stock_id: stock,
-                app_channel_id,
+                stock_id: stock.unwrap_or_else(|| crate::demo::DEMO_STOCK.to_string()),
+                app_channel_id: app_channel_id.unwrap_or(crate::demo::DEMO_CHANNEL),
             };
-            let report = crate::bench::run(&opts)?;
-            say!("{}", report.render(&opts));
+            let duration = std::time::Duration::from_secs(seconds.unwrap_or(10).max(1));
+            for (i, &c) in connections.iter().enumerate() {
+                let m = crate::bench::run_target(&target, mode, c, duration)?;
+                if i > 0 {
+                    say!("");
+                }
+                say!("{}", m.render(mode, c));
+            }
             Ok(())
         }
         Command::Voucher { action, db } => voucher(action, &db),
@@ -398,6 +426,21 @@ pub fn run(cli: Cli) -> Result<(), String> {
             fail_rate,
         } => mock_platform(&listen, &secret, fail_rate),
     }
+}
+
+/// `--connections`: a comma list of counts, each at least 1.
+fn connection_counts(list: Option<&str>, target: bool) -> Result<Vec<usize>, String> {
+    let list = list.unwrap_or(if target { "16" } else { "16,64,256" });
+    let counts: Vec<usize> = list
+        .split(',')
+        .map(|c| match c.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(format!(
+                "--connections: {c:?} is not a count of at least 1 (give a comma list such as 16,64,256)"
+            )),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(counts)
 }
 
 fn serve(
@@ -512,6 +555,7 @@ fn demo_curl(db: &Path, addr: &str) -> Result<(), String> {
             durability: defaults.durability,
             timestamp_window_s: defaults.timestamp_window_s,
             sync_calls: None,
+            max_batch: defaults.write_batch_max,
         },
     )?;
     match crate::demo::load(&store).map_err(|e| e.to_string())? {

@@ -67,6 +67,9 @@ pub struct Config {
     pub shutdown_grace_s: u64,
     /// `/healthz` reports `degraded` when the oldest pending sync call is older than this.
     pub health_max_pending_age_s: u64,
+    /// Most write jobs the writer folds into one transaction (group commit);
+    /// an advanced setting for benchmarks: 1 turns group commit off.
+    pub write_batch_max: usize,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +89,7 @@ struct RawConfig {
     shutdown_grace_s: Option<u64>,
     health_max_pending_age_s: Option<u64>,
     outbox_retention_days: Option<i64>,
+    write_batch_max: Option<usize>,
     #[serde(default)]
     partners: Vec<RawPartner>,
     platform: Option<RawPlatform>,
@@ -138,6 +142,7 @@ impl Config {
             admin_listen: None,
             shutdown_grace_s: 10,
             health_max_pending_age_s: 600,
+            write_batch_max: crate::store::DEFAULT_MAX_BATCH,
         }
     }
 
@@ -194,6 +199,10 @@ impl Config {
             .unwrap_or(base.health_max_pending_age_s);
         if health_max_pending_age_s < 1 {
             return Err("health_max_pending_age_s: must be at least 1".into());
+        }
+        let write_batch_max = raw.write_batch_max.unwrap_or(base.write_batch_max);
+        if !(1..=4096).contains(&write_batch_max) {
+            return Err("write_batch_max: must be between 1 and 4096".into());
         }
         if let Some(a) = &raw.admin_listen {
             if a.is_empty() {
@@ -285,6 +294,7 @@ impl Config {
             admin_listen: raw.admin_listen,
             shutdown_grace_s,
             health_max_pending_age_s,
+            write_batch_max,
         })
     }
 
@@ -421,6 +431,19 @@ sign_key_name = "secretKey"
             Config::from_toml(text, &env).unwrap().partners[0].secret,
             "s"
         );
+    }
+
+    #[test]
+    fn write_batch_max_defaults_to_group_commit_and_is_bounded() {
+        let c = Config::from_toml(GOOD, &no_env).unwrap();
+        assert_eq!(c.write_batch_max, crate::store::DEFAULT_MAX_BATCH);
+        let one = Config::from_toml(&format!("write_batch_max = 1\n{GOOD}"), &no_env).unwrap();
+        assert_eq!(one.write_batch_max, 1);
+        for bad in ["0", "4097"] {
+            let e = Config::from_toml(&format!("write_batch_max = {bad}\n{GOOD}"), &no_env)
+                .unwrap_err();
+            assert!(e.contains("write_batch_max"), "{e}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ fn open(db: &Path) -> Store {
             durability: Durability::Full,
             timestamp_window_s: 300,
             sync_calls: None,
+            max_batch: coupon_ledger::store::DEFAULT_MAX_BATCH,
         },
     )
     .unwrap()
@@ -183,6 +184,7 @@ fn a_database_newer_than_this_build_is_refused() {
             durability: Durability::Full,
             timestamp_window_s: 300,
             sync_calls: None,
+            max_batch: coupon_ledger::store::DEFAULT_MAX_BATCH,
         },
     )
     .err()

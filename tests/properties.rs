@@ -4,14 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use coupon_ledger::wire::fields::{parse_object, Fields};
-use coupon_ledger::wire::voucher::parse_voucher;
 use coupon_ledger::domain::money::yuan;
 use coupon_ledger::domain::stock::{CouponStatus, StockStatus};
 use coupon_ledger::domain::time::{
     parse_time, render_local, render_millis, render_rfc3339_seconds, MAX_MS, MIN_MS,
 };
 use coupon_ledger::sign::{self, SignFields, SignRule};
+use coupon_ledger::wire::fields::{parse_object, Fields};
+use coupon_ledger::wire::voucher::parse_voucher;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use time::UtcOffset;

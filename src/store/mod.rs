@@ -11,6 +11,7 @@
 mod backup;
 mod check;
 mod coupons;
+mod fill;
 mod health;
 mod journal;
 mod nonces;
@@ -24,11 +25,12 @@ mod writer;
 
 pub use backup::{backup, BackupReport};
 pub use check::check_database;
+pub use fill::FILL_BATCH;
 pub use health::{Readiness, WriterStatus};
 pub use nonces::NonceUse;
 pub use outbox::{Attempt, SyncCalls};
 pub use schema::{SCHEMA, SCHEMA_VERSION};
-pub use writer::BatchStats;
+pub use writer::{BatchStats, DEFAULT_MAX_BATCH};
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender};
@@ -65,6 +67,9 @@ pub struct StoreOptions {
     pub timestamp_window_s: i64,
     /// How SP-side changes become platform calls; `None`: sync disabled.
     pub sync_calls: Option<Arc<SyncCalls>>,
+    /// Most jobs in one transaction; 1 commits every job on its own.
+    /// [`DEFAULT_MAX_BATCH`] unless benchmarking.
+    pub max_batch: usize,
 }
 
 /// The ledger database: the writer queue and the reader pool.
@@ -98,6 +103,7 @@ impl Store {
             }),
         };
         let shared = Arc::clone(&store.inner.writer);
+        let max_batch = options.max_batch.max(1);
         // A timestamp is accepted within ±window of now, so a nonce can come back
         // for 2 × window after it was first seen; a few seconds cover rounding.
         let keep_nonces_ms = options
@@ -107,7 +113,7 @@ impl Store {
         thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || {
-                writer::writer_loop(conn, rx, &shared, keep_nonces_ms);
+                writer::writer_loop(conn, rx, &shared, keep_nonces_ms, max_batch);
                 shared.health.stopped();
             })
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
@@ -313,6 +319,28 @@ impl Store {
     /// A page of coupons in issue order, and the cursor of the next page.
     pub fn coupons(&self, q: &CouponQuery) -> Result<(Vec<Coupon>, Option<i64>), LedgerError> {
         self.read(|c| coupons::page(c, q))
+    }
+
+    /// Issues `n` coupons of `stock_id` to `n` new users, [`FILL_BATCH`] per
+    /// transaction, as the operator; for benchmarks. The stock must be running,
+    /// inside its window, with room for them. On an error, earlier batches stay.
+    pub fn bulk_fill(&self, stock_id: &str, n: u64) -> Result<u64, LedgerError> {
+        let run = crate::domain::coupon::random_hex(4).map_err(LedgerError::Internal)?;
+        let mut done = 0u64;
+        while done < n {
+            let count = (n - done).min(FILL_BATCH);
+            let (id, run, first) = (stock_id.to_string(), run.clone(), done);
+            let origin = Origin {
+                source: crate::domain::ledger::Source::Admin,
+                seq_id: None,
+                now: now_ms(),
+            };
+            self.write_tx(None, origin, move |tx| {
+                fill::fill(tx, &id, &run, first, count)
+            })?;
+            done += count;
+        }
+        Ok(done)
     }
 
     // ------------------------------------------------------------ redemptions

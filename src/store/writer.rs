@@ -15,8 +15,8 @@ use super::nonces;
 use crate::domain::time::{now_ms, Millis};
 use crate::domain::LedgerError;
 
-/// Most jobs folded into one transaction.
-pub(super) const MAX_BATCH: usize = 512;
+/// Most jobs folded into one transaction, unless the store's options say otherwise.
+pub const DEFAULT_MAX_BATCH: usize = 512;
 /// Jobs waiting for the writer before callers block.
 pub(super) const QUEUE_DEPTH: usize = 8192;
 
@@ -105,6 +105,7 @@ pub(super) fn writer_loop(
     rx: Receiver<Job>,
     shared: &WriterShared,
     keep_nonces_ms: Millis,
+    max_batch: usize,
 ) {
     let mut last_purge = Instant::now();
     loop {
@@ -120,7 +121,7 @@ pub(super) fn writer_loop(
         let Some(first) = first else { continue };
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
-        while batch.len() < MAX_BATCH {
+        while batch.len() < max_batch {
             match rx.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,

@@ -1,0 +1,128 @@
+//! `coupon-ledger bench` and the store options it relies on. No figure is
+//! asserted here: only that every row runs, that the issued count matches the
+//! claims that succeeded, and that the bulk fill leaves a valid ledger.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use coupon_ledger::domain::LedgerError;
+use coupon_ledger::store::check_database;
+use serde_json::json;
+
+const ROWS: [&str; 6] = [
+    "http-ceiling",
+    "healthz",
+    "claim",
+    "query",
+    "claim-no-group",
+    "writer-direct",
+];
+
+#[test]
+fn self_contained_bench_prints_every_row_checks_the_issued_count_and_cleans_up() {
+    let tmp = TempDir::new();
+    let out = Command::new(bin())
+        .args(["bench", "--seconds", "1", "--connections", "2"])
+        .env("TMPDIR", tmp.path())
+        .env_remove("COUPON_LEDGER_LOG")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for row in ROWS {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(row))
+            .unwrap_or_else(|| panic!("no {row} row in:\n{stdout}"));
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cols[1], "2", "connections column of {line:?}");
+        assert!(
+            cols[2].parse::<f64>().is_ok_and(|r| r > 0.0),
+            "{row}: requests/s should be a positive number: {line:?}"
+        );
+    }
+    let checks: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("issued vs successes"))
+        .collect();
+    assert_eq!(checks.len(), 2, "one check line per server:\n{stdout}");
+    for c in checks {
+        assert!(c.ends_with(": ok"), "{c}");
+    }
+    assert!(stdout.contains("group commit at 2 conns"), "{stdout}");
+    // Piped stderr: no progress line; the temp databases are gone.
+    assert!(!stderr.contains("conns ·"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "bench left {left:?} behind");
+}
+
+#[test]
+fn bench_options_for_a_running_server_need_target() {
+    let out = Command::new(bin())
+        .args(["bench", "--mode", "claim", "--seconds", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--target"));
+    let out = Command::new(bin())
+        .args(["bench", "--connections", "2,x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--connections"));
+}
+
+#[test]
+fn bulk_fill_issues_valid_coupons_with_their_journal_and_sync_calls() {
+    // A platform nobody listens on: the calls stay queued, which is all we count.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let s = TestServer::start_with(&format!(
+        "[platform]\nbase_url = \"http://{dead}\"\napi_key = \"SP\"\nsecret = \"p\"\n"
+    ));
+    let c = s.client();
+    let stock = c.create_stock(json!({"max_coupons": 5000, "max_coupons_per_user": 1}));
+    let id = stock["stock_id"].as_str().unwrap().to_string();
+    let store = s.running.as_ref().unwrap().store().clone();
+    assert_eq!(store.bulk_fill(&id, 1234).unwrap(), 1234);
+    assert_eq!(store.stock(&id).unwrap().issued, 1234);
+    // One call for the stock, one per coupon.
+    let h = store.outbox_health().unwrap();
+    assert_eq!(h.pending + h.dead + h.delivered, 1 + 1234);
+    // A claim afterwards still works, and the ledger holds every invariant.
+    assert_eq!(c.claim(&id, "after-fill", "r-after-fill").code(), 0);
+    let violations = check_database(&s.db()).unwrap();
+    assert!(violations.is_empty(), "{violations:?}");
+    // No room: refused, and nothing of it is kept.
+    assert!(matches!(
+        store.bulk_fill(&id, 5000),
+        Err(LedgerError::SoldOut)
+    ));
+    assert_eq!(store.stock(&id).unwrap().issued, 1235);
+}
+
+#[test]
+fn write_batch_max_one_commits_every_job_on_its_own() {
+    let s = TestServer::start_with("write_batch_max = 1");
+    let store = s.running.as_ref().unwrap().store().clone();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    store.probe().unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let stats = store.batch_stats();
+    assert!(stats.jobs >= 160, "{stats:?}");
+    assert_eq!(stats.largest, 1, "{stats:?}");
+    assert_eq!(stats.commits, stats.jobs, "{stats:?}");
+}
