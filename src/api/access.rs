@@ -58,9 +58,12 @@ const MAX_LOGGED_PATH: usize = 100;
 
 /// Runs `handle` for one request and logs its access line at info:
 /// method, route, HTTP status, protocol code, latency, partner, `seq_id`.
-/// `handle` names the route it took; `"/admin"` and `"-"` (no route) are
+/// `handle` names the route it took; admin calls and misses (`None`) are
 /// logged with the request's path instead, shortened.
-pub fn logged(req: &Request, handle: impl FnOnce() -> (&'static str, Response)) -> Response {
+pub fn logged(
+    req: &Request,
+    handle: impl FnOnce() -> (Option<&'static str>, Response),
+) -> Response {
     let started = Instant::now();
     CURRENT.with(|r| {
         *r.borrow_mut() = Record {
@@ -73,11 +76,11 @@ pub fn logged(req: &Request, handle: impl FnOnce() -> (&'static str, Response)) 
         let r = CURRENT.with(|r| std::mem::take(&mut *r.borrow_mut()));
         let path: String;
         let route = match route {
-            "/admin" | "-" => {
+            Some(named) => named,
+            None => {
                 path = req.path.chars().take(MAX_LOGGED_PATH).collect();
                 path.as_str()
             }
-            named => named,
         };
         let micros = started.elapsed().as_micros();
         log::info!(

@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value};
 
-use super::{access, answer, failure, method_not_allowed, throttle, App};
+use super::routes::{AdminCall, Miss};
+use super::{access, answer, envelope, failure, method_not_allowed, throttle, App};
 use crate::domain::coupon::mask_phone;
 use crate::domain::ledger::{
     ClaimRequest, CouponQuery, KindPatch, Origin, ResyncTarget, Source, StockPatch,
@@ -37,8 +38,9 @@ fn origin() -> Origin {
     }
 }
 
-/// Dispatches `/admin/...`.
-pub fn handle(app: &App, req: &Request) -> Response {
+/// Answers an `/admin/...` request: the token first (even for an unknown
+/// path), then the call the routing table matched.
+pub fn handle(app: &App, req: &Request, call: Result<AdminCall, Miss>) -> Response {
     let ip = req.peer.ip();
     if let Some(retry_after_s) = app.admin_throttle.blocked(ip, now_ms()) {
         return failure(&LedgerError::RateLimited { retry_after_s });
@@ -56,48 +58,30 @@ pub fn handle(app: &App, req: &Request) -> Response {
         return failure(&LedgerError::BadAdminToken);
     }
     app.admin_throttle.succeeded(ip);
-    let segments = req.path_segments();
-    let parts: Vec<&str> = segments.iter().skip(1).map(String::as_str).collect();
-    let m = req.method.as_str();
-    match (parts.as_slice(), m) {
-        (["stocks"], "POST") => answer(create_stock(app, &req.body)),
-        (["stocks"], "GET") => answer(list_stocks(app)),
-        (["stocks"], _) => method_not_allowed("GET, POST"),
-        (["stocks", id], "GET") => answer(get_stock(app, id)),
-        (["stocks", id], "PATCH") => answer(patch_stock(app, id, &req.body)),
-        (["stocks", _], _) => method_not_allowed("GET, PATCH"),
-        (["stocks", id, "status"], "POST") => answer(set_status(app, id, &req.body)),
-        (["stocks", _, "status"], _) => method_not_allowed("POST"),
-        (["stocks", id, "resync"], "POST") => {
-            answer(resync(app, ResyncTarget::Stock(id.to_string())))
-        }
-        (["stocks", _, "resync"], _) => method_not_allowed("POST"),
-        (["coupons"], "POST") => answer(issue(app, &req.body)),
-        (["coupons"], "GET") => answer(list_coupons(app, req)),
-        (["coupons"], _) => method_not_allowed("GET, POST"),
-        (["coupons", id], "GET") => answer(get_coupon(app, id)),
-        (["coupons", _], _) => method_not_allowed("GET"),
-        (["coupons", id, "redeem"], "POST") => answer(redeem(app, id, &req.body)),
-        (["coupons", id, "unredeem"], "POST") => answer(unredeem(app, id, &req.body)),
-        (["coupons", _, "redeem" | "unredeem"], _) => method_not_allowed("POST"),
-        (["coupons", id, "resync"], "POST") => {
-            answer(resync(app, ResyncTarget::Coupon(id.to_string())))
-        }
-        (["coupons", _, "resync"], _) => method_not_allowed("POST"),
-        (["vouchers"], "POST") => answer(import_vouchers(app, &req.body)),
-        (["vouchers"], _) => method_not_allowed("POST"),
-        (["vouchers", kind, no], "GET") => answer(get_voucher(app, kind, no)),
-        (["vouchers", _, _], _) => method_not_allowed("GET"),
-        (["outbox"], "GET") => answer(list_outbox(app, req)),
-        (["outbox"], _) => method_not_allowed("GET"),
-        (["outbox", id, "retry"], "POST") => answer(retry_outbox(app, id)),
-        (["outbox", _, "retry"], _) => method_not_allowed("POST"),
-        (["outbox", id, "abandon"], "POST") => answer(abandon_outbox(app, id, &req.body)),
-        (["outbox", _, "abandon"], _) => method_not_allowed("POST"),
-        _ => Response::json(
-            404,
-            &json!({"code": 40400, "message": format!("no such path: {}", req.path)}),
-        ),
+    let call = match call {
+        Ok(call) => call,
+        Err(Miss::NotFound) => return envelope::not_found(&req.path),
+        Err(Miss::WrongMethod(allowed)) => return method_not_allowed(allowed),
+    };
+    use AdminCall::*;
+    match call {
+        CreateStock => answer(create_stock(app, &req.body)),
+        ListStocks => answer(list_stocks(app)),
+        GetStock(id) => answer(get_stock(app, &id)),
+        PatchStock(id) => answer(patch_stock(app, &id, &req.body)),
+        SetStockStatus(id) => answer(set_status(app, &id, &req.body)),
+        ResyncStock(id) => answer(resync(app, ResyncTarget::Stock(id))),
+        IssueCoupon => answer(issue(app, &req.body)),
+        ListCoupons => answer(list_coupons(app, req)),
+        GetCoupon(id) => answer(get_coupon(app, &id)),
+        Redeem(id) => answer(redeem(app, &id, &req.body)),
+        Unredeem(id) => answer(unredeem(app, &id, &req.body)),
+        ResyncCoupon(id) => answer(resync(app, ResyncTarget::Coupon(id))),
+        ImportVouchers => answer(import_vouchers(app, &req.body)),
+        GetVoucher { kind, coupon_no } => answer(get_voucher(app, &kind, &coupon_no)),
+        ListOutbox => answer(list_outbox(app, req)),
+        RetryOutbox(id) => answer(retry_outbox(app, &id)),
+        AbandonOutbox(id) => answer(abandon_outbox(app, &id, &req.body)),
     }
 }
 

@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::auth::{authenticate, Signed};
+use super::routes::PlatformCall;
 use super::{answer, failure, App};
 use crate::domain::coupon::mask_phone;
 use crate::domain::ledger::{
@@ -16,16 +17,16 @@ use crate::wire::fields::{Fields, MAX_CHANNEL};
 use crate::wire::render;
 
 /// Dispatches one of the four §6 paths.
-pub fn handle(app: &App, path: &str, body: &[u8]) -> Response {
+pub fn handle(app: &App, call: PlatformCall, body: &[u8]) -> Response {
     let signed = match authenticate(app, body) {
         Ok(s) => s,
         Err(e) => return failure(&e),
     };
-    match path {
-        "/sp/stock/query" => answer(query_stock(app, signed)),
-        "/sp/coupon/receive" => answer(receive(app, signed)),
-        "/sp/coupon/deactivate" => answer(deactivate(app, signed)),
-        _ => batch_deactivate(app, signed),
+    match call {
+        PlatformCall::StockQuery => answer(query_stock(app, signed)),
+        PlatformCall::Claim => answer(receive(app, signed)),
+        PlatformCall::Deactivate => answer(deactivate(app, signed)),
+        PlatformCall::BatchDeactivate => batch_deactivate(app, signed),
     }
 }
 

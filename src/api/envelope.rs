@@ -1,0 +1,76 @@
+//! The `{code, message, data}` envelope of the platform and admin APIs, and
+//! the HTTP status that goes with each refusal.
+
+use serde_json::{json, Value};
+
+use super::access;
+use crate::domain::LedgerError;
+use crate::http::Response;
+
+/// `{"code":0,"message":"successful","data":...}` with HTTP 200.
+pub fn success(data: Value) -> Response {
+    access::code(0);
+    Response::json(
+        200,
+        &json!({"code": 0, "message": "successful", "data": data}),
+    )
+}
+
+/// The HTTP status of a refusal that is not the caller's fault (500 internal,
+/// 503 storage unavailable), logged here; `None` for protocol refusals.
+pub fn server_fault(e: &LedgerError) -> Option<u16> {
+    match e {
+        LedgerError::Internal(detail) => {
+            log::error!("internal error: {detail}");
+            Some(500)
+        }
+        LedgerError::StorageUnavailable(detail) => {
+            log::error!("storage unavailable: {detail}");
+            Some(503)
+        }
+        _ => None,
+    }
+}
+
+/// The envelope of a refusal. HTTP 200 for protocol codes, 401 for a bad
+/// admin token, 413 for an oversized body, 429 (with `Retry-After`) when
+/// rate limited, 500 for an internal error, 503 when storage is unavailable.
+pub fn failure(e: &LedgerError) -> Response {
+    access::code(e.code());
+    let status = server_fault(e).unwrap_or(match e {
+        LedgerError::BadAdminToken => 401,
+        LedgerError::BodyTooLarge => 413,
+        LedgerError::RateLimited { .. } => 429,
+        _ => 200,
+    });
+    let response = Response::json(status, &json!({"code": e.code(), "message": e.message()}));
+    match e {
+        LedgerError::RateLimited { retry_after_s } => {
+            response.with_header("Retry-After", &retry_after_s.to_string())
+        }
+        _ => response,
+    }
+}
+
+/// Answers `Ok(data)` as success and `Err` as its failure envelope.
+pub fn answer(result: Result<Value, LedgerError>) -> Response {
+    match result {
+        Ok(data) => success(data),
+        Err(e) => failure(&e),
+    }
+}
+
+pub fn status_only(status: u16, code: i64, message: &str) -> Response {
+    access::code(code);
+    Response::json(status, &json!({"code": code, "message": message}))
+}
+
+pub fn not_found(path: &str) -> Response {
+    status_only(404, 40400, &format!("no such path: {path}"))
+}
+
+/// 405 with the allowed method named.
+pub fn method_not_allowed(allowed: &str) -> Response {
+    status_only(405, 40500, &format!("method not allowed; use {allowed}"))
+        .with_header("Allow", allowed)
+}
