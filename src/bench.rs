@@ -26,7 +26,7 @@ use crate::app::{self, Running};
 use crate::config::{Config, Partner};
 use crate::domain::coupon::random_hex;
 use crate::domain::ledger::{ClaimRequest, Origin, Source};
-use crate::domain::stock::{CouponKind, StockSpec, StockStatus};
+use crate::domain::stock::{CouponKind, StockDraft, StockSpec, StockStatus};
 use crate::domain::time::now_ms;
 use crate::sign::{self, SignRule};
 use crate::store::{check_database, NonceUse, Store};
@@ -603,7 +603,7 @@ impl BenchServer {
         let running = app::start(cfg)?;
         let now = now_ms();
         const DAY: i64 = 86_400_000;
-        let spec = StockSpec {
+        let spec = StockSpec::new(StockDraft {
             stock_id: BENCH_STOCK.into(),
             stock_name: "bench".into(),
             app_channel_id: BENCH_CHANNEL,
@@ -620,8 +620,7 @@ impl BenchServer {
             available_begin: now - DAY,
             available_end: now + 365 * DAY,
             status: StockStatus::Running,
-        }
-        .validate()
+        })
         .map_err(|e| format!("bench stock: {}", e.message()))?;
         let origin = Origin {
             source: Source::Admin,

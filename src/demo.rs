@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use crate::config::Partner;
 use crate::domain::coupon::random_hex;
 use crate::domain::ledger::{Origin, Source};
-use crate::domain::stock::{CouponKind, StockSpec, StockStatus};
+use crate::domain::stock::{CouponKind, StockDraft, StockSpec, StockStatus};
 use crate::domain::time::now_ms;
 use crate::domain::LedgerError;
 use crate::sign::{self, SignRule};
@@ -86,7 +86,7 @@ pub fn ensure(store: &Store) -> Result<Option<Demo>, LedgerError> {
     };
     let now = now_ms();
     const DAY: i64 = 86_400_000;
-    let spec = StockSpec {
+    let spec = StockSpec::new(StockDraft {
         stock_id: DEMO_STOCK.into(),
         stock_name: "演示10元代金券".into(),
         app_channel_id: DEMO_CHANNEL,
@@ -103,8 +103,7 @@ pub fn ensure(store: &Store) -> Result<Option<Demo>, LedgerError> {
         available_begin: now - DAY,
         available_end: now + 365 * DAY,
         status: StockStatus::Running,
-    }
-    .validate()?;
+    })?;
     store.set_meta(vec![
         ("demo_api_key".into(), demo.api_key.clone()),
         ("demo_secret".into(), demo.secret.clone()),

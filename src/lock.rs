@@ -5,12 +5,30 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The held lock of one database; released when dropped.
 #[derive(Debug)]
 pub struct DbLock {
     _file: File,
     path: PathBuf,
+}
+
+/// How long a lock held by someone else is waited for before refusing. A
+/// process that just exited, or a child forked elsewhere between fork and
+/// exec, can hold it for a moment; a running server holds it for good.
+const LOCK_PATIENCE: Duration = Duration::from_millis(500);
+
+fn try_lock_briefly(file: &File) -> Result<(), TryLockError> {
+    let deadline = Instant::now() + LOCK_PATIENCE;
+    loop {
+        match file.try_lock() {
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// `ledger.db` → `ledger.db.lock`.
@@ -32,7 +50,7 @@ impl DbLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
-        match file.try_lock() {
+        match try_lock_briefly(&file) {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut text = String::new();

@@ -10,7 +10,7 @@ use crate::domain::ledger::{
     MAX_ABANDON_REASON,
 };
 use crate::domain::stock::{
-    CouponKind, CouponStatus, DiscountBlock, FixedBlock, StockSpec, StockStatus,
+    CouponKind, CouponStatus, DiscountBlock, FixedBlock, StockDraft, StockSpec, StockStatus,
 };
 use crate::domain::time::{now_ms, render_millis};
 use crate::domain::voucher::{Verification, Voucher, VoucherType};
@@ -128,7 +128,7 @@ fn stock_status(f: &Fields) -> Result<Option<StockStatus>, LedgerError> {
 fn create_stock(app: &App, body: &[u8]) -> Result<Value, LedgerError> {
     let map = parse_object(body)?;
     let f = Fields::new(&map);
-    let spec = StockSpec {
+    let spec = StockSpec::new(StockDraft {
         stock_id: f.str("stock_id", 30)?,
         stock_name: f.str("stock_name", 20)?,
         app_channel_id: f.int("app_channel_id", 0, MAX_CHANNEL)?,
@@ -142,8 +142,7 @@ fn create_stock(app: &App, body: &[u8]) -> Result<Value, LedgerError> {
         available_begin: f.time("available_begin_time")?,
         available_end: f.time("available_end_time")?,
         status: stock_status(&f)?.unwrap_or(StockStatus::Inactive),
-    }
-    .validate()?;
+    })?;
     let stock = app.store.create_stock(spec, origin())?;
     let (stock, counts) = app.store.stock_with_counts(&stock.spec.stock_id)?;
     Ok(render::stock_with_counts(

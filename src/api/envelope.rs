@@ -33,13 +33,12 @@ pub fn server_fault(e: &LedgerError) -> Option<u16> {
 }
 
 /// The envelope of a refusal. HTTP 200 for protocol codes, 401 for a bad
-/// admin token, 413 for an oversized body, 429 (with `Retry-After`) when
+/// admin token, 429 (with `Retry-After`) when
 /// rate limited, 500 for an internal error, 503 when storage is unavailable.
 pub fn failure(e: &LedgerError) -> Response {
     access::code(e.code());
     let status = server_fault(e).unwrap_or(match e {
         LedgerError::BadAdminToken => 401,
-        LedgerError::BodyTooLarge => 413,
         LedgerError::RateLimited { .. } => 429,
         _ => 200,
     });

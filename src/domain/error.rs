@@ -42,8 +42,6 @@ pub enum LedgerError {
     VoucherExhausted(String),
     /// 40908
     BelowThreshold,
-    /// 41300
-    BodyTooLarge,
     /// 42900: too many attempts from one address; retry after this many seconds.
     RateLimited { retry_after_s: u64 },
     /// 50000: logged in full where it happens, answered without detail.
@@ -75,7 +73,6 @@ impl LedgerError {
             LedgerError::IdempotencyConflict(_) => 40906,
             LedgerError::VoucherExhausted(_) => 40907,
             LedgerError::BelowThreshold => 40908,
-            LedgerError::BodyTooLarge => 41300,
             LedgerError::RateLimited { .. } => 42900,
             LedgerError::Internal(_) => 50000,
             LedgerError::StorageUnavailable(_) => 50301,
@@ -103,7 +100,6 @@ impl LedgerError {
             LedgerError::IdempotencyConflict(m) => m.clone(),
             LedgerError::VoucherExhausted(m) => m.clone(),
             LedgerError::BelowThreshold => "order amount below the coupon's threshold".into(),
-            LedgerError::BodyTooLarge => "body too large".into(),
             LedgerError::RateLimited { retry_after_s } => {
                 format!("too many attempts; retry after {retry_after_s} s")
             }

@@ -54,7 +54,7 @@ impl Stock {
                 "stock is stopped (4) and can no longer be edited".into(),
             ));
         }
-        let mut spec = old.clone();
+        let mut spec = old.draft();
         macro_rules! take {
             ($($f:ident => $g:ident),*) => { $( if let Some(v) = patch.$f { spec.$g = v; } )* };
         }
@@ -91,7 +91,7 @@ impl Stock {
                 format!("below the {} coupons already issued", self.issued),
             ));
         }
-        spec.validate()
+        StockSpec::new(spec)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Pure types and rules of the ledger. Nothing here does I/O.
 
 pub mod coupon;
+pub mod discount;
 pub mod error;
 pub mod ledger;
 pub mod money;

@@ -241,10 +241,10 @@ impl CouponStatus {
     }
 }
 
-/// The validated fields of a stock as an operator defines it. Cross-field rules
-/// (window order, amounts matching the type) hold for every value of this type.
+/// A stock as an operator writes it: every field, not yet checked together.
+/// [`StockSpec::new`] turns it into a stock the ledger accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StockSpec {
+pub struct StockDraft {
     pub stock_id: String,
     pub stock_name: String,
     pub app_channel_id: i64,
@@ -260,25 +260,51 @@ pub struct StockSpec {
     pub status: StockStatus,
 }
 
+/// A validated stock definition: the rules that tie fields together (window
+/// order, limits of at least 1; amounts matching the type hold by
+/// [`CouponKind`]) hold for every value, because the only ways to get one are
+/// [`StockSpec::new`] and the methods below, which check again. Its fields
+/// are read through `Deref` to [`StockDraft`]; they cannot be assigned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockSpec(StockDraft);
+
 impl StockSpec {
     /// Checks the rules that tie fields together.
-    pub fn validate(self) -> Result<StockSpec, LedgerError> {
-        if self.available_begin >= self.available_end {
+    pub fn new(draft: StockDraft) -> Result<StockSpec, LedgerError> {
+        if draft.available_begin >= draft.available_end {
             return Err(LedgerError::invalid(
                 "available_end_time",
                 "must be later than available_begin_time",
             ));
         }
-        if self.max_coupons < 1 {
+        if draft.max_coupons < 1 {
             return Err(LedgerError::invalid("max_coupons", "must be at least 1"));
         }
-        if self.max_coupons_per_user < 1 {
+        if draft.max_coupons_per_user < 1 {
             return Err(LedgerError::invalid(
                 "max_coupons_per_user",
                 "must be at least 1",
             ));
         }
-        Ok(self)
+        Ok(StockSpec(draft))
+    }
+
+    /// A copy of the fields, to change and validate again with [`StockSpec::new`].
+    pub fn draft(&self) -> StockDraft {
+        self.0.clone()
+    }
+
+    /// The same stock in another status (no other rule depends on the status).
+    pub fn with_status(self, status: StockStatus) -> StockSpec {
+        StockSpec(StockDraft { status, ..self.0 })
+    }
+}
+
+impl std::ops::Deref for StockSpec {
+    type Target = StockDraft;
+
+    fn deref(&self) -> &StockDraft {
+        &self.0
     }
 }
 

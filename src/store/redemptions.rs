@@ -5,8 +5,9 @@ use serde_json::json;
 
 use super::coupons;
 use super::tx::{from_constraint, Tx};
+use crate::domain::discount::{discount, DiscountRefusal};
 use crate::domain::ledger::Redemption;
-use crate::domain::money::{discount, DiscountRefusal, Fen};
+use crate::domain::money::Fen;
 use crate::domain::stock::CouponStatus;
 use crate::domain::LedgerError;
 

@@ -7,7 +7,7 @@ use super::tx::{from_constraint, Tx};
 use crate::domain::ledger::{Stock, StockCounts, StockPatch, SyncEvent};
 use crate::domain::money::Fen;
 use crate::domain::stock::{
-    CouponKind, CouponStatus, DiscountBlock, FixedBlock, StockSpec, StockStatus,
+    CouponKind, CouponStatus, DiscountBlock, FixedBlock, StockDraft, StockSpec, StockStatus,
 };
 use crate::domain::LedgerError;
 
@@ -65,23 +65,24 @@ pub(super) fn bad_row(column: &str, what: &str) -> rusqlite::Error {
 /// Builds a stock from a row selected with [`STOCK_COLUMNS`].
 fn stock_row(row: &Row) -> rusqlite::Result<Stock> {
     let status: i64 = row.get("stock_status")?;
+    let draft = StockDraft {
+        stock_id: row.get("stock_id")?,
+        stock_name: row.get("stock_name")?,
+        app_channel_id: row.get("app_channel_id")?,
+        app_id: row.get("app_id")?,
+        instructions: row.get("instructions")?,
+        coupon_name: row.get("coupon_name")?,
+        coupon_desc: row.get("coupon_desc")?,
+        kind: kind_of_row(row)?,
+        max_coupons: row.get("max_coupons")?,
+        max_coupons_per_user: row.get("max_coupons_per_user")?,
+        available_begin: row.get("available_begin_ms")?,
+        available_end: row.get("available_end_ms")?,
+        status: StockStatus::from_code(status)
+            .ok_or_else(|| bad_row("stock_status", "unknown status"))?,
+    };
     Ok(Stock {
-        spec: StockSpec {
-            stock_id: row.get("stock_id")?,
-            stock_name: row.get("stock_name")?,
-            app_channel_id: row.get("app_channel_id")?,
-            app_id: row.get("app_id")?,
-            instructions: row.get("instructions")?,
-            coupon_name: row.get("coupon_name")?,
-            coupon_desc: row.get("coupon_desc")?,
-            kind: kind_of_row(row)?,
-            max_coupons: row.get("max_coupons")?,
-            max_coupons_per_user: row.get("max_coupons_per_user")?,
-            available_begin: row.get("available_begin_ms")?,
-            available_end: row.get("available_end_ms")?,
-            status: StockStatus::from_code(status)
-                .ok_or_else(|| bad_row("stock_status", "unknown status"))?,
-        },
+        spec: StockSpec::new(draft).map_err(|e| bad_row("stock", &e.message()))?,
         create_ms: row.get("create_ms")?,
         issued: row.get("issued")?,
     })
@@ -240,6 +241,6 @@ pub(super) fn set_status(tx: &Tx, stock_id: &str, to: StockStatus) -> Result<Sto
         stock_id: stock_id.to_string(),
         status: to.code(),
     })?;
-    stock.spec.status = to;
+    stock.spec = stock.spec.with_status(to);
     Ok(stock)
 }
