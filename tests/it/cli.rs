@@ -1,12 +1,10 @@
 //! The binary's subcommands: the embedded default, config errors, sign, check,
 //! and nonce replay across a restart.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 #[test]

@@ -2,13 +2,11 @@
 //! code (SPEC §4): malformed bodies, wrong types, over-long fields, missing
 //! fields, oversized and lying requests, header floods, idle connections.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const PLATFORM_PATHS: [&str; 4] = [

@@ -1,9 +1,7 @@
 //! The operator's admin HTTP API of SPEC §10 for stocks and coupons, over real HTTP
 //! with a bearer token.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use coupon_ledger::domain::time::now_ms;
 use serde_json::{json, Value};
 

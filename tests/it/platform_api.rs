@@ -1,9 +1,7 @@
 //! The inbound platform API of SPEC §6 (seed 000, 优惠券接入协议接口), over real HTTP:
 //! stock query, claim, expire/deactivate one coupon, and the batch of up to ten.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use coupon_ledger::domain::time::now_ms;
 use coupon_ledger::sign::{SignFields, SignRule};
 use serde_json::{json, Value};

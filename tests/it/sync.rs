@@ -1,15 +1,13 @@
 //! SPEC §7 over real HTTP: the outbox, the dispatcher against a mock platform,
 //! outages, flaky answers, dead calls, ordering, and the expiry sweeper.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use coupon_ledger::outbox::mock::{MockPlatform, Received};
 use coupon_ledger::sign::{self, SignRule};
 use serde_json::{json, Value};

@@ -1,11 +1,9 @@
 //! SPEC §8 (WeChat-style coupon query, seed 001) and §9 (voucher gateway, seed 002).
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use coupon_ledger::sign::{self, SignRule};
 use serde_json::{json, Map, Value};
 

@@ -2,8 +2,6 @@
 //! endpoints, graceful shutdown on real signals, storage faults, backup,
 //! logs and the admin listener — against the real binary where a user meets it.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -13,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// The binary serving `cfg` on `port`, its stderr written to `log`.
