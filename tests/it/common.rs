@@ -222,6 +222,17 @@ pub fn raw_request(
     read_answer(&mut s)
 }
 
+/// One `read`, again after an interruption: a socket with a read timeout
+/// reports EINTR when the process was stopped and continued meanwhile.
+fn read_some(s: &mut TcpStream, buf: &mut [u8]) -> usize {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r.unwrap(),
+        }
+    }
+}
+
 /// Reads one answer (Content-Length framed) from a stream.
 pub fn read_answer(s: &mut TcpStream) -> Answer {
     let mut buf = Vec::new();
@@ -230,7 +241,7 @@ pub fn read_answer(s: &mut TcpStream) -> Answer {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
         }
-        let n = s.read(&mut chunk).unwrap();
+        let n = read_some(s, &mut chunk);
         assert!(
             n > 0,
             "connection closed before an answer: {:?}",
@@ -262,7 +273,7 @@ pub fn read_answer(s: &mut TcpStream) -> Answer {
         .unwrap_or(0);
     let mut body = buf[head_end..].to_vec();
     while body.len() < len {
-        let n = s.read(&mut chunk).unwrap();
+        let n = read_some(s, &mut chunk);
         assert!(n > 0, "connection closed inside the body");
         body.extend_from_slice(&chunk[..n]);
     }
@@ -409,14 +420,14 @@ pub fn time_from_now(secs: i64) -> String {
     )
 }
 
-/// Polls `f` every 20 ms until it is true or `timeout` passes.
+/// Polls `f` every 10 ms until it is true or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
         if f() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
     f()
 }
@@ -490,11 +501,17 @@ pub fn show(a: &Answer) -> String {
     format!("HTTP {} {}", a.status, String::from_utf8_lossy(&a.body))
 }
 
-/// Asserts HTTP 200 with protocol `code`; returns the whole answer.
+/// Asserts HTTP 200 with protocol `code` and a message; returns the whole answer.
 pub fn expect(a: &Answer, code: i64) -> Value {
     assert_eq!(a.status, 200, "{}", show(a));
     assert_eq!(a.code(), code, "{}", show(a));
-    a.json()
+    let v = a.json();
+    assert!(
+        v["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        show(a)
+    );
+    v
 }
 
 /// Asserts a 40001 whose message names `field`.
@@ -533,6 +550,50 @@ pub fn ms(v: &Value) -> i64 {
     assert_eq!(s.len(), 29, "yyyy-MM-ddTHH:mm:ss.SSS+08:00 expected: {s}");
     assert!(s.ends_with("+08:00"), "rendered in +08:00: {s}");
     coupon_ledger::domain::time::parse_time(s).unwrap()
+}
+
+// ---------- ledger operations shared by the API tests ----------
+
+/// Moves stock `id` to status `to` through the admin API.
+pub fn set_status(client: &Client, id: &str, to: i64) -> Answer {
+    client.admin(
+        "POST",
+        &format!("/admin/stocks/{id}/status"),
+        Some(json!({ "stock_status": to })),
+    )
+}
+
+/// Redeems `coupon_id` against order `order_id` of `amount` fen through the admin API.
+pub fn redeem(client: &Client, coupon_id: &str, order_id: &str, amount: i64) -> Answer {
+    client.admin(
+        "POST",
+        &format!("/admin/coupons/{coupon_id}/redeem"),
+        Some(json!({"order_id": order_id, "order_amount": amount})),
+    )
+}
+
+/// The coupon as the operator sees it.
+pub fn coupon(client: &Client, id: &str) -> Value {
+    let a = client.admin("GET", &format!("/admin/coupons/{id}"), None);
+    expect(&a, 0)["data"]["coupon"].clone()
+}
+
+/// Claims a coupon of `stock_id` for `user` on channel 1; returns its id.
+pub fn claim_ok(client: &Client, stock_id: &str, user: &str) -> String {
+    let a = client.claim(stock_id, user, &unique("r"));
+    expect(&a, 0)["data"]["coupon_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Expires (3) or deactivates (4) a coupon of channel 1 through the platform API.
+pub fn deactivate(client: &Client, stock_id: &str, user: &str, coupon_id: &str, to: i64) -> Answer {
+    client.call(
+        "/sp/coupon/deactivate",
+        json!({"app_channel_id": 1, "user_code": user, "stock_id": stock_id,
+               "coupon_id": coupon_id, "coupon_status": to}),
+    )
 }
 
 pub fn sid(stock: &Value) -> String {

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use coupon_ledger::http::{Handler, Limits, Request, Response, Server};
 
+use crate::common::wait_until;
+
 /// Echo handler: the request body if any, else "METHOD PATH QUERY".
 /// `/panic` panics; `/slow` sleeps 300 ms.
 fn echo_handler() -> Handler {
@@ -156,17 +158,6 @@ fn assert_error(resp: &Resp, status: u16, code: u64) {
     let v = resp.json();
     assert_eq!(v["code"].as_u64(), Some(code), "body: {v}");
     assert!(v["message"].is_string());
-}
-
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    cond()
 }
 
 #[test]
