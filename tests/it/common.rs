@@ -162,6 +162,56 @@ impl TestServer {
         self.dir.path().join("ledger.db")
     }
 
+    /// Like [`TestServer::start_with`] (which must configure `[platform]`),
+    /// but with no background dispatcher: sync calls queue up and go out only
+    /// at [`TestServer::deliver_step`] or [`TestServer::deliver_all`].
+    pub fn start_stepped(extra: &str) -> TestServer {
+        let mut server = Self::start_with(extra);
+        server.running_mut().stop_dispatcher();
+        server
+    }
+
+    pub fn running(&self) -> &coupon_ledger::app::Running {
+        self.running.as_ref().expect("the server is running")
+    }
+
+    pub fn running_mut(&mut self) -> &mut coupon_ledger::app::Running {
+        self.running.as_mut().expect("the server is running")
+    }
+
+    /// The ledger behind the running server.
+    pub fn store(&self) -> coupon_ledger::store::Store {
+        self.running().store().clone()
+    }
+
+    /// One dispatcher step at `now`: every call due by then that heads its
+    /// lane is sent once. Returns how many were sent.
+    pub fn deliver_step(&self, now: i64) -> usize {
+        let running = self.running();
+        let platform = running
+            .config()
+            .platform
+            .as_ref()
+            .expect("a [platform] is configured");
+        coupon_ledger::outbox::dispatcher::deliver_due(running.store(), platform, now)
+            .expect("the attempts are recorded")
+    }
+
+    /// Dispatcher steps until nothing is due, a day ahead so every scheduled
+    /// retry is due at once: each call ends delivered or dead, or waits
+    /// behind a dead call. Returns how many attempts were made.
+    pub fn deliver_all(&self) -> usize {
+        let later = coupon_ledger::domain::time::now_ms() + 86_400_000;
+        let mut attempts = 0;
+        for _ in 0..10_000 {
+            match self.deliver_step(later) {
+                0 => return attempts,
+                n => attempts += n,
+            }
+        }
+        panic!("the outbox was still sending after 10000 steps");
+    }
+
     pub fn client(&self) -> Client {
         Client { addr: self.addr }
     }
@@ -430,6 +480,15 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     f()
+}
+
+/// Polls until the clock has passed the rendered time `t`, so a later change
+/// gets a later time, or a window ending at `t` has closed.
+pub fn wait_past(t: &Value) {
+    let t = ms(t);
+    assert!(wait_until(Duration::from_secs(10), || {
+        coupon_ledger::domain::time::now_ms() > t
+    }));
 }
 
 /// The real binary serving a config file, for crash tests.

@@ -476,14 +476,16 @@ fn slowloris_gets_408() {
         }
     }
     let elapsed = start.elapsed();
-    assert!(closed || !got.is_empty(), "no answer after {elapsed:?}");
+    // The server lingers after its answer, so the 408 is readable even while
+    // the client keeps sending: closing without it is a failure.
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 408 "),
+        "no 408 after {elapsed:?} (closed: {closed}): {text:?}"
+    );
+    assert!(text.contains("\"code\":40800"), "{text}");
     assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
     assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
-    if !got.is_empty() {
-        let text = String::from_utf8_lossy(&got);
-        assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
-        assert!(text.contains("\"code\":40800"), "{text}");
-    }
     assert_eq!(get(server.local_addr(), "/ok").status, 200);
 }
 

@@ -126,12 +126,6 @@ fn batch(client: &Client, user: &str, coupons: &[(&str, &str)], to: i64) -> Answ
     )
 }
 
-/// Polls until the clock has passed the rendered time `t`, so a later change gets a later time.
-fn wait_past(t: &Value) {
-    let t = ms(t);
-    assert!(wait_until(std::time::Duration::from_secs(2), || now_ms() > t));
-}
-
 // ---------------------------------------------------------------- seed examples
 
 #[test]
