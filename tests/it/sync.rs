@@ -527,16 +527,16 @@ fn claims_go_through_between_sweeper_batches() {
     // The sweeper's step is driven here; its thread sleeps for an hour.
     let server = TestServer::start_with("sweep_interval_s = 3600");
     let c = server.client();
-    let end = time_from_now(5);
+    let end = time_from_now(2);
     let doomed = c.create_stock(
-        json!({"max_coupons": 600, "max_coupons_per_user": 600, "available_end_time": end}),
+        json!({"max_coupons": 200, "max_coupons_per_user": 200, "available_end_time": end}),
     );
     let doomed_id = doomed["stock_id"].as_str().unwrap().to_string();
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let (id, c) = (doomed_id.clone(), c);
             std::thread::spawn(move || {
-                for i in 0..150 {
+                for i in 0..50 {
                     assert_eq!(c.claim(&id, "many", &format!("d{t}-{i}")).code(), 0);
                 }
             })
@@ -548,7 +548,7 @@ fn claims_go_through_between_sweeper_batches() {
     let live = c.create_stock(json!({"max_coupons": 100000, "max_coupons_per_user": 100000}));
     let live_id = live["stock_id"].as_str().unwrap().to_string();
     wait_past(&json!(end));
-    // Claim continuously while the sweeper expires 600 coupons, 25 per transaction.
+    // Claim continuously while the sweeper expires 200 coupons, 5 per transaction.
     let stop = Arc::new(AtomicBool::new(false));
     let claims = Arc::new(AtomicUsize::new(0));
     let claimer = {
@@ -566,14 +566,14 @@ fn claims_go_through_between_sweeper_batches() {
     assert!(wait_until(Duration::from_secs(10), || claims
         .load(Ordering::Relaxed)
         > 0));
-    let swept = sweep(&server.store(), 25).unwrap();
+    let swept = sweep(&server.store(), 5).unwrap();
     stop.store(true, Ordering::Relaxed);
     claimer.join().unwrap();
-    assert_eq!(swept, 600, "the sweeper did not expire all 600");
+    assert_eq!(swept, 200, "the sweeper did not expire all 200");
     let s = c
         .admin("GET", &format!("/admin/stocks/{doomed_id}"), None)
         .json();
-    assert_eq!(s["data"]["counts"]["expired"], 600);
+    assert_eq!(s["data"]["counts"]["expired"], 200);
     // Journal ids are commit order: some claim committed between the sweep's first and last batch.
     let conn = rusqlite::Connection::open(server.db()).unwrap();
     let (first, last): (i64, i64) = conn
