@@ -67,6 +67,15 @@ impl Running {
         self.server.shutdown_handle()
     }
 
+    /// Stops the background outbox dispatcher; calls stay queued. For callers
+    /// that deliver them one step at a time with
+    /// [`deliver_due`](crate::outbox::dispatcher::deliver_due) instead.
+    pub fn stop_dispatcher(&mut self) {
+        if let Some(d) = self.dispatcher.take() {
+            d.stop();
+        }
+    }
+
     /// Stops accepting, finishes in-flight requests and deliveries, returns;
     /// waits at most `shutdown_grace_s` in all.
     pub fn shutdown(self) {

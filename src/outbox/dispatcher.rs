@@ -15,6 +15,7 @@ use crate::config::Platform;
 use crate::domain::coupon::random_hex;
 use crate::domain::ledger::OutboxCall;
 use crate::domain::time::{now_ms, Millis};
+use crate::domain::LedgerError;
 use crate::sign;
 use crate::store::{Attempt, Store};
 
@@ -240,28 +241,11 @@ fn worker(shared: &Shared, rx: &Mutex<Receiver<OutboxCall>>) {
     loop {
         let next = rx.lock().recv();
         let Ok(call) = next else { return };
-        let result = deliver(&agent, &shared.platform, &call);
-        if let Err(e) = &result {
-            log::info!(
-                "outbox: {} {} attempt {} failed: {e}",
-                call.path,
-                call.seq_id,
-                call.attempts + 1
-            );
+        let (retry_at, recorded) = attempt(&agent, &shared.store, &shared.platform, &call);
+        if let Some(at) = retry_at {
+            shared.next_retry_ms.fetch_min(at, Ordering::SeqCst);
         }
-        let step = next_step(&call, result, &shared.platform, now_ms());
-        if let Attempt::Retry { at, .. } = &step {
-            shared.next_retry_ms.fetch_min(*at, Ordering::SeqCst);
-        }
-        if let Attempt::Dead { error } = &step {
-            log::warn!(
-                "outbox: {} {} is dead after {} attempts: {error}",
-                call.path,
-                call.seq_id,
-                call.attempts + 1
-            );
-        }
-        if let Err(e) = shared.store.outbox_record(call.id, step, now_ms()) {
+        if let Err(e) = recorded {
             // The ledger cannot be written: hold the call back a while rather
             // than send it again at once.
             log::error!("outbox: cannot record the attempt of {}: {e}", call.seq_id);
@@ -271,6 +255,54 @@ fn worker(shared: &Shared, rx: &Mutex<Receiver<OutboxCall>>) {
         shared.finished.store(true, Ordering::SeqCst);
         shared.wake.notify_all();
     }
+}
+
+/// Sends `call` once and records the attempt. Answers when the call is due
+/// again if it stays pending, and whether the attempt could be recorded.
+fn attempt(
+    agent: &ureq::Agent,
+    store: &Store,
+    platform: &Platform,
+    call: &OutboxCall,
+) -> (Option<Millis>, Result<(), LedgerError>) {
+    let result = deliver(agent, platform, call);
+    if let Err(e) = &result {
+        log::info!(
+            "outbox: {} {} attempt {} failed: {e}",
+            call.path,
+            call.seq_id,
+            call.attempts + 1
+        );
+    }
+    let step = next_step(call, result, platform, now_ms());
+    let retry_at = match &step {
+        Attempt::Retry { at, .. } => Some(*at),
+        Attempt::Dead { error } => {
+            log::warn!(
+                "outbox: {} {} is dead after {} attempts: {error}",
+                call.path,
+                call.seq_id,
+                call.attempts + 1
+            );
+            None
+        }
+        Attempt::Delivered => None,
+    };
+    (retry_at, store.outbox_record(call.id, step, now_ms()))
+}
+
+/// One dispatcher step, without the background thread: sends every call that
+/// is due by `now` and heads its lane, once each, in order, and records each
+/// attempt as the workers do. Calls behind one of them in its lane become due
+/// at the next step. Returns how many calls it sent. Tests and tools use it to
+/// deliver at a moment of their choosing, with no background dispatcher running.
+pub fn deliver_due(store: &Store, platform: &Platform, now: Millis) -> Result<usize, LedgerError> {
+    let calls = store.outbox_ready(now, &[], i64::MAX as usize)?;
+    let agent = agent();
+    for call in &calls {
+        attempt(&agent, store, platform, call).1?;
+    }
+    Ok(calls.len())
 }
 
 #[cfg(test)]

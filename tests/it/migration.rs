@@ -2,18 +2,16 @@
 //! current version on open, keeps every row, and ends with the same schema as
 //! a new database.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use coupon_ledger::config::Durability;
 use coupon_ledger::domain::ledger::{Origin, Source};
 use coupon_ledger::store::{Store, StoreOptions, SCHEMA_VERSION};
 use rusqlite::Connection;
 
 /// The schema text of version 1, as it was shipped.
-const SCHEMA_V1: &str = include_str!("fixtures/schema_v1.sql");
+const SCHEMA_V1: &str = include_str!("../fixtures/schema_v1.sql");
 
 fn open(db: &Path) -> Store {
     Store::open(

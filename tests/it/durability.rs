@@ -1,7 +1,5 @@
 //! Limits under concurrency, and acknowledged claims across `kill -9`.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// One signed claim on a fresh connection; `None` when the server is gone.

@@ -1,11 +1,9 @@
 //! SPEC §8 (WeChat-style coupon query, seed 001) and §9 (voucher gateway, seed 002).
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use coupon_ledger::sign::{self, SignRule};
 use serde_json::{json, Map, Value};
 
@@ -39,14 +37,6 @@ fn assert_answer_signed(answer: &Value) {
 }
 
 const OPENID: &str = "oc5mSjk88888888efaeBmjU";
-
-fn claimed(c: &Client, stock: &Value, user: &str) -> String {
-    let a = c
-        .claim(stock["stock_id"].as_str().unwrap(), user, &unique("wx-"))
-        .json();
-    assert_eq!(a["code"], 0, "{a}");
-    a["data"]["coupon_id"].as_str().unwrap().to_string()
-}
 
 #[test]
 fn wx_query_answers_the_seed_shape_with_a_verifiable_sign() {
@@ -98,7 +88,7 @@ fn wx_status_and_type_follow_the_ledger() {
     let c = server.client();
     let stock = c.create_stock(json!({"max_coupons_per_user": 5}));
     let stock_id = stock["stock_id"].as_str().unwrap();
-    let used = claimed(&c, &stock, OPENID);
+    let used = claim_ok(&c, &sid(&stock), OPENID);
     c.admin(
         "POST",
         &format!("/admin/coupons/{used}/redeem"),
@@ -109,7 +99,7 @@ fn wx_status_and_type_follow_the_ledger() {
         "USED"
     );
     for (status, word) in [(3, "EXPIRED"), (4, "DEACTIVATED")] {
-        let id = claimed(&c, &stock, OPENID);
+        let id = claim_ok(&c, &sid(&stock), OPENID);
         let d = c.call(
             "/sp/coupon/deactivate",
             json!({"app_channel_id": 1, "user_code": OPENID, "stock_id": stock_id, "coupon_id": id, "coupon_status": status}),
@@ -121,14 +111,14 @@ fn wx_status_and_type_follow_the_ledger() {
         );
     }
     let cut = c.create_stock(json!({"coupon_type": 2, "fixed_normal_coupon": {"coupon_amount": 990, "transaction_minimum": 0}}));
-    let id = claimed(&c, &cut, OPENID);
+    let id = claim_ok(&c, &sid(&cut), OPENID);
     let got = wx(&c, json!({"coupon_id": id, "openid": OPENID}));
     assert_eq!(got["coupon_type"], "CUT_TO");
     assert_eq!(got["cut_to_message"]["cut_to_price"], 990);
     assert!(got.get("normal_coupon_information").is_none());
     let pct = c.create_stock(json!({"coupon_type": 3, "fixed_normal_coupon": null,
         "discount_coupon": {"discount_percent": 88, "discount_amount_max": 1000, "transaction_minimum": 0}}));
-    let id = claimed(&c, &pct, OPENID);
+    let id = claim_ok(&c, &sid(&pct), OPENID);
     let got = wx(&c, json!({"coupon_id": id, "openid": OPENID}));
     assert_eq!(got["coupon_type"], "DISCOUNT");
     assert_eq!(got["discount_information"]["discount_percent"], 88);
@@ -140,7 +130,7 @@ fn wx_another_users_coupon_is_not_found() {
     let server = TestServer::start();
     let c = server.client();
     let stock = c.create_stock(json!({}));
-    let id = claimed(&c, &stock, "someone-else");
+    let id = claim_ok(&c, &sid(&stock), "someone-else");
     let got = wx(&c, json!({"coupon_id": id, "openid": OPENID}));
     assert_eq!(got["return_code"], "SUCCESS");
     assert_eq!(got["result_code"], "40402");

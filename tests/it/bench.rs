@@ -2,11 +2,9 @@
 //! asserted here: only that every row runs, that the issued count matches the
 //! claims that succeeded, and that the bulk fill leaves a valid ledger.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use coupon_ledger::domain::LedgerError;
 use coupon_ledger::store::check_database;
 use serde_json::json;

@@ -162,6 +162,56 @@ impl TestServer {
         self.dir.path().join("ledger.db")
     }
 
+    /// Like [`TestServer::start_with`] (which must configure `[platform]`),
+    /// but with no background dispatcher: sync calls queue up and go out only
+    /// at [`TestServer::deliver_step`] or [`TestServer::deliver_all`].
+    pub fn start_stepped(extra: &str) -> TestServer {
+        let mut server = Self::start_with(extra);
+        server.running_mut().stop_dispatcher();
+        server
+    }
+
+    pub fn running(&self) -> &coupon_ledger::app::Running {
+        self.running.as_ref().expect("the server is running")
+    }
+
+    pub fn running_mut(&mut self) -> &mut coupon_ledger::app::Running {
+        self.running.as_mut().expect("the server is running")
+    }
+
+    /// The ledger behind the running server.
+    pub fn store(&self) -> coupon_ledger::store::Store {
+        self.running().store().clone()
+    }
+
+    /// One dispatcher step at `now`: every call due by then that heads its
+    /// lane is sent once. Returns how many were sent.
+    pub fn deliver_step(&self, now: i64) -> usize {
+        let running = self.running();
+        let platform = running
+            .config()
+            .platform
+            .as_ref()
+            .expect("a [platform] is configured");
+        coupon_ledger::outbox::dispatcher::deliver_due(running.store(), platform, now)
+            .expect("the attempts are recorded")
+    }
+
+    /// Dispatcher steps until nothing is due, a day ahead so every scheduled
+    /// retry is due at once: each call ends delivered or dead, or waits
+    /// behind a dead call. Returns how many attempts were made.
+    pub fn deliver_all(&self) -> usize {
+        let later = coupon_ledger::domain::time::now_ms() + 86_400_000;
+        let mut attempts = 0;
+        for _ in 0..10_000 {
+            match self.deliver_step(later) {
+                0 => return attempts,
+                n => attempts += n,
+            }
+        }
+        panic!("the outbox was still sending after 10000 steps");
+    }
+
     pub fn client(&self) -> Client {
         Client { addr: self.addr }
     }
@@ -222,6 +272,17 @@ pub fn raw_request(
     read_answer(&mut s)
 }
 
+/// One `read`, again after an interruption: a socket with a read timeout
+/// reports EINTR when the process was stopped and continued meanwhile.
+fn read_some(s: &mut TcpStream, buf: &mut [u8]) -> usize {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r.unwrap(),
+        }
+    }
+}
+
 /// Reads one answer (Content-Length framed) from a stream.
 pub fn read_answer(s: &mut TcpStream) -> Answer {
     let mut buf = Vec::new();
@@ -230,7 +291,7 @@ pub fn read_answer(s: &mut TcpStream) -> Answer {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
         }
-        let n = s.read(&mut chunk).unwrap();
+        let n = read_some(s, &mut chunk);
         assert!(
             n > 0,
             "connection closed before an answer: {:?}",
@@ -262,7 +323,7 @@ pub fn read_answer(s: &mut TcpStream) -> Answer {
         .unwrap_or(0);
     let mut body = buf[head_end..].to_vec();
     while body.len() < len {
-        let n = s.read(&mut chunk).unwrap();
+        let n = read_some(s, &mut chunk);
         assert!(n > 0, "connection closed inside the body");
         body.extend_from_slice(&chunk[..n]);
     }
@@ -409,16 +470,25 @@ pub fn time_from_now(secs: i64) -> String {
     )
 }
 
-/// Polls `f` every 20 ms until it is true or `timeout` passes.
+/// Polls `f` every 10 ms until it is true or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
         if f() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
     f()
+}
+
+/// Polls until the clock has passed the rendered time `t`, so a later change
+/// gets a later time, or a window ending at `t` has closed.
+pub fn wait_past(t: &Value) {
+    let t = ms(t);
+    assert!(wait_until(Duration::from_secs(10), || {
+        coupon_ledger::domain::time::now_ms() > t
+    }));
 }
 
 /// The real binary serving a config file, for crash tests.
@@ -490,11 +560,17 @@ pub fn show(a: &Answer) -> String {
     format!("HTTP {} {}", a.status, String::from_utf8_lossy(&a.body))
 }
 
-/// Asserts HTTP 200 with protocol `code`; returns the whole answer.
+/// Asserts HTTP 200 with protocol `code` and a message; returns the whole answer.
 pub fn expect(a: &Answer, code: i64) -> Value {
     assert_eq!(a.status, 200, "{}", show(a));
     assert_eq!(a.code(), code, "{}", show(a));
-    a.json()
+    let v = a.json();
+    assert!(
+        v["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        show(a)
+    );
+    v
 }
 
 /// Asserts a 40001 whose message names `field`.
@@ -533,6 +609,50 @@ pub fn ms(v: &Value) -> i64 {
     assert_eq!(s.len(), 29, "yyyy-MM-ddTHH:mm:ss.SSS+08:00 expected: {s}");
     assert!(s.ends_with("+08:00"), "rendered in +08:00: {s}");
     coupon_ledger::domain::time::parse_time(s).unwrap()
+}
+
+// ---------- ledger operations shared by the API tests ----------
+
+/// Moves stock `id` to status `to` through the admin API.
+pub fn set_status(client: &Client, id: &str, to: i64) -> Answer {
+    client.admin(
+        "POST",
+        &format!("/admin/stocks/{id}/status"),
+        Some(json!({ "stock_status": to })),
+    )
+}
+
+/// Redeems `coupon_id` against order `order_id` of `amount` fen through the admin API.
+pub fn redeem(client: &Client, coupon_id: &str, order_id: &str, amount: i64) -> Answer {
+    client.admin(
+        "POST",
+        &format!("/admin/coupons/{coupon_id}/redeem"),
+        Some(json!({"order_id": order_id, "order_amount": amount})),
+    )
+}
+
+/// The coupon as the operator sees it.
+pub fn coupon(client: &Client, id: &str) -> Value {
+    let a = client.admin("GET", &format!("/admin/coupons/{id}"), None);
+    expect(&a, 0)["data"]["coupon"].clone()
+}
+
+/// Claims a coupon of `stock_id` for `user` on channel 1; returns its id.
+pub fn claim_ok(client: &Client, stock_id: &str, user: &str) -> String {
+    let a = client.claim(stock_id, user, &unique("r"));
+    expect(&a, 0)["data"]["coupon_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Expires (3) or deactivates (4) a coupon of channel 1 through the platform API.
+pub fn deactivate(client: &Client, stock_id: &str, user: &str, coupon_id: &str, to: i64) -> Answer {
+    client.call(
+        "/sp/coupon/deactivate",
+        json!({"app_channel_id": 1, "user_code": user, "stock_id": stock_id,
+               "coupon_id": coupon_id, "coupon_status": to}),
+    )
 }
 
 pub fn sid(stock: &Value) -> String {

@@ -2,8 +2,6 @@
 //! endpoints, graceful shutdown on real signals, storage faults, backup,
 //! logs and the admin listener — against the real binary where a user meets it.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -13,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// The binary serving `cfg` on `port`, its stderr written to `log`.
@@ -265,17 +263,15 @@ fn livez_readyz_and_healthz_on_a_healthy_server() {
 fn a_dead_sync_call_makes_health_degraded_and_names_it() {
     // The platform never answers: the first call dies after one attempt.
     let closed = free_port();
-    let s = TestServer::start_with(&format!(
+    let s = TestServer::start_stepped(&format!(
         "[platform]\nbase_url = \"http://127.0.0.1:{closed}\"\napi_key = \"P\"\nsecret = \"S\"\nmax_attempts = 1\n"
     ));
     let c = s.client();
     c.create_stock(json!({}));
-    let degraded = wait_until(Duration::from_secs(20), || {
-        let h = get(s.addr, "/healthz").json();
-        h["data"]["status"] == "degraded"
-    });
-    assert!(degraded, "never degraded");
+    assert_eq!(get(s.addr, "/healthz").json()["data"]["status"], "ok");
+    assert_eq!(s.deliver_all(), 1);
     let h = expect(&get(s.addr, "/healthz"), 0)["data"].clone();
+    assert_eq!(h["status"], "degraded", "{h}");
     let problems = h["problems"].to_string();
     assert!(problems.contains("dead sync call"), "{problems}");
     // Readiness is about writes, which still commit.

@@ -2,11 +2,9 @@
 //! to the prepare answer, signatures are checked over the numbers as sent, and
 //! fen fields take only integer literals.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const DEAL: &str = r#"{"dealId": "1316147453", "dealValue": 198.00, "dealPrice": 12.50, "big": 12345678901234567.89, "huge": 123456789012345678901234567890, "neg": -0.10, "list": [1.0, 2.50]}"#;

@@ -1,12 +1,10 @@
 //! The binary's subcommands: the embedded default, config errors, sign, check,
 //! and nonce replay across a restart.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 #[test]
@@ -292,16 +290,15 @@ fn outbox_abandon_gives_up_on_a_dead_call_in_the_database() {
         "[platform]\nbase_url = \"http://127.0.0.1:{}\"\napi_key = \"SP\"\nsecret = \"s\"\nmax_attempts = 1\nretry_base_ms = 10\nretry_max_ms = 10\n",
         free_port()
     );
-    let mut server = TestServer::start_with(&platform);
+    let mut server = TestServer::start_stepped(&platform);
     let c = server.client();
     let stock = c.create_stock(json!({}));
     let dead = || {
         let a = c.admin("GET", "/admin/outbox?state=dead", None).json();
         a["data"]["calls"].as_array().unwrap().clone()
     };
-    assert!(wait_until(std::time::Duration::from_secs(10), || dead()
-        .len()
-        == 1));
+    assert_eq!(server.deliver_all(), 1);
+    assert_eq!(dead().len(), 1);
     expect(
         &c.admin(
             "PATCH",

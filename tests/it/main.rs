@@ -1,0 +1,21 @@
+//! Every integration test in one binary: one link instead of thirteen, one
+//! process whose tests run in parallel. Each module is one area of the ledger;
+//! `common` is the harness they share (servers on temp databases, clients,
+//! signing, assertions).
+
+mod common;
+
+mod admin_api;
+mod bench;
+mod cli;
+mod durability;
+mod fd_exhaustion;
+mod hostile;
+mod http_layer;
+mod migration;
+mod numbers;
+mod partners;
+mod platform_api;
+mod production;
+mod properties;
+mod sync;
