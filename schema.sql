@@ -1,7 +1,7 @@
 -- coupon-ledger schema, version 2 (PRAGMA user_version). A new database gets this
 -- file; a version-1 database gets migrations/0002_outbox_abandon.sql, which ends
 -- with the same tables, indexes and triggers.
--- The database itself refuses what SPEC §5 forbids: the code checks first to give
+-- The database itself refuses what the ledger's rules forbid: the code checks first to give
 -- precise error codes, and these constraints back every rule up.
 
 CREATE TABLE meta (
@@ -37,7 +37,7 @@ CREATE TABLE stocks (
               AND discount_percent IS NOT NULL AND discount_amount_max IS NOT NULL))
 ) STRICT;
 
--- SPEC §5 stock transitions: 1→2, 1→3, 2→1, 2→3, 3→5, 5→3, any non-4 → 4.
+-- Stock transitions: 1→2, 1→3, 2→1, 2→3, 3→5, 5→3, any non-4 → 4.
 CREATE TRIGGER stocks_status_transition
 BEFORE UPDATE OF stock_status ON stocks
 WHEN NEW.stock_status IS NOT OLD.stock_status
@@ -111,7 +111,7 @@ CREATE INDEX coupons_by_holder ON coupons (stock_id, app_channel_id, user_code);
 CREATE INDEX coupons_by_user ON coupons (user_code, seq);
 CREATE INDEX coupons_by_expiry ON coupons (status, available_end_ms);
 
--- SPEC §5 claim rules, enforced again by the database.
+-- Claim rules, enforced again by the database.
 CREATE TRIGGER coupons_claim_rules
 BEFORE INSERT ON coupons
 BEGIN
@@ -135,7 +135,7 @@ BEGIN
     UPDATE stocks SET issued = issued + 1 WHERE stock_id = NEW.stock_id;
 END;
 
--- SPEC §5 coupon transitions: 1→2, 1→3, 1→4, 2→1.
+-- Coupon transitions: 1→2, 1→3, 1→4, 2→1.
 CREATE TRIGGER coupons_status_transition
 BEFORE UPDATE OF status ON coupons
 WHEN NEW.status IS NOT OLD.status
@@ -226,7 +226,7 @@ CREATE TABLE nonces (
 
 CREATE INDEX nonces_by_age ON nonces (seen_ms);
 
--- SPEC §7 transactional outbox: one row per call to the platform, written in the
+-- The transactional outbox: one row per call to the platform, written in the
 -- transaction of the change that causes it. `seq_id` is fixed at creation so the
 -- platform can deduplicate retries. `lane` orders calls: one stock's calls, or
 -- one coupon's calls, go in id order; a coupon's calls also wait for its stock's.
@@ -288,7 +288,7 @@ BEGIN
     SELECT RAISE(ABORT, 'ledger: pending and dead outbox calls are never deleted');
 END;
 
--- SPEC §9 third-party group-buy vouchers, imported by the operator.
+-- Third-party group-buy vouchers, imported by the operator.
 -- `remaining` is the uses left; its CHECK is the hard stop at zero.
 CREATE TABLE vouchers (
     id                INTEGER PRIMARY KEY,

@@ -76,7 +76,7 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Import third-party vouchers (SPEC §9).
+    /// Import third-party vouchers (docs/protocol.md, voucher gateway).
     Voucher {
         #[command(subcommand)]
         action: VoucherAction,

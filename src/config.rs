@@ -1,4 +1,4 @@
-//! Configuration: TOML file + `COUPON_LEDGER_*` environment + flags → one validated [`Config`] (SPEC §2).
+//! Configuration: TOML file + `COUPON_LEDGER_*` environment + flags → one validated [`Config`] (docs/operations.md, configuration).
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,7 @@ pub enum Durability {
     Normal,
 }
 
-/// One caller of the partner APIs (§6, §8, §9).
+/// One caller of the partner APIs: platform API, coupon query, voucher gateway.
 #[derive(Debug, Clone)]
 pub struct Partner {
     pub api_key: String,
@@ -27,7 +27,7 @@ pub struct Partner {
     pub sign: SignRule,
 }
 
-/// Where the §7 sync calls go.
+/// Where the sync calls to the platform go.
 #[derive(Debug, Clone)]
 pub struct Platform {
     pub base_url: String,

@@ -1,4 +1,4 @@
-//! The embedded default's demo partner and stock (SPEC §2), kept in the
+//! The embedded default's demo partner and stock (docs/operations.md, configuration), kept in the
 //! database's `meta` table so a restart on the same file finds them again.
 
 use serde_json::{json, Map, Value};

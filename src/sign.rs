@@ -1,4 +1,4 @@
-//! Request signing (SPEC §3): canonical string, MD5, timestamp window.
+//! Request signing (docs/protocol.md, signing): canonical string, MD5, timestamp window.
 //! Nonce bookkeeping lives in the store, since it must survive a restart.
 //!
 //! Numbers are signed exactly as written. serde_json's `arbitrary_precision`
@@ -23,7 +23,7 @@ pub enum SignFields {
     #[default]
     All,
     /// Only the common parameters: `api_key`, `nonce`, `seq_id`, `timestamp`
-    /// (and their §8 names `agent_no`, `req_id`).
+    /// (and their coupon-query names `agent_no`, `req_id`).
     Common,
 }
 

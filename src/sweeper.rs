@@ -1,4 +1,4 @@
-//! The expiry sweeper (SPEC §7): every `sweep_interval_s`, coupons still
+//! The expiry sweeper (docs/protocol.md, sync to the platform): every `sweep_interval_s`, coupons still
 //! available after their window become expired, in bounded batches, each its
 //! own short transaction so claims queue behind one batch at most. The same
 //! pass deletes sync calls that were delivered or abandoned longer ago than

@@ -1,4 +1,4 @@
-//! The operator's HTTP API under `/admin/` (SPEC §10), behind a bearer token.
+//! The operator's HTTP API under `/admin/` (docs/operations.md, admin API), behind a bearer token.
 
 use serde_json::{json, Value};
 

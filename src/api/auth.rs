@@ -20,7 +20,7 @@ pub struct Signed<'a> {
     pub seq_id: Option<String>,
 }
 
-/// Checks SPEC §3 on a body, in the order the spec lists the refusals. The nonce
+/// Checks a body's api key, sign, timestamp and nonce, in the order of docs/protocol.md, signing. The nonce
 /// is returned, not recorded: the store records it with the request's work.
 pub fn authenticate<'a>(app: &'a App, body: &[u8]) -> Result<Signed<'a>, LedgerError> {
     let map = parse_object(body)?;

@@ -1,4 +1,4 @@
-//! Seed 002: the voucher gateway for shop terminals (SPEC §9). One path, the
+//! The voucher gateway for shop terminals (docs/protocol.md, voucher gateway). One path, the
 //! `method` field picks prepare, verify or cancel; answers use `code` 0 / 3 with
 //! `msg`, and the ledger's code in `sub_code`.
 
@@ -81,7 +81,7 @@ fn prepare(app: &App, s: &Signed) -> Result<Value, LedgerError> {
     Ok(prepare_data(&v, app.config.utc_offset))
 }
 
-/// The seed's prepare `data`, with exactly one platform block carrying the uses left.
+/// The protocol's prepare `data`, with exactly one platform block carrying the uses left.
 pub fn prepare_data(v: &Voucher, tz: UtcOffset) -> Value {
     let spec = &v.spec;
     let mut m = Map::new();

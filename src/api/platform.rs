@@ -1,4 +1,4 @@
-//! Seed 000 inbound: the travel platform calls the SP (SPEC §6).
+//! The platform API: the travel platform calls the SP (docs/protocol.md, platform API).
 
 use serde_json::{json, Value};
 
@@ -16,7 +16,7 @@ use crate::http::Response;
 use crate::wire::fields::{Fields, MAX_CHANNEL};
 use crate::wire::render;
 
-/// Dispatches one of the four §6 paths.
+/// Answers one of the four platform API calls.
 pub fn handle(app: &App, call: PlatformCall, body: &[u8]) -> Response {
     let signed = match authenticate(app, body) {
         Ok(s) => s,

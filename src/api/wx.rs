@@ -1,4 +1,4 @@
-//! Seed 001: the WeChat-Pay-style coupon query (SPEC §8). `agent_no` names the
+//! The WeChat-Pay-style coupon query (docs/protocol.md, coupon query). `agent_no` names the
 //! partner, `req_id` is the trace id; the answer has its own shape and is signed.
 
 use serde_json::{json, Map, Value};

@@ -1,4 +1,4 @@
-//! Coupon identities and personal data (SPEC §5, §4).
+//! Coupon identities and personal data (docs/protocol.md, the ledger's rules).
 
 /// A fresh coupon id: 19 decimal digits drawn uniformly from 10^18..10^19,
 /// about 63 bits of randomness from the OS, so ids are neither guessable nor sequential.

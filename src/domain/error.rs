@@ -1,4 +1,4 @@
-//! The one error type of the ledger, and its protocol codes (SPEC §4).
+//! The one error type of the ledger, and its protocol codes (docs/protocol.md, conventions).
 
 use std::fmt;
 
@@ -52,7 +52,7 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
-    /// The SPEC §4 code of this outcome.
+    /// The protocol code of this outcome (docs/protocol.md, error codes).
     pub fn code(&self) -> i64 {
         match self {
             LedgerError::Invalid(_) => 40001,

@@ -190,7 +190,7 @@ impl Illegal {
     }
 }
 
-/// What a batch expire/deactivate came to (SPEC §5 batch rule).
+/// What a batch expire/deactivate came to (the batch rule).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchOutcome {
     Done(Vec<Settled>),
@@ -224,7 +224,7 @@ pub struct JournalEntry {
     pub detail: Option<String>,
 }
 
-/// Editable fields of a stock (SPEC §5); `None` leaves a field as it is.
+/// Editable fields of a stock (docs/protocol.md, the ledger's rules); `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StockPatch {
     pub stock_name: Option<String>,
@@ -270,7 +270,7 @@ pub struct CouponQuery {
     pub after: Option<i64>,
 }
 
-/// A change the platform must hear about (SPEC §7). Platform-initiated changes
+/// A change the platform must hear about (docs/protocol.md, sync to the platform). Platform-initiated changes
 /// (claims, deactivations it asked for) raise none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncEvent {

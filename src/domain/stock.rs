@@ -1,4 +1,4 @@
-//! Stocks (批次) and coupons: types, amounts and the two state machines (SPEC §5).
+//! Stocks (批次) and coupons: types, amounts and the two state machines (docs/protocol.md, the ledger's rules).
 
 use super::error::LedgerError;
 use super::money::Fen;
@@ -20,14 +20,14 @@ pub enum CouponKind {
     },
 }
 
-/// The seed's `fixed_normal_coupon` block.
+/// The protocol's `fixed_normal_coupon` block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FixedBlock {
     pub coupon_amount: Fen,
     pub transaction_minimum: Fen,
 }
 
-/// The seed's `discount_coupon` block.
+/// The protocol's `discount_coupon` block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DiscountBlock {
     pub discount_amount_max: Fen,
@@ -107,7 +107,7 @@ impl CouponKind {
         }
     }
 
-    /// The seed's `coupon_type` number.
+    /// The protocol's `coupon_type` number.
     pub fn type_code(&self) -> i64 {
         match self {
             CouponKind::FixedOff { .. } => 1,
@@ -168,7 +168,7 @@ pub enum StockStatus {
 }
 
 impl StockStatus {
-    /// Reads the seed's number.
+    /// Reads the protocol's number.
     pub fn from_code(code: i64) -> Option<StockStatus> {
         Some(match code {
             1 => StockStatus::Inactive,
@@ -180,12 +180,12 @@ impl StockStatus {
         })
     }
 
-    /// The seed's number.
+    /// The protocol's number.
     pub fn code(self) -> i64 {
         self as i64
     }
 
-    /// SPEC §5: 1→2, 1→3, 2→1, 2→3, 3→5, 5→3, any non-4 → 4.
+    /// 1→2, 1→3, 2→1, 2→3, 3→5, 5→3, any non-4 → 4.
     pub fn can_become(self, to: StockStatus) -> bool {
         use StockStatus::*;
         matches!(
@@ -210,7 +210,7 @@ pub enum CouponStatus {
 }
 
 impl CouponStatus {
-    /// Reads the seed's number.
+    /// Reads the protocol's number.
     pub fn from_code(code: i64) -> Option<CouponStatus> {
         Some(match code {
             1 => CouponStatus::Available,
@@ -221,12 +221,12 @@ impl CouponStatus {
         })
     }
 
-    /// The seed's number.
+    /// The protocol's number.
     pub fn code(self) -> i64 {
         self as i64
     }
 
-    /// SPEC §5: 1→2 redeem, 1→3 expire, 1→4 deactivate, 2→1 un-redeem. 3 and 4 are final.
+    /// 1→2 redeem, 1→3 expire, 1→4 deactivate, 2→1 un-redeem. 3 and 4 are final.
     pub fn can_become(self, to: CouponStatus) -> bool {
         use CouponStatus::*;
         matches!(

@@ -1,4 +1,4 @@
-//! Times: stored as UTC milliseconds, rendered in the configured offset (SPEC §4).
+//! Times: stored as UTC milliseconds, rendered in the configured offset (docs/protocol.md, conventions).
 
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -37,7 +37,7 @@ fn at(ms: Millis, offset: UtcOffset) -> OffsetDateTime {
     })
 }
 
-/// `yyyy-MM-ddTHH:mm:ss.SSS+08:00`, the seed-000 format (§6, §7).
+/// `yyyy-MM-ddTHH:mm:ss.SSS+08:00`, the platform protocol's format.
 pub fn render_millis(ms: Millis, offset: UtcOffset) -> String {
     let fmt = format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3][offset_hour sign:mandatory]:[offset_minute]"
@@ -45,7 +45,7 @@ pub fn render_millis(ms: Millis, offset: UtcOffset) -> String {
     at(ms, offset).format(fmt).unwrap_or_default()
 }
 
-/// RFC 3339 without fraction, `2024-11-07T16:10:29+08:00` (§8).
+/// RFC 3339 without fraction, `2024-11-07T16:10:29+08:00` (the coupon query).
 pub fn render_rfc3339_seconds(ms: Millis, offset: UtcOffset) -> String {
     let fmt = format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
@@ -53,7 +53,7 @@ pub fn render_rfc3339_seconds(ms: Millis, offset: UtcOffset) -> String {
     at(ms, offset).format(fmt).unwrap_or_default()
 }
 
-/// `yyyy-MM-dd HH:mm:ss` in the configured offset (§9).
+/// `yyyy-MM-dd HH:mm:ss` in the configured offset (the voucher gateway).
 pub fn render_local(ms: Millis, offset: UtcOffset) -> String {
     let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     at(ms, offset).format(fmt).unwrap_or_default()

@@ -1,4 +1,4 @@
-//! Third-party group-buy vouchers (SPEC §9): kinds, terms and uses.
+//! Third-party group-buy vouchers (docs/protocol.md, voucher gateway): kinds, terms and uses.
 
 use serde_json::Value;
 

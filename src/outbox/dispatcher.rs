@@ -1,5 +1,5 @@
 //! The background dispatcher: delivers outbox calls to the platform, signed per
-//! SPEC §3, with capped exponential backoff and jitter, in order per stock and
+//! the project's signing rule, with capped exponential backoff and jitter, in order per stock and
 //! per coupon, a few at a time so one stuck call does not hold up the others.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};

@@ -1,5 +1,5 @@
 //! `coupon-ledger mock-platform`: a stand-in travel platform for demos and tests
-//! (SPEC §7). It verifies signatures, records what it accepts, fails a fraction
+//! (docs/protocol.md, sync to the platform). It verifies signatures, records what it accepts, fails a fraction
 //! of calls on purpose, and shows what it got at `GET /received`.
 
 use std::net::SocketAddr;

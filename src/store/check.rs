@@ -1,4 +1,4 @@
-//! `coupon-ledger check DB`: verifies every invariant of SPEC §5 on a database file.
+//! `coupon-ledger check DB`: verifies every invariant of docs/protocol.md, the ledger's rules on a database file.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! The outbox table (SPEC §7): calls written with the changes that cause them,
+//! The outbox table (docs/protocol.md, sync to the platform): calls written with the changes that cause them,
 //! and the bookkeeping of their delivery.
 
 use std::sync::atomic::{AtomicU64, Ordering};

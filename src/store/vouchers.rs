@@ -1,4 +1,4 @@
-//! Vouchers (SPEC §9): import, prepare, verify and cancel, each in one transaction.
+//! Vouchers (docs/protocol.md, voucher gateway): import, prepare, verify and cancel, each in one transaction.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::json;

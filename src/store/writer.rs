@@ -42,7 +42,7 @@ pub(super) struct WriterShared {
     pub health: health::WriterHealth,
 }
 
-/// How many jobs the writer has folded into each commit, for `/metrics`.
+/// How many jobs the writer has folded into each commit, shown in `/healthz`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BatchStats {
     pub commits: u64,

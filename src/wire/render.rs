@@ -1,4 +1,4 @@
-//! Rendering domain values in the seed-000 vocabulary, shared by the platform and admin APIs.
+//! Rendering domain values in the platform protocol's vocabulary, shared by the platform and admin APIs.
 
 use serde_json::{json, Map, Value};
 use time::UtcOffset;
@@ -28,7 +28,7 @@ pub fn kind_into(kind: &CouponKind, out: &mut Map<String, Value>) {
     }
 }
 
-/// A stock with the seed's 查询批次信息 fields.
+/// A stock with the protocol's 查询批次信息 fields.
 pub fn stock(s: &Stock, tz: UtcOffset) -> Map<String, Value> {
     let spec = &s.spec;
     let mut m = Map::new();
@@ -71,7 +71,7 @@ pub fn stock_with_counts(s: &Stock, c: &StockCounts, tz: UtcOffset) -> Value {
     Value::Object(m)
 }
 
-/// A coupon with the seed's 领券 answer fields.
+/// A coupon with the protocol's 领券 answer fields.
 pub fn claimed(c: &Coupon, tz: UtcOffset) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("app_id".into(), json!(c.app_id));

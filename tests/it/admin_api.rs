@@ -1,4 +1,4 @@
-//! The operator's admin HTTP API of SPEC §10 for stocks and coupons, over real HTTP
+//! The operator's admin HTTP API for stocks and coupons, over real HTTP
 //! with a bearer token.
 
 use crate::common::*;
@@ -1017,7 +1017,7 @@ fn get_unknown_coupon_is_refused_with_40402() {
     );
 }
 
-// ---------------------------------------------------------------- redeem maths (SPEC §10)
+// ---------------------------------------------------------------- redeem maths (docs/operations.md, admin API)
 
 #[test]
 fn redeem_of_a_full_reduction_coupon_takes_off_its_amount() {

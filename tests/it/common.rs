@@ -95,7 +95,7 @@ pub fn write_private(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-/// The seed-000 fields of a stock as the platform API answers it (查询批次信息).
+/// The platform protocol's fields of a stock as the platform API answers it (查询批次信息).
 pub const STOCK_FIELDS: [&str; 15] = [
     "app_channel_id",
     "app_id",
@@ -601,7 +601,7 @@ pub fn sorted(mut k: Vec<&str>) -> Vec<&str> {
     k
 }
 
-/// A rendered §6 time as UTC milliseconds; also checks the seed's format.
+/// A rendered platform-protocol time as UTC milliseconds; also checks its format.
 pub fn ms(v: &Value) -> i64 {
     let s = v
         .as_str()

@@ -1,5 +1,5 @@
 //! Bad input never panics, never hangs, and always gets a JSON body with a clear
-//! code (SPEC §4): malformed bodies, wrong types, over-long fields, missing
+//! code (docs/protocol.md, conventions): malformed bodies, wrong types, over-long fields, missing
 //! fields, oversized and lying requests, header floods, idle connections.
 
 use std::io::{Read, Write};

@@ -1,4 +1,4 @@
-//! SPEC §8 (WeChat-style coupon query, seed 001) and §9 (voucher gateway, seed 002).
+//! The WeChat-style coupon query and the voucher gateway.
 
 use std::process::Command;
 use std::time::Duration;
@@ -7,9 +7,9 @@ use crate::common::*;
 use coupon_ledger::sign::{self, SignRule};
 use serde_json::{json, Map, Value};
 
-// ---------- §8 ----------
+// ---------- coupon query ----------
 
-/// A §8 request: `agent_no` and `req_id` instead of `api_key` and `seq_id`.
+/// A coupon-query request: `agent_no` and `req_id` instead of `api_key` and `seq_id`.
 fn wx_body(fields: Value) -> Value {
     let mut m: Map<String, Value> = fields.as_object().unwrap().clone();
     m.entry("agent_no").or_insert(json!(KEY));
@@ -48,7 +48,7 @@ fn wx_query_answers_the_seed_shape_with_a_verifiable_sign() {
         .claim(stock["stock_id"].as_str().unwrap(), OPENID, request_id)
         .json();
     let coupon_id = a["data"]["coupon_id"].as_str().unwrap().to_string();
-    // The seed-001 example, adapted to the test partner.
+    // The protocol document's example, adapted to the test partner.
     let got = wx(
         &c,
         json!({"coupon_id": coupon_id, "openid": OPENID, "appid": "wx1111111111", "req_id": "@id"}),
@@ -205,9 +205,9 @@ fn wx_refusals_of_transport_and_auth_are_fail() {
     );
 }
 
-// ---------- §9 ----------
+// ---------- voucher gateway ----------
 
-/// The import record of SPEC §9, valid for decades.
+/// A voucher import record, valid for decades.
 fn mtdz_record(coupon_no: &str) -> Value {
     json!({"type": "mtdz", "couponNo": coupon_no, "shopIds": [147, 148], "couponName": "0.1团10百货券",
         "valueFen": 1000, "priceFen": 10, "couponType": "", "count": 1,
@@ -246,7 +246,7 @@ fn prepare_answers_the_seed_example() {
     let server = TestServer::start();
     let c = server.client();
     assert_eq!(import(&c, json!([mtdz_record("5948286811")])).code(), 0);
-    // The seed's request: shopId as a numeric string.
+    // The protocol's request: shopId as a numeric string.
     let got = gw(
         &c,
         "prepare",

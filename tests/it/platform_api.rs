@@ -1,4 +1,4 @@
-//! The inbound platform API of SPEC §6 (seed 000, 优惠券接入协议接口), over real HTTP:
+//! The inbound platform API (优惠券接入协议接口), over real HTTP:
 //! stock query, claim, expire/deactivate one coupon, and the batch of up to ten.
 
 use crate::common::*;
@@ -15,7 +15,7 @@ const PATHS: [&str; 4] = [
     "/sp/coupon/batch-deactivate",
 ];
 
-/// The seed's 查询批次信息 request example, verbatim.
+/// The protocol's 查询批次信息 request example, verbatim.
 const SEED_QUERY: &str = r#"{
 "api_key": "PSUBZLHOKUO6HV52A5CAUSSE5KSB6Y",
 "seq_id": "38d42bd9-9f5a-415e-89d9-ea4ff9cffdf2",
@@ -26,7 +26,7 @@ const SEED_QUERY: &str = r#"{
 "extra": "extra info"
 }"#;
 
-/// The seed's 领券 request example, verbatim.
+/// The protocol's 领券 request example, verbatim.
 const SEED_RECEIVE: &str = r#"{
 "api_key": "PSUBZLHOKUO6HV52A5CAUSSE5KSB6Y",
 "seq_id": "38d42bd9-9f5a-415e-89d9-ea4ff9cffdf2",
@@ -41,7 +41,7 @@ const SEED_RECEIVE: &str = r#"{
 "extra": "extra info"
 }"#;
 
-/// The seed's 设置可用优惠券过期/失效 request example, verbatim.
+/// The protocol's 设置可用优惠券过期/失效 request example, verbatim.
 const SEED_DEACTIVATE: &str = r#"{
 "api_key": "PSUBZLHOKUO6HV52A5CAUSSE5KSB6Y",
 "seq_id": "38d42bd9-9f5a-415e-89d9-ea4ff9cffdf2",
@@ -58,7 +58,7 @@ const SEED_DEACTIVATE: &str = r#"{
 "extra": "extra**** info"
 }"#;
 
-/// The seed's 批量设置可用优惠券过期/失效 request example, verbatim — including its
+/// The protocol's 批量设置可用优惠券过期/失效 request example, verbatim — including its
 /// typo, the key `"app_channel_id "` with a trailing space.
 const SEED_BATCH: &str = r#"{
 "api_key": "PSUBZLHOKUO6HV52A5CAUSSE5KSB6Y",
@@ -78,7 +78,7 @@ const SEED_BATCH: &str = r#"{
 "extra": "extrainfo"
 }"#;
 
-/// A seed request example adapted to the test credentials: the seed's own
+/// A seed request example adapted to the test credentials: the protocol's own
 /// timestamp, nonce and sign are dropped and the body is signed afresh.
 fn adapted(seed: &str, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Value {
     let mut v: Value = serde_json::from_str(seed).expect("the seed example is JSON");
@@ -90,7 +90,7 @@ fn adapted(seed: &str, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -
     signed(v)
 }
 
-/// The seed's stock `test001`, created through the admin API.
+/// The protocol's stock `test001`, created through the admin API.
 fn seed_stock(client: &Client, begin: &str, end: &str) -> Value {
     let a = client.admin(
         "POST",
@@ -143,8 +143,8 @@ fn seed_stock_query_example_answers_the_seed_answer_example() {
     let mut data = v["data"].clone();
     let create_time = data.as_object_mut().unwrap().remove("create_time").unwrap();
     assert_eq!(create_time, created["create_time"]);
-    // The seed's answer example, less create_time (the server's clock) and less the
-    // discount_coupon block: SPEC §5 says answers carry only the block of their type.
+    // The protocol's answer example, less create_time (the server's clock) and less the
+    // discount_coupon block: answers carry only the block of their type.
     assert_eq!(
         data,
         json!({
@@ -209,7 +209,7 @@ fn seed_receive_example_claims_a_coupon_in_the_seed_answer_shape() {
     );
     assert_eq!(v["message"], "successful");
     let d = &v["data"];
-    // The seed's answer example lists `stock_status: 1` where `coupon_status` is meant.
+    // The protocol's answer example lists `stock_status: 1` where `coupon_status` is meant.
     assert_eq!(
         keys(d),
         sorted(vec![
@@ -449,7 +449,7 @@ fn claim_answer_copies_the_stock_window() {
     assert_eq!(v["data"]["app_id"], stock["app_id"]);
 }
 
-// ---------------------------------------------------------------- signing (SPEC §3)
+// ---------------------------------------------------------------- signing (docs/protocol.md, signing)
 
 #[test]
 fn unknown_api_key_is_refused_with_40101_on_every_path() {
@@ -692,7 +692,7 @@ fn sign_is_the_md5_of_sorted_non_empty_fields_with_the_key_appended() {
     let id = claim_ok(&client, &s, "u1");
     let ts = (now_ms() / 1000).to_string();
     let nonce = unique("n");
-    // SPEC §3 by hand: null and "" dropped, arrays as compact JSON with sorted keys.
+    // The signing rule by hand: null and "" dropped, arrays as compact JSON with sorted keys.
     let string_to_sign = format!(
         "api_key={KEY}&app_channel_id=1&coupon_status=4&coupons=[{{\"coupon_id\":\"{id}\",\"stock_id\":\"{s}\"}}]\
          &nonce={nonce}&reason=用户申请退款&seq_id=q1&timestamp={ts}&user_code=u1&key={SECRET}"
@@ -780,7 +780,7 @@ fn stock_query_shows_the_current_stock_status() {
     assert_eq!(v["data"]["stock_status"], 5);
 }
 
-// ---------------------------------------------------------------- claim rules (SPEC §5)
+// ---------------------------------------------------------------- claim rules (docs/protocol.md, the ledger's rules)
 
 #[test]
 fn claim_of_an_unknown_stock_is_refused_with_40401() {
@@ -1243,7 +1243,7 @@ fn deactivate_records_a_platform_journal_row_with_the_seq_id() {
     assert_eq!(last["seq_id"], "trace-42");
 }
 
-// ---------------------------------------------------------------- batch (SPEC §5 batch rule)
+// ---------------------------------------------------------------- batch (the batch rule)
 
 #[test]
 fn batch_expires_every_available_coupon() {

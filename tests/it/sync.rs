@@ -1,4 +1,4 @@
-//! SPEC §7 over real HTTP: the outbox, the dispatcher against a mock platform,
+//! Sync to the platform over real HTTP: the outbox, the dispatcher against a mock platform,
 //! outages, flaky answers, dead calls, ordering, and the expiry sweeper.
 
 use std::collections::{HashMap, HashSet};
