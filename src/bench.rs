@@ -25,6 +25,7 @@ use serde_json::{json, Map, Value};
 use crate::app::{self, Running};
 use crate::config::{Config, Partner};
 use crate::domain::coupon::random_hex;
+use crate::domain::ids::{Issuer, Name, RequestId, StockId, UserCode};
 use crate::domain::ledger::{ClaimRequest, Origin, Source};
 use crate::domain::stock::{CouponKind, StockDraft, StockSpec, StockStatus};
 use crate::domain::time::now_ms;
@@ -237,13 +238,21 @@ impl Client for StoreClient {
             api_key: self.target.api_key.clone(),
             nonce: format!("d{run}{w}x{n}"),
         };
+        let name = format!("d{run}{w}x{n}");
+        let (Ok(stock_id), Ok(user_code), Ok(request_id)) = (
+            StockId::parse(self.target.stock_id.clone()),
+            UserCode::parse(name.clone()),
+            RequestId::parse(name),
+        ) else {
+            return false;
+        };
         let req = ClaimRequest {
-            stock_id: self.target.stock_id.clone(),
+            stock_id,
             app_channel_id: self.target.app_channel_id,
-            user_code: format!("d{run}{w}x{n}"),
+            user_code,
             mobile_masked: None,
-            request_id: format!("d{run}{w}x{n}"),
-            issuer: format!("partner:{}", self.target.api_key),
+            request_id,
+            issuer: Issuer::Partner(self.target.api_key.clone()),
         };
         let origin = Origin {
             source: Source::Platform,

@@ -13,7 +13,7 @@ use md5::{Digest, Md5};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::domain::coupon::mask_phone;
+use crate::domain::ids::MaskedPhone;
 use crate::domain::LedgerError;
 
 /// Which fields a partner signs.
@@ -199,7 +199,7 @@ fn join(pairs: &[(String, String)], key_name: &str, secret: &str) -> String {
 fn masked(mut pairs: Vec<(String, String)>, key_name: &str) -> String {
     for (k, v) in &mut pairs {
         if PERSONAL_FIELDS.contains(&k.as_str()) {
-            *v = mask_phone(v);
+            *v = MaskedPhone::mask(v).as_str().to_string();
         }
     }
     join(&pairs, key_name, "***")

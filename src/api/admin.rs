@@ -4,10 +4,9 @@ use serde_json::{json, Value};
 
 use super::routes::{AdminCall, Miss};
 use super::{access, answer, envelope, failure, method_not_allowed, throttle, App};
-use crate::domain::coupon::mask_phone;
+use crate::domain::ids::Issuer;
 use crate::domain::ledger::{
-    ClaimRequest, CouponQuery, KindPatch, Origin, ResyncTarget, Source, StockPatch,
-    MAX_ABANDON_REASON,
+    CouponQuery, KindPatch, Origin, ResyncTarget, Source, StockPatch, MAX_ABANDON_REASON,
 };
 use crate::domain::stock::{
     CouponKind, CouponStatus, DiscountBlock, FixedBlock, StockDraft, StockSpec, StockStatus,
@@ -19,6 +18,7 @@ use crate::http::{Request, Response};
 use crate::sign::constant_time_eq;
 use crate::wire::fields::{parse_object, Fields, MAX_CHANNEL, MAX_FEN, MAX_INT};
 use crate::wire::render;
+use crate::wire::requests::claim_request;
 use crate::wire::voucher::parse_voucher_array;
 
 fn authorized(app: &App, req: &Request) -> bool {
@@ -230,14 +230,7 @@ fn set_status(app: &App, id: &str, body: &[u8]) -> Result<Value, LedgerError> {
 fn issue(app: &App, body: &[u8]) -> Result<Value, LedgerError> {
     let map = parse_object(body)?;
     let f = Fields::new(&map);
-    let req = ClaimRequest {
-        stock_id: f.str("stock_id", 30)?,
-        user_code: f.str("user_code", 32)?,
-        app_channel_id: f.int("app_channel_id", 0, MAX_CHANNEL)?,
-        request_id: f.str("request_id", 32)?,
-        mobile_masked: f.opt_phone("mobile_phone")?.map(|p| mask_phone(&p)),
-        issuer: "admin".into(),
-    };
+    let req = claim_request(&f, Issuer::Admin)?;
     let coupon = app.store.claim(None, req, origin())?;
     Ok(render::coupon_full(&coupon, app.config.utc_offset))
 }

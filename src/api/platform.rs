@@ -5,16 +5,15 @@ use serde_json::{json, Value};
 use super::auth::{authenticate, Signed};
 use super::routes::PlatformCall;
 use super::{answer, failure, App};
-use crate::domain::coupon::mask_phone;
-use crate::domain::ledger::{
-    BatchOutcome, Blocker, ClaimRequest, DeactivateRequest, HeldCoupon, Origin, Source,
-};
+use crate::domain::ids::{Issuer, StockId};
+use crate::domain::ledger::{BatchOutcome, Blocker, Origin, Source};
 use crate::domain::stock::CouponStatus;
 use crate::domain::time::{now_ms, render_millis};
 use crate::domain::LedgerError;
 use crate::http::Response;
-use crate::wire::fields::{Fields, MAX_CHANNEL};
+use crate::wire::fields::Fields;
 use crate::wire::render;
+use crate::wire::requests::{claim_request, deactivate_request, held_coupon};
 
 /// Answers one of the four platform API calls.
 pub fn handle(app: &App, call: PlatformCall, body: &[u8]) -> Response {
@@ -40,23 +39,16 @@ fn origin(signed: &Signed) -> Origin {
 
 fn query_stock(app: &App, s: Signed) -> Result<Value, LedgerError> {
     let f = Fields::new(&s.body);
-    let stock_id = f.str("stock_id", 30)?;
+    let stock_id = f.named::<StockId>()?;
     f.opt_str("extra", 128)?;
     app.store.use_nonce(s.nonce)?;
-    let stock = app.store.stock(&stock_id)?;
+    let stock = app.store.stock(stock_id.as_str())?;
     Ok(Value::Object(render::stock(&stock, app.config.utc_offset)))
 }
 
 fn receive(app: &App, s: Signed) -> Result<Value, LedgerError> {
     let f = Fields::new(&s.body);
-    let req = ClaimRequest {
-        app_channel_id: f.int("app_channel_id", 0, MAX_CHANNEL)?,
-        user_code: f.str("user_code", 32)?,
-        mobile_masked: f.opt_phone("mobile_phone")?.map(|p| mask_phone(&p)),
-        stock_id: f.str("stock_id", 30)?,
-        request_id: f.str("request_id", 32)?,
-        issuer: format!("partner:{}", s.partner.api_key),
-    };
+    let req = claim_request(&f, Issuer::Partner(s.partner.api_key.clone()))?;
     f.opt_str("extra", 128)?;
     let origin = origin(&s);
     let coupon = app.store.claim(Some(s.nonce), req, origin)?;
@@ -67,40 +59,9 @@ fn receive(app: &App, s: Signed) -> Result<Value, LedgerError> {
 }
 
 /// The fields common to single and batch expire/deactivate.
-fn deactivate_request(
-    f: &Fields,
-    coupons: Vec<HeldCoupon>,
-) -> Result<DeactivateRequest, LedgerError> {
-    let app_channel_id = f.int("app_channel_id", 0, MAX_CHANNEL)?;
-    let user_code = f.str("user_code", 32)?;
-    f.opt_phone("mobile_phone")?;
-    let to = match f.int("coupon_status", 0, 99)? {
-        3 => CouponStatus::Expired,
-        4 => CouponStatus::Deactivated,
-        _ => {
-            return Err(LedgerError::invalid(
-                "coupon_status",
-                "must be 3 (expired) or 4 (deactivated)",
-            ))
-        }
-    };
-    let reason = f.opt_str("reason", 15)?;
-    f.opt_str("extra", 128)?;
-    Ok(DeactivateRequest {
-        app_channel_id,
-        user_code,
-        coupons,
-        to,
-        reason,
-    })
-}
-
 fn deactivate(app: &App, s: Signed) -> Result<Value, LedgerError> {
     let f = Fields::new(&s.body);
-    let held = HeldCoupon {
-        stock_id: f.str("stock_id", 30)?,
-        coupon_id: f.str("coupon_id", 32)?,
-    };
+    let held = held_coupon(&f)?;
     let req = deactivate_request(&f, vec![held])?;
     let origin = origin(&s);
     match app.store.deactivate(Some(s.nonce), req, origin)? {
@@ -124,12 +85,7 @@ fn batch_deactivate(app: &App, s: Signed) -> Response {
         let coupons = f
             .objects("coupons", 1, 10)?
             .iter()
-            .map(|c| {
-                Ok(HeldCoupon {
-                    stock_id: c.str("stock_id", 30)?,
-                    coupon_id: c.str("coupon_id", 32)?,
-                })
-            })
+            .map(held_coupon)
             .collect::<Result<Vec<_>, LedgerError>>()?;
         let req = deactivate_request(&f, coupons)?;
         app.store.deactivate(Some(s.nonce.clone()), req, origin(&s))

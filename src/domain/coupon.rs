@@ -24,18 +24,6 @@ pub fn random_hex(n: usize) -> Result<String, String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Masks a phone number for storage and logs: `13911112222` → `139****2222`.
-/// Anything shorter than 8 characters is masked entirely.
-pub fn mask_phone(phone: &str) -> String {
-    let chars: Vec<char> = phone.chars().collect();
-    if chars.len() < 8 {
-        return "*".repeat(chars.len());
-    }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}****{tail}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,11 +35,5 @@ mod tests {
         assert_eq!(a.len(), 19);
         assert!(a.bytes().all(|c| c.is_ascii_digit()));
         assert_ne!(a, b);
-    }
-
-    #[test]
-    fn phones_are_masked() {
-        assert_eq!(mask_phone("13911112222"), "139****2222");
-        assert_eq!(mask_phone("1234"), "****");
     }
 }

@@ -2,6 +2,7 @@
 //! requests that change them. Plain data: the store builds and checks them.
 
 use super::error::LedgerError;
+use super::ids::{CouponId, Issuer, MaskedPhone, RequestId, StockId, UserCode};
 use super::money::Fen;
 use super::stock::{CouponKind, CouponStatus, DiscountBlock, FixedBlock, StockSpec, StockStatus};
 use super::time::Millis;
@@ -128,28 +129,28 @@ pub struct Coupon {
 /// A request for one coupon (领券, or an operator issue).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimRequest {
-    pub stock_id: String,
+    pub stock_id: StockId,
     pub app_channel_id: i64,
-    pub user_code: String,
-    /// Already masked: the full number never reaches the store.
-    pub mobile_masked: Option<String>,
-    pub request_id: String,
-    /// Scope of the idempotency key: `admin` or `partner:<api_key>`.
-    pub issuer: String,
+    pub user_code: UserCode,
+    /// Masked: the full number never reaches the store.
+    pub mobile_masked: Option<MaskedPhone>,
+    pub request_id: RequestId,
+    /// Scope of the idempotency key.
+    pub issuer: Issuer,
 }
 
 /// Identifies one coupon of one user, as the platform names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldCoupon {
-    pub stock_id: String,
-    pub coupon_id: String,
+    pub stock_id: StockId,
+    pub coupon_id: CouponId,
 }
 
 /// 设置可用优惠券过期/失效, one coupon or a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeactivateRequest {
     pub app_channel_id: i64,
-    pub user_code: String,
+    pub user_code: UserCode,
     pub coupons: Vec<HeldCoupon>,
     /// Expired or Deactivated.
     pub to: CouponStatus,

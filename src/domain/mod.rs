@@ -3,6 +3,7 @@
 pub mod coupon;
 pub mod discount;
 pub mod error;
+pub mod ids;
 pub mod ledger;
 pub mod money;
 pub mod stock;

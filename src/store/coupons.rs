@@ -97,13 +97,13 @@ pub(super) fn claim(tx: &Tx, req: &ClaimRequest) -> Result<Coupon, LedgerError> 
         .prepare_cached(&format!(
             "SELECT {COUPON_COLUMNS} FROM coupons WHERE issuer = ?1 AND request_id = ?2"
         ))?
-        .query_row(params![req.issuer, req.request_id], coupon_row)
+        .query_row(params![req.issuer.key(), req.request_id], coupon_row)
         .optional()?;
     if let Some(c) = earlier {
         if c.stock_id == req.stock_id
             && c.user_code == req.user_code
             && c.app_channel_id == req.app_channel_id
-            && c.mobile_masked == req.mobile_masked
+            && c.mobile_masked.as_deref() == req.mobile_masked.as_ref().map(|m| m.as_str())
         {
             return Ok(c);
         }
@@ -111,7 +111,7 @@ pub(super) fn claim(tx: &Tx, req: &ClaimRequest) -> Result<Coupon, LedgerError> 
             "request_id: already used with different parameters".into(),
         ));
     }
-    let stock = stocks::get(tx.conn, &req.stock_id)?;
+    let stock = stocks::get(tx.conn, req.stock_id.as_str())?;
     let spec = &stock.spec;
     if spec.app_channel_id != req.app_channel_id {
         return Err(LedgerError::invalid(
@@ -157,7 +157,7 @@ pub(super) fn claim(tx: &Tx, req: &ClaimRequest) -> Result<Coupon, LedgerError> 
                 req.app_channel_id,
                 req.user_code,
                 req.mobile_masked,
-                req.issuer,
+                req.issuer.key(),
                 req.request_id,
                 spec.app_id,
                 t,
@@ -188,10 +188,10 @@ pub(super) fn claim(tx: &Tx, req: &ClaimRequest) -> Result<Coupon, LedgerError> 
     )?;
     let coupon = Coupon {
         coupon_id,
-        stock_id: req.stock_id.clone(),
+        stock_id: req.stock_id.to_string(),
         app_channel_id: req.app_channel_id,
-        user_code: req.user_code.clone(),
-        mobile_masked: req.mobile_masked.clone(),
+        user_code: req.user_code.to_string(),
+        mobile_masked: req.mobile_masked.as_ref().map(|m| m.as_str().to_string()),
         app_id: spec.app_id.clone(),
         kind: spec.kind,
         available_begin: spec.available_begin,
@@ -200,7 +200,7 @@ pub(super) fn claim(tx: &Tx, req: &ClaimRequest) -> Result<Coupon, LedgerError> 
         status: CouponStatus::Available,
         status_ms: tx.now(),
         usage_ms: None,
-        request_id: req.request_id.clone(),
+        request_id: req.request_id.to_string(),
     };
     tx.enqueue(&SyncEvent::CouponIssued(coupon.clone()))?;
     Ok(coupon)
@@ -221,7 +221,7 @@ pub(super) fn deactivate(tx: &Tx, req: &DeactivateRequest) -> Result<BatchOutcom
     let mut illegal = Vec::new();
     let mut plan: Vec<(HeldCoupon, Coupon)> = Vec::new();
     for held in wanted {
-        let found = load(tx.conn, &held.coupon_id)?.filter(|c| {
+        let found = load(tx.conn, held.coupon_id.as_str())?.filter(|c| {
             c.stock_id == held.stock_id
                 && c.user_code == req.user_code
                 && c.app_channel_id == req.app_channel_id

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Number, Value};
 
+use crate::domain::ids::{MaskedPhone, Name};
 use crate::domain::time::{parse_time, Millis};
 use crate::domain::LedgerError;
 
@@ -101,6 +102,23 @@ impl<'a> Fields<'a> {
     pub fn str(&self, field: &str, max: usize) -> Result<String, LedgerError> {
         self.opt_str(field, max)?
             .ok_or_else(|| self.err(field, "required"))
+    }
+
+    /// A required name (`stock_id`, `user_code`, ...), checked by its type's rule.
+    pub fn named<T: Name>(&self) -> Result<T, LedgerError> {
+        T::parse(self.str(T::FIELD, T::MAX_CHARS)?)
+    }
+
+    /// An optional name; `""` counts as absent.
+    pub fn opt_named<T: Name>(&self) -> Result<Option<T>, LedgerError> {
+        self.opt_str(T::FIELD, T::MAX_CHARS)?
+            .map(T::parse)
+            .transpose()
+    }
+
+    /// An optional phone number, masked at once: the full number goes no further.
+    pub fn opt_masked_phone(&self, field: &str) -> Result<Option<MaskedPhone>, LedgerError> {
+        Ok(self.opt_phone(field)?.map(|p| MaskedPhone::mask(&p)))
     }
 
     /// An optional string of at most `max` characters; `""` counts as absent.

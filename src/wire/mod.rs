@@ -5,5 +5,6 @@
 
 pub mod fields;
 pub mod render;
+pub mod requests;
 pub mod sync;
 pub mod voucher;
