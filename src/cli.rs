@@ -281,7 +281,7 @@ fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
             let (store, cfg) = open_store(args)?;
             let tz = cfg.utc_offset;
             if let Some(s) = &state {
-                if !crate::api::admin::OUTBOX_STATES.contains(&s.as_str()) {
+                if !crate::domain::ledger::OUTBOX_STATES.contains(&s.as_str()) {
                     return Err(format!(
                         "--state: {s:?} is not pending, dead, delivered or abandoned"
                     ));

@@ -309,7 +309,7 @@ fn unredeem(app: &App, id: &str, body: &[u8]) -> Result<Value, LedgerError> {
 fn list_outbox(app: &App, req: &Request) -> Result<Value, LedgerError> {
     let state = req.query_param("state").filter(|v| !v.is_empty());
     if let Some(s) = &state {
-        if !OUTBOX_STATES.contains(&s.as_str()) {
+        if !crate::domain::ledger::OUTBOX_STATES.contains(&s.as_str()) {
             return Err(LedgerError::invalid(
                 "state",
                 "must be pending, dead, delivered or abandoned",
@@ -324,9 +324,6 @@ fn list_outbox(app: &App, req: &Request) -> Result<Value, LedgerError> {
     let list: Vec<Value> = calls.iter().map(|c| render::outbox_call(c, tz)).collect();
     Ok(json!({"calls": list, "next_after": next.flatten()}))
 }
-
-/// The states an outbox call can be in, as `?state=` and `--state` take them.
-pub const OUTBOX_STATES: [&str; 4] = ["pending", "dead", "delivered", "abandoned"];
 
 fn outbox_id(id: &str) -> Result<i64, LedgerError> {
     id.parse()

@@ -367,3 +367,6 @@ pub struct OutboxHealth {
     /// Creation time of the oldest pending call.
     pub oldest_pending_ms: Option<Millis>,
 }
+
+/// The states of a sync call in the outbox.
+pub const OUTBOX_STATES: [&str; 4] = ["pending", "dead", "delivered", "abandoned"];

@@ -12,7 +12,7 @@ use crate::domain::ledger::{
     BatchOutcome, Blocker, ClaimRequest, Coupon, CouponQuery, DeactivateRequest, HeldCoupon,
     Illegal, Settled, SyncEvent,
 };
-use crate::domain::stock::{CouponStatus, StockStatus};
+use crate::domain::stock::{CouponStatus, StockSpec, StockStatus};
 use crate::domain::time::Millis;
 use crate::domain::LedgerError;
 
@@ -137,50 +137,14 @@ pub(super) fn claim(tx: &Tx, req: &ClaimRequest) -> Result<Coupon, LedgerError> 
     if held >= spec.max_coupons_per_user {
         return Err(LedgerError::UserLimit);
     }
-    let (t, amount, minimum, percent, max) = kind_columns(&spec.kind);
-    let mut attempts = 0;
-    let coupon_id = loop {
-        let id = new_coupon_id().map_err(LedgerError::Internal)?;
-        let inserted = tx
-            .conn
-            .prepare_cached(
-                "INSERT INTO coupons (coupon_id, stock_id, app_channel_id, user_code, mobile_masked,
-                    issuer, request_id, app_id, coupon_type, coupon_amount, transaction_minimum,
-                    discount_percent, discount_amount_max, available_begin_ms, available_end_ms,
-                    receive_ms, status, status_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?16)
-                 ON CONFLICT (coupon_id) DO NOTHING",
-            )?
-            .execute(params![
-                id,
-                req.stock_id,
-                req.app_channel_id,
-                req.user_code,
-                req.mobile_masked,
-                req.issuer.key(),
-                req.request_id,
-                spec.app_id,
-                t,
-                amount,
-                minimum,
-                percent,
-                max,
-                spec.available_begin,
-                spec.available_end,
-                tx.now(),
-                CouponStatus::Available.code()
-            ])
-            .map_err(from_constraint)?;
-        if inserted == 1 {
-            break id;
-        }
-        attempts += 1;
-        if attempts > 8 {
-            return Err(LedgerError::Internal(
-                "could not draw an unused coupon id".into(),
-            ));
-        }
-    };
+    let coupon_id = insert(
+        tx,
+        spec,
+        req.user_code.as_str(),
+        req.mobile_masked.as_ref().map(|m| m.as_str()),
+        &req.issuer.key(),
+        req.request_id.as_str(),
+    )?;
     tx.journal(
         JournalRow::new(Entity::Coupon, &coupon_id, "issue")
             .moved(None, Some(CouponStatus::Available.code()))
@@ -204,6 +168,59 @@ pub(super) fn claim(tx: &Tx, req: &ClaimRequest) -> Result<Coupon, LedgerError> 
     };
     tx.enqueue(&SyncEvent::CouponIssued(coupon.clone()))?;
     Ok(coupon)
+}
+
+/// Inserts one available coupon of `spec` under a fresh random id, copying
+/// the stock's terms; answers the id. The schema's triggers check the claim
+/// rules again.
+pub(super) fn insert(
+    tx: &Tx,
+    spec: &StockSpec,
+    user_code: &str,
+    mobile_masked: Option<&str>,
+    issuer: &str,
+    request_id: &str,
+) -> Result<String, LedgerError> {
+    let (t, amount, minimum, percent, max) = kind_columns(&spec.kind);
+    let mut stmt = tx.conn.prepare_cached(
+        "INSERT INTO coupons (coupon_id, stock_id, app_channel_id, user_code, mobile_masked,
+            issuer, request_id, app_id, coupon_type, coupon_amount, transaction_minimum,
+            discount_percent, discount_amount_max, available_begin_ms, available_end_ms,
+            receive_ms, status, status_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?16)
+         ON CONFLICT (coupon_id) DO NOTHING",
+    )?;
+    // A clash of 63 random bits is next to impossible; a few draws settle it.
+    for _ in 0..8 {
+        let id = new_coupon_id().map_err(LedgerError::Internal)?;
+        let inserted = stmt
+            .execute(params![
+                id,
+                spec.stock_id,
+                spec.app_channel_id,
+                user_code,
+                mobile_masked,
+                issuer,
+                request_id,
+                spec.app_id,
+                t,
+                amount,
+                minimum,
+                percent,
+                max,
+                spec.available_begin,
+                spec.available_end,
+                tx.now(),
+                CouponStatus::Available.code()
+            ])
+            .map_err(from_constraint)?;
+        if inserted == 1 {
+            return Ok(id);
+        }
+    }
+    Err(LedgerError::Internal(
+        "could not draw an unused coupon id".into(),
+    ))
 }
 
 /// The batch rule, also used for a single coupon: either every listed coupon

@@ -5,18 +5,18 @@
 //! when sync is enabled), and the schema's triggers check every coupon as for
 //! a claim, so the database holds every invariant `check` verifies.
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use serde_json::json;
 
+use super::coupons;
 use super::journal::{Entity, JournalRow};
-use super::stocks::{self, kind_columns};
+use super::stocks;
 use super::tx::Tx;
-use crate::domain::coupon::new_coupon_id;
 use crate::domain::ledger::{Coupon, SyncEvent};
 use crate::domain::stock::{CouponStatus, StockStatus};
 use crate::domain::LedgerError;
 
-/// Coupons inserted per transaction by [`Store::bulk_fill`].
+/// Coupons inserted per transaction by `Store::bulk_fill`.
 pub const FILL_BATCH: u64 = 50_000;
 
 /// Inserts coupons `first..first + count` of one fill run (user and request
@@ -41,47 +41,9 @@ pub(super) fn fill(
     if stock.issued.saturating_add(count as i64) > spec.max_coupons {
         return Err(LedgerError::SoldOut);
     }
-    let (t, amount, minimum, percent, max) = kind_columns(&spec.kind);
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO coupons (coupon_id, stock_id, app_channel_id, user_code, mobile_masked,
-            issuer, request_id, app_id, coupon_type, coupon_amount, transaction_minimum,
-            discount_percent, discount_amount_max, available_begin_ms, available_end_ms,
-            receive_ms, status, status_ms)
-         VALUES (?1, ?2, ?3, ?4, NULL, 'admin', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?14)
-         ON CONFLICT (coupon_id) DO NOTHING",
-    )?;
     for i in first..first + count {
         let name = format!("fill{run}x{i}");
-        let mut attempts = 0;
-        let coupon_id = loop {
-            let id = new_coupon_id().map_err(LedgerError::Internal)?;
-            let inserted = insert.execute(params![
-                id,
-                stock_id,
-                spec.app_channel_id,
-                name,
-                name,
-                spec.app_id,
-                t,
-                amount,
-                minimum,
-                percent,
-                max,
-                spec.available_begin,
-                spec.available_end,
-                origin.now,
-                CouponStatus::Available.code()
-            ])?;
-            if inserted == 1 {
-                break id;
-            }
-            attempts += 1;
-            if attempts > 8 {
-                return Err(LedgerError::Internal(
-                    "could not draw an unused coupon id".into(),
-                ));
-            }
-        };
+        let coupon_id = coupons::insert(tx, spec, &name, None, "admin", &name)?;
         tx.journal(
             JournalRow::new(Entity::Coupon, &coupon_id, "issue")
                 .moved(None, Some(CouponStatus::Available.code()))

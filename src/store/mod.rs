@@ -380,7 +380,7 @@ impl Store {
         specs: Vec<VoucherSpec>,
         origin: Origin,
     ) -> Result<usize, LedgerError> {
-        vouchers::import(self, specs, origin)
+        self.write(move |c| vouchers::import_tx(c, &specs, &origin))
     }
 
     /// One voucher with its verifications, newest last.
@@ -389,7 +389,7 @@ impl Store {
         kind: VoucherType,
         coupon_no: &str,
     ) -> Result<(Voucher, Vec<Verification>), LedgerError> {
-        vouchers::get(self, kind, coupon_no)
+        self.read(|c| vouchers::with_verifications(c, kind, coupon_no))
     }
 
     /// The pre-redemption check: the voucher if it can be used at this shop now.
@@ -401,7 +401,8 @@ impl Store {
         shop_id: i64,
         now: Millis,
     ) -> Result<Voucher, LedgerError> {
-        vouchers::prepare(self, nonce, kind, coupon_no, shop_id, now)
+        self.use_nonce(nonce)?;
+        self.read(|c| vouchers::prepared(c, kind, coupon_no, shop_id, now))
     }
 
     /// Consumes uses atomically, idempotent by the request's key.
@@ -411,7 +412,7 @@ impl Store {
         req: VerifyRequest,
         origin: Origin,
     ) -> Result<Verification, LedgerError> {
-        vouchers::verify(self, nonce, req, origin)
+        self.write_once(Some(nonce), move |c| vouchers::verify_tx(c, &req, &origin))
     }
 
     /// Gives a verify's uses back within the window, once. Returns the uses left.
@@ -424,7 +425,10 @@ impl Store {
         window_ms: Millis,
         origin: Origin,
     ) -> Result<(Verification, i64), LedgerError> {
-        vouchers::cancel(self, nonce, verify_id, shop_id, issuer, window_ms, origin)
+        let (id, issuer) = (verify_id.to_string(), issuer.to_string());
+        self.write_once(Some(nonce), move |c| {
+            vouchers::cancel_tx(c, &id, shop_id, &issuer, window_ms, &origin)
+        })
     }
 
     // ------------------------------------------------------------ outbox

@@ -4,7 +4,6 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::json;
 
 use super::journal::{Entity, JournalRow};
-use super::{NonceUse, Store};
 use crate::domain::coupon::new_coupon_id;
 use crate::domain::ledger::Origin;
 use crate::domain::time::Millis;
@@ -130,7 +129,7 @@ pub fn voucher_key(kind: VoucherType, coupon_no: &str) -> String {
     format!("{}:{coupon_no}", kind.as_str())
 }
 
-fn import_tx(
+pub(super) fn import_tx(
     conn: &Connection,
     specs: &[VoucherSpec],
     origin: &Origin,
@@ -186,7 +185,7 @@ fn import_tx(
     Ok(specs.len())
 }
 
-fn verify_tx(
+pub(super) fn verify_tx(
     conn: &Connection,
     req: &VerifyRequest,
     origin: &Origin,
@@ -249,7 +248,7 @@ fn verify_tx(
     })
 }
 
-fn cancel_tx(
+pub(super) fn cancel_tx(
     conn: &Connection,
     verify_id: &str,
     shop_id: i64,
@@ -297,76 +296,35 @@ fn cancel_tx(
     ))
 }
 
-/// Imports vouchers, all or nothing.
-pub(super) fn import(
-    store: &Store,
-    specs: Vec<VoucherSpec>,
-    origin: Origin,
-) -> Result<usize, LedgerError> {
-    store.write(move |c| import_tx(c, &specs, &origin))
-}
-
 /// One voucher with its verifications, newest last.
-pub(super) fn get(
-    store: &Store,
+pub(super) fn with_verifications(
+    c: &Connection,
     kind: VoucherType,
     coupon_no: &str,
 ) -> Result<(Voucher, Vec<Verification>), LedgerError> {
-    store.read(|c| {
-        let v = load_voucher(c, kind, coupon_no)?.ok_or(LedgerError::VoucherNotFound)?;
-        let mut stmt = c.prepare_cached(&format!(
-            "{VERIFICATION_SELECT} WHERE v.voucher_id = ?1 ORDER BY v.verified_ms, v.verify_id"
-        ))?;
-        let list = stmt
-            .query_map([v.id], verification_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((v, list))
-    })
+    let v = load_voucher(c, kind, coupon_no)?.ok_or(LedgerError::VoucherNotFound)?;
+    let mut stmt = c.prepare_cached(&format!(
+        "{VERIFICATION_SELECT} WHERE v.voucher_id = ?1 ORDER BY v.verified_ms, v.verify_id"
+    ))?;
+    let list = stmt
+        .query_map([v.id], verification_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((v, list))
 }
 
-/// The pre-redemption check: the voucher if it can be used at this shop now.
-pub(super) fn prepare(
-    store: &Store,
-    nonce: NonceUse,
+/// The voucher if it can be used at this shop now, with a use left.
+pub(super) fn prepared(
+    c: &Connection,
     kind: VoucherType,
     coupon_no: &str,
     shop_id: i64,
     now: Millis,
 ) -> Result<Voucher, LedgerError> {
-    store.use_nonce(nonce)?;
-    store.read(|c| {
-        let v = usable(c, kind, coupon_no, shop_id, now)?;
-        if v.remaining == 0 {
-            return Err(LedgerError::VoucherExhausted(
-                "voucher has no uses left".into(),
-            ));
-        }
-        Ok(v)
-    })
-}
-
-/// Consumes uses atomically, idempotent by the request's key.
-pub(super) fn verify(
-    store: &Store,
-    nonce: NonceUse,
-    req: VerifyRequest,
-    origin: Origin,
-) -> Result<Verification, LedgerError> {
-    store.write_once(Some(nonce), move |c| verify_tx(c, &req, &origin))
-}
-
-/// Gives a verify's uses back within the window, once. Returns the uses left.
-pub(super) fn cancel(
-    store: &Store,
-    nonce: NonceUse,
-    verify_id: &str,
-    shop_id: i64,
-    issuer: &str,
-    window_ms: Millis,
-    origin: Origin,
-) -> Result<(Verification, i64), LedgerError> {
-    let (id, issuer) = (verify_id.to_string(), issuer.to_string());
-    store.write_once(Some(nonce), move |c| {
-        cancel_tx(c, &id, shop_id, &issuer, window_ms, &origin)
-    })
+    let v = usable(c, kind, coupon_no, shop_id, now)?;
+    if v.remaining == 0 {
+        return Err(LedgerError::VoucherExhausted(
+            "voucher has no uses left".into(),
+        ));
+    }
+    Ok(v)
 }
