@@ -33,6 +33,7 @@ pub use schema::{SCHEMA, SCHEMA_VERSION};
 pub use writer::{BatchStats, DEFAULT_MAX_BATCH};
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::Arc;
 use std::thread;
@@ -55,8 +56,10 @@ use journal::Entity;
 use tx::Tx;
 use writer::{Job, WriterShared};
 
-/// Idle read-only connections kept for reuse.
-const MAX_IDLE_READERS: usize = 16;
+/// Idle read-only connections kept for reuse: as many as there can be
+/// connection threads reading at once, so a busy server never opens a
+/// connection per request (each is opened once, then pooled).
+const MAX_IDLE_READERS: usize = 1024;
 
 /// Options of [`Store::open`].
 #[derive(Clone)]
@@ -84,6 +87,12 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     sync: Option<Arc<SyncCalls>>,
     writer: Arc<WriterShared>,
+    /// Outbox changes made through this store other than new calls (which
+    /// `SyncCalls` counts): with those, the version of the outbox's health.
+    outbox_changes: AtomicU64,
+    /// The outbox's health at a version, so `/healthz` reads the database
+    /// only when the outbox has changed.
+    outbox_health: Mutex<Option<(u64, OutboxHealth)>>,
 }
 
 impl Store {
@@ -100,6 +109,8 @@ impl Store {
                 readers: Mutex::new(Vec::new()),
                 sync: options.sync_calls.clone(),
                 writer: Arc::new(WriterShared::default()),
+                outbox_changes: AtomicU64::new(0),
+                outbox_health: Mutex::new(None),
             }),
         };
         let shared = Arc::clone(&store.inner.writer);
@@ -451,7 +462,9 @@ impl Store {
 
     /// Records the outcome of one delivery attempt.
     pub fn outbox_record(&self, id: i64, attempt: Attempt, now: Millis) -> Result<(), LedgerError> {
-        outbox::record(self, id, attempt, now)
+        let result = outbox::record(self, id, attempt, now);
+        self.outbox_changed();
+        result
     }
 
     /// A page of calls, optionally in one state, oldest first.
@@ -466,7 +479,9 @@ impl Store {
 
     /// Puts a dead call back in line for an attempt now, with a fresh attempt budget.
     pub fn outbox_retry(&self, id: i64, now: Millis) -> Result<OutboxCall, LedgerError> {
-        outbox::retry(self, id, now)
+        let result = outbox::retry(self, id, now);
+        self.outbox_changed();
+        result
     }
 
     /// Gives up on a dead call for good (journaled); the calls behind it move on.
@@ -476,7 +491,9 @@ impl Store {
         reason: &str,
         origin: Origin,
     ) -> Result<OutboxCall, LedgerError> {
-        outbox::abandon(self, id, reason, origin)
+        let result = outbox::abandon(self, id, reason, origin);
+        self.outbox_changed();
+        result
     }
 
     /// Queues fresh calls carrying the current state of a stock or coupon.
@@ -485,17 +502,33 @@ impl Store {
         target: ResyncTarget,
         origin: Origin,
     ) -> Result<Vec<OutboxCall>, LedgerError> {
-        outbox::resync(self, target, origin)
+        let result = outbox::resync(self, target, origin);
+        self.outbox_changed();
+        result
     }
 
     /// Deletes up to `limit` delivered or abandoned calls final before `before`.
     pub fn outbox_prune(&self, before: Millis, limit: i64) -> Result<usize, LedgerError> {
-        outbox::prune(self, before, limit)
+        let result = outbox::prune(self, before, limit);
+        self.outbox_changed();
+        result
     }
 
-    /// Depth and age of the outbox.
+    /// Depth and age of the outbox; read again only when the outbox changed.
     pub fn outbox_health(&self) -> Result<OutboxHealth, LedgerError> {
-        outbox::health(self)
+        let version = self.inner.outbox_changes.load(Ordering::SeqCst) + outbox::writes(self);
+        if let Some((v, h)) = self.inner.outbox_health.lock().as_ref() {
+            if *v == version {
+                return Ok(*h);
+            }
+        }
+        let health = outbox::health(self)?;
+        *self.inner.outbox_health.lock() = Some((version, health));
+        Ok(health)
+    }
+
+    fn outbox_changed(&self) {
+        self.inner.outbox_changes.fetch_add(1, Ordering::SeqCst);
     }
 
     // ------------------------------------------------------------ meta
@@ -552,6 +585,7 @@ impl Store {
     }
 
     /// Like [`Store::write`], first recording `nonce` (40104 if already seen).
+    /// The nonce stays recorded even when `f` refuses the request.
     pub(crate) fn write_once<T, F>(&self, nonce: Option<NonceUse>, f: F) -> Result<T, LedgerError>
     where
         T: Send + 'static,
@@ -560,16 +594,9 @@ impl Store {
         let Some(nonce) = nonce else {
             return self.write(f);
         };
-        self.write(move |conn| {
-            nonces::record(conn, &nonce)?;
-            conn.execute_batch("SAVEPOINT work")?;
-            let result = f(conn);
-            if result.is_err() {
-                conn.execute_batch("ROLLBACK TO work")?;
-            }
-            conn.execute_batch("RELEASE work")?;
-            Ok(result)
-        })?
+        let result = writer::wait(writer::submit_once(&self.inner.jobs, nonce, f)?, None);
+        self.note(&result);
+        result
     }
 
     /// A write refused by the storage counts against the writer's health.

@@ -12,6 +12,8 @@ use crate::domain::LedgerError;
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 2;
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 128;
 /// Migrations from version `i + 1` to `i + 2`, applied in order on start.
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0002_outbox_abandon.sql")];
 
@@ -33,10 +35,17 @@ pub(super) fn open_writer(path: &Path, durability: Durability) -> Result<Connect
         ));
     }
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
+        // temp_store = MEMORY: each job's savepoint keeps its sub-journal in
+        // memory instead of a temp file (a fifth of the writer's time went
+        // there); a 64 MiB page cache keeps the hot indexes in memory.
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;"
     ))
     .map_err(|e| format!("database {}: {e}", path.display()))?;
     migrate(&conn).map_err(|e| format!("database {}: {e}", path.display()))?;
+    // Every statement the writer runs stays prepared: the default cache of 16
+    // is smaller than one claim's set plus the journal, nonce and outbox ones.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -76,6 +85,9 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, LedgerError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(LedgerError::from)?;
-    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.execute_batch(
+        "PRAGMA busy_timeout = 5000; PRAGMA query_only = ON; PRAGMA temp_store = MEMORY;\n         PRAGMA cache_size = -1024;",
+    )?;
     Ok(conn)
 }

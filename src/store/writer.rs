@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use rusqlite::Connection;
 
 use super::health;
-use super::nonces;
+use super::nonces::{self, NonceUse};
 use crate::domain::time::{now_ms, Millis};
 use crate::domain::LedgerError;
 
@@ -23,8 +23,13 @@ pub(super) const QUEUE_DEPTH: usize = 8192;
 /// The answer to one write job, handed back once its commit is known.
 type Reply = Box<dyn FnOnce(Result<(), LedgerError>) + Send>;
 
-/// Runs inside the shared transaction and says whether its savepoint is kept.
-type Run = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+/// What must stay when a job is refused (its nonce): run again after the
+/// job's savepoint is rolled back, in the same transaction.
+type Redo = Box<dyn FnOnce(&Connection) -> Result<(), LedgerError> + Send>;
+
+/// Runs inside the shared transaction and says whether its savepoint is kept,
+/// with its reply and, for a refused job, what to redo.
+type Run = Box<dyn FnOnce(&Connection) -> (bool, Reply, Option<Redo>) + Send>;
 
 /// One unit of work for the writer.
 pub(super) struct Job {
@@ -59,16 +64,53 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
 {
+    submit_job(jobs, move |conn| (f(conn), None))
+}
+
+/// Like [`submit`], first recording `nonce` (40104 if already seen) in the
+/// job's own savepoint. The nonce stays recorded even when `f` refuses the
+/// request: after the refused work is rolled back, the nonce is written again.
+pub(super) fn submit_once<T, F>(
+    jobs: &SyncSender<Job>,
+    nonce: NonceUse,
+    f: F,
+) -> Result<Receiver<Result<T, LedgerError>>, LedgerError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
+{
+    submit_job(jobs, move |conn| {
+        if let Err(e) = nonces::record(conn, &nonce) {
+            return (Err(e), None);
+        }
+        match f(conn) {
+            Ok(v) => (Ok(v), None),
+            Err(e) => {
+                let redo: Redo = Box::new(move |c| nonces::record(c, &nonce));
+                (Err(e), Some(redo))
+            }
+        }
+    })
+}
+
+fn submit_job<T, F>(
+    jobs: &SyncSender<Job>,
+    f: F,
+) -> Result<Receiver<Result<T, LedgerError>>, LedgerError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> (Result<T, LedgerError>, Option<Redo>) + Send + 'static,
+{
     let (tx, rx) = mpsc::sync_channel::<Result<T, LedgerError>>(1);
     let fail_tx = tx.clone();
     let job = Job {
         run: Box::new(move |conn| {
-            let result = f(conn);
+            let (result, redo) = f(conn);
             let keep = result.is_ok();
             let reply: Reply = Box::new(move |commit| {
                 let _ = tx.send(commit.and(result));
             });
-            (keep, reply)
+            (keep, reply, redo)
         }),
         fail: Box::new(move |e| {
             let _ = fail_tx.send(Err(e));
@@ -139,6 +181,12 @@ pub(super) fn writer_loop(
     }
 }
 
+/// Runs one statement of the writer's own bookkeeping, prepared once and
+/// cached: these run several times per job, so they are not parsed each time.
+pub(super) fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 /// Rolls back what is left of a batch and answers every job so far with
 /// `why`; jobs not yet run are answered with it too.
 fn abandon(
@@ -166,34 +214,37 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) -> Result<(), LedgerError> {
         return abandon(conn, replies, jobs, LedgerError::from(e));
     }
     while let Some(job) = jobs.next() {
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = run(conn, "SAVEPOINT job") {
             log::error!("cannot open a savepoint, the batch is rolled back: {e}");
             let why = LedgerError::from(e);
             (job.fail)(why.clone());
             return abandon(conn, replies, jobs, why);
         }
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(conn)));
-        let keep = match ran {
-            Ok((keep, reply)) => {
+        let (keep, redo) = match ran {
+            Ok((keep, reply, redo)) => {
                 replies.push(reply);
-                keep
+                (keep, redo)
             }
             Err(_) => {
                 log::error!("a write job panicked; its work is rolled back");
-                false
+                (false, None)
             }
         };
-        let end = if keep {
-            conn.execute_batch("RELEASE job")
+        let end: Result<(), LedgerError> = if keep {
+            run(conn, "RELEASE job").map_err(LedgerError::from)
         } else {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            run(conn, "ROLLBACK TO job")
+                .map_err(LedgerError::from)
+                .and_then(|_| redo.map_or(Ok(()), |redo| redo(conn)))
+                .and_then(|_| run(conn, "RELEASE job").map_err(LedgerError::from))
         };
         // A savepoint that cannot be closed, or an error that made SQLite roll
         // back the whole transaction (disk full, I/O error), poisons the batch:
         // nothing in it may be committed or acknowledged.
         if let Err(e) = end {
             log::error!("cannot close a savepoint, the batch is rolled back: {e}");
-            return abandon(conn, replies, jobs, LedgerError::from(e));
+            return abandon(conn, replies, jobs, e);
         }
         if conn.is_autocommit() {
             log::error!("the write transaction was rolled back by SQLite; the batch fails");
