@@ -247,7 +247,9 @@ pub fn start(mut config: Config) -> Result<Running, String> {
         config.sweep_batch,
         Some(config.outbox_retention_days),
     )?);
+    let edge = crate::api::edge::Edge::new(&config);
     let app = Arc::new(App {
+        edge,
         config,
         store,
         started: Instant::now(),

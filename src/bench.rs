@@ -607,6 +607,8 @@ impl BenchServer {
             secret: random_hex(16)?,
             name: "bench".into(),
             sign: SignRule::default(),
+            allow_ips: Vec::new(),
+            rate: None,
         };
         cfg.partners = vec![partner.clone()];
         let running = app::start(cfg)?;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use time::UtcOffset;
 
+use crate::domain::net::{Cidr, Rate};
 use crate::domain::time::parse_offset;
 use crate::sign::{SignFields, SignRule};
 
@@ -25,6 +26,10 @@ pub struct Partner {
     pub secret: String,
     pub name: String,
     pub sign: SignRule,
+    /// Signed calls are taken only from these sources; empty: from anywhere.
+    pub allow_ips: Vec<Cidr>,
+    /// The partner's rate limit, when set.
+    pub rate: Option<Rate>,
 }
 
 /// Where the sync calls to the platform go.
@@ -63,6 +68,10 @@ pub struct Config {
     pub demo: bool,
     /// When set, `/admin/*` is served only on this address (and answers 404 on `listen`).
     pub admin_listen: Option<String>,
+    /// `/admin/*` only from these sources; empty: from anywhere.
+    pub admin_allow_ips: Vec<Cidr>,
+    /// Peers whose `X-Forwarded-For` is believed; empty: nobody's.
+    pub trusted_proxies: Vec<Cidr>,
     /// SIGTERM/SIGINT: how long in-flight work may take before the process exits.
     pub shutdown_grace_s: u64,
     /// `/healthz` reports `degraded` when the oldest pending sync call is older than this.
@@ -86,6 +95,8 @@ struct RawConfig {
     sweep_batch: Option<i64>,
     cancel_window_s: Option<i64>,
     admin_listen: Option<String>,
+    admin_allow_ips: Option<Vec<String>>,
+    trusted_proxies: Option<Vec<String>>,
     shutdown_grace_s: Option<u64>,
     health_max_pending_age_s: Option<u64>,
     outbox_retention_days: Option<i64>,
@@ -103,6 +114,9 @@ struct RawPartner {
     name: Option<String>,
     sign_fields: Option<String>,
     sign_key_name: Option<String>,
+    allow_ips: Option<Vec<String>>,
+    rate_limit_per_s: Option<u32>,
+    burst: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +154,8 @@ impl Config {
             platform: None,
             demo: true,
             admin_listen: None,
+            admin_allow_ips: Vec::new(),
+            trusted_proxies: Vec::new(),
             shutdown_grace_s: 10,
             health_max_pending_age_s: 600,
             write_batch_max: crate::store::DEFAULT_MAX_BATCH,
@@ -238,11 +254,36 @@ impl Config {
                     format!("partners[{i}].secret is missing (set it in the file or {var})")
                 })?;
             let sign = sign_rule(p.sign_fields, p.sign_key_name, &format!("partners[{i}]"))?;
+            let allow_ips = cidrs(p.allow_ips, &format!("partners[{i}].allow_ips"))?;
+            let rate = match (p.rate_limit_per_s, p.burst) {
+                (None, None) => None,
+                (None, Some(_)) => {
+                    return Err(format!(
+                        "partners[{i}].burst: needs rate_limit_per_s as well"
+                    ))
+                }
+                (Some(per_s), burst) => {
+                    if !(1..=1_000_000).contains(&per_s) {
+                        return Err(format!(
+                            "partners[{i}].rate_limit_per_s: must be between 1 and 1000000"
+                        ));
+                    }
+                    let burst = burst.unwrap_or(per_s);
+                    if !(1..=10_000_000).contains(&burst) {
+                        return Err(format!(
+                            "partners[{i}].burst: must be between 1 and 10000000"
+                        ));
+                    }
+                    Some(Rate { per_s, burst })
+                }
+            };
             partners.push(Partner {
                 name: p.name.unwrap_or_else(|| p.api_key.clone()),
                 api_key: p.api_key,
                 secret,
                 sign,
+                allow_ips,
+                rate,
             });
         }
         let platform = match raw.platform {
@@ -292,6 +333,8 @@ impl Config {
             platform,
             demo: false,
             admin_listen: raw.admin_listen,
+            admin_allow_ips: cidrs(raw.admin_allow_ips, "admin_allow_ips")?,
+            trusted_proxies: cidrs(raw.trusted_proxies, "trusted_proxies")?,
             shutdown_grace_s,
             health_max_pending_age_s,
             write_batch_max,
@@ -344,6 +387,15 @@ fn warn_if_readable_by_others(path: &Path) {
 
 #[cfg(not(unix))]
 fn warn_if_readable_by_others(_: &Path) {}
+
+/// Parses a list of address blocks, naming the key and the bad entry.
+fn cidrs(list: Option<Vec<String>>, key: &str) -> Result<Vec<Cidr>, String> {
+    list.unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, text)| Cidr::parse(text).map_err(|e| format!("{key}[{i}]: {e}")))
+        .collect()
+}
 
 fn env_suffix(api_key: &str) -> String {
     api_key

@@ -35,6 +35,8 @@ impl Demo {
             secret: self.secret.clone(),
             name: "demo-partner".into(),
             sign: SignRule::default(),
+            allow_ips: Vec::new(),
+            rate: None,
         }
     }
 

@@ -6,7 +6,7 @@
 //! Never logged: phone numbers, secrets, signatures, bodies.
 
 use std::cell::RefCell;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::http::{Request, Response};
@@ -14,6 +14,8 @@ use crate::http::{Request, Response};
 #[derive(Default)]
 struct Record {
     peer: Option<SocketAddr>,
+    /// The client's address (the peer, or from `X-Forwarded-For` of a trusted proxy).
+    client: Option<IpAddr>,
     partner: Option<String>,
     seq_id: Option<String>,
     code: Option<i64>,
@@ -35,6 +37,21 @@ pub fn partner(name: &str, seq_id: Option<&str>) {
 /// Notes the protocol code of the answer.
 pub fn code(code: i64) {
     CURRENT.with(|r| r.borrow_mut().code = Some(code));
+}
+
+/// Notes the client's address.
+pub fn client(ip: IpAddr) {
+    CURRENT.with(|r| r.borrow_mut().client = Some(ip));
+}
+
+/// The client's address: as noted, else the peer's, else unspecified.
+pub fn client_ip() -> IpAddr {
+    CURRENT.with(|r| {
+        let r = r.borrow();
+        r.client
+            .or(r.peer.map(|p| p.ip()))
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    })
 }
 
 /// The address the request came from, for log lines.

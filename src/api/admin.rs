@@ -41,7 +41,10 @@ fn origin() -> Origin {
 /// Answers an `/admin/...` request: the token first (even for an unknown
 /// path), then the call the routing table matched.
 pub fn handle(app: &App, req: &Request, call: Result<AdminCall, Miss>) -> Response {
-    let ip = req.peer.ip();
+    let ip = access::client_ip();
+    if let Err(e) = app.edge.admit_admin(&app.config, ip) {
+        return failure(&e);
+    }
     if let Some(retry_after_s) = app.admin_throttle.blocked(ip, now_ms()) {
         return failure(&LedgerError::RateLimited { retry_after_s });
     }

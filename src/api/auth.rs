@@ -32,6 +32,7 @@ pub fn authenticate<'a>(app: &'a App, body: &[u8]) -> Result<Signed<'a>, LedgerE
     };
     let seq_id = f.opt_str("seq_id", 64)?;
     access::partner(&partner.name, seq_id.as_deref());
+    app.edge.admit(partner, access::client_ip())?;
     check_sign_and_time(app, body, &map, partner, true)?;
     let nonce = f.str("nonce", 64)?;
     Ok(Signed {

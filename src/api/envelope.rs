@@ -32,23 +32,36 @@ pub fn server_fault(e: &LedgerError) -> Option<u16> {
     }
 }
 
-/// The envelope of a refusal. HTTP 200 for protocol codes, 401 for a bad
-/// admin token, 429 (with `Retry-After`) when
-/// rate limited, 500 for an internal error, 503 when storage is unavailable.
-pub fn failure(e: &LedgerError) -> Response {
-    access::code(e.code());
-    let status = server_fault(e).unwrap_or(match e {
+/// The HTTP status of a refusal: 200 for protocol codes, 401 for a bad admin
+/// token, 403 for a source not allowed, 429 when rate limited, 500 for an
+/// internal error, 503 when storage is unavailable (the last two logged).
+pub fn http_status(e: &LedgerError) -> u16 {
+    server_fault(e).unwrap_or(match e {
         LedgerError::BadAdminToken => 401,
+        LedgerError::SourceNotAllowed => 403,
         LedgerError::RateLimited { .. } => 429,
         _ => 200,
-    });
-    let response = Response::json(status, &json!({"code": e.code(), "message": e.message()}));
+    })
+}
+
+/// Adds `Retry-After` to the answer of a rate-limited request.
+pub fn with_retry_after(response: Response, e: &LedgerError) -> Response {
     match e {
         LedgerError::RateLimited { retry_after_s } => {
             response.with_header("Retry-After", &retry_after_s.to_string())
         }
         _ => response,
     }
+}
+
+/// The envelope of a refusal, with its [`http_status`].
+pub fn failure(e: &LedgerError) -> Response {
+    access::code(e.code());
+    let response = Response::json(
+        http_status(e),
+        &json!({"code": e.code(), "message": e.message()}),
+    );
+    with_retry_after(response, e)
 }
 
 /// Answers `Ok(data)` as success and `Err` as its failure envelope.

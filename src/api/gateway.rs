@@ -27,7 +27,7 @@ fn success(data: Value) -> Response {
 
 fn failure(e: &LedgerError) -> Response {
     super::access::code(e.code());
-    let status = super::server_fault(e).unwrap_or(200);
+    let status = super::envelope::http_status(e);
     Response::json(
         status,
         &json!({"code": 3, "msg": e.message(), "sub_code": e.code()}),

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod admin;
 pub mod auth;
+pub mod edge;
 pub mod envelope;
 pub mod gateway;
 pub mod ops;
@@ -27,6 +28,8 @@ pub struct App {
     pub started: Instant,
     /// Failed admin tokens per source address.
     pub admin_throttle: throttle::AdminThrottle,
+    /// Source allowlists and rate limits.
+    pub edge: edge::Edge,
 }
 
 /// Which paths a listener serves.
@@ -45,6 +48,11 @@ pub use envelope::{answer, failure, method_not_allowed, server_fault, success};
 /// Answers one request on a listener serving `surface`: the route, then its handler.
 pub fn route(app: &App, req: &Request, surface: Surface) -> (Option<&'static str>, Response) {
     let route = Route::of(&req.method, &req.path, &req.path_segments());
+    access::client(crate::domain::net::client_ip(
+        req.peer.ip(),
+        req.header("x-forwarded-for"),
+        &app.config.trusted_proxies,
+    ));
     let served = !matches!(
         (&route, surface),
         (Route::Admin(_), Surface::Public)

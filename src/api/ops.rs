@@ -109,6 +109,7 @@ fn health(app: &App) -> Result<Value, LedgerError> {
         "uptime_s": app.started.elapsed().as_secs(),
         "sync": if app.config.platform.is_some() { "enabled" } else { "disabled" },
         "outbox": outbox_json,
+        "edge": app.edge.health(&app.config),
         "writer": {
             "commits": stats.commits,
             "writes": stats.jobs,

@@ -45,11 +45,17 @@ fn is_transport(e: &LedgerError) -> bool {
             | LedgerError::BadSignature
             | LedgerError::TimestampOutOfWindow
             | LedgerError::NonceReused
+            | LedgerError::SourceNotAllowed
+            | LedgerError::RateLimited { .. }
     )
 }
 
 /// Renders the answer map, signed when the partner is known.
-fn reply(mut m: Map<String, Value>, partner: Option<&Partner>) -> Response {
+fn reply(m: Map<String, Value>, partner: Option<&Partner>) -> Response {
+    reply_with(200, m, partner)
+}
+
+fn reply_with(status: u16, mut m: Map<String, Value>, partner: Option<&Partner>) -> Response {
     if let Some(p) = partner {
         let rule = SignRule {
             fields: SignFields::All,
@@ -58,7 +64,7 @@ fn reply(mut m: Map<String, Value>, partner: Option<&Partner>) -> Response {
         let s = sign::sign(&m, &rule, &p.secret);
         m.insert("sign".into(), json!(s));
     }
-    Response::json(200, &Value::Object(m))
+    Response::json(status, &Value::Object(m))
 }
 
 fn refusal(e: &LedgerError, partner: Option<&Partner>) -> Response {
@@ -74,7 +80,14 @@ fn refusal(e: &LedgerError, partner: Option<&Partner>) -> Response {
     }
     m.insert("result_code".into(), json!(e.code().to_string()));
     m.insert("result_msg".into(), json!(e.message()));
-    reply(m, partner)
+    // Refusals at the edge keep their HTTP status; the rest answer 200.
+    let status = match e {
+        LedgerError::SourceNotAllowed | LedgerError::RateLimited { .. } => {
+            super::envelope::http_status(e)
+        }
+        _ => 200,
+    };
+    super::envelope::with_retry_after(reply_with(status, m, partner), e)
 }
 
 /// `POST /wx/coupon/query`.
@@ -88,6 +101,9 @@ pub fn handle(app: &App, body: &[u8]) -> Response {
         Ok(key) => match app.config.partner(&key) {
             Some(p) => {
                 access::partner(&p.name, map.get("req_id").and_then(Value::as_str));
+                if let Err(e) = app.edge.admit(p, access::client_ip()) {
+                    return refusal(&e, None);
+                }
                 p
             }
             None => {

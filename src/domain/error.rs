@@ -20,6 +20,8 @@ pub enum LedgerError {
     NonceReused,
     /// 40105
     BadAdminToken,
+    /// 40301: the caller's source address is not on its allowlist.
+    SourceNotAllowed,
     /// 40401
     StockNotFound,
     /// 40402: also when the coupon belongs to someone else.
@@ -62,6 +64,7 @@ impl LedgerError {
             LedgerError::TimestampOutOfWindow => 40103,
             LedgerError::NonceReused => 40104,
             LedgerError::BadAdminToken => 40105,
+            LedgerError::SourceNotAllowed => 40301,
             LedgerError::StockNotFound => 40401,
             LedgerError::CouponNotFound => 40402,
             LedgerError::VoucherNotFound => 40403,
@@ -89,6 +92,7 @@ impl LedgerError {
             LedgerError::TimestampOutOfWindow => "timestamp outside the allowed window".into(),
             LedgerError::NonceReused => "nonce already used".into(),
             LedgerError::BadAdminToken => "bad or missing admin token".into(),
+            LedgerError::SourceNotAllowed => "source address not allowed".into(),
             LedgerError::StockNotFound => "stock not found".into(),
             LedgerError::CouponNotFound => "coupon not found".into(),
             LedgerError::VoucherNotFound => "voucher not found or not valid at this shop".into(),

@@ -9,6 +9,7 @@ mod admin_api;
 mod bench;
 mod cli;
 mod durability;
+mod edge;
 mod fd_exhaustion;
 mod hostile;
 mod http_layer;

@@ -1,0 +1,177 @@
+//! The network edge: per-partner source allowlists and rate limits, the
+//! admin allowlist, and when `X-Forwarded-For` is believed.
+
+use std::process::Command;
+
+use coupon_ledger::sign::SignRule;
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+const EDGE_KEY: &str = "EDGEPARTNER";
+const EDGE_SECRET: &str = "edge-secret";
+
+fn edge_partner(lines: &str) -> String {
+    format!("[[partners]]\napi_key = \"{EDGE_KEY}\"\nsecret = \"{EDGE_SECRET}\"\nname = \"edge\"\n{lines}\n")
+}
+
+fn edge_query(stock_id: &str) -> Value {
+    signed_as(
+        EDGE_KEY,
+        EDGE_SECRET,
+        &SignRule::default(),
+        json!({"stock_id": stock_id}),
+    )
+}
+
+/// POSTs `body` from the local address `from` with curl; (HTTP status, body).
+fn post_from(from: &str, s: &TestServer, path: &str, body: &Value) -> (u16, Value) {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--interface", from])
+        .args(["-H", "Content-Type: application/json", "--data-binary"])
+        .arg(body.to_string())
+        .arg(format!("http://{}{path}", s.addr))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (json_text, status) = text.rsplit_once('\n').expect("a status line");
+    (
+        status.trim().parse().unwrap_or(0),
+        serde_json::from_str(json_text).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn a_signed_call_from_outside_the_allowlist_answers_40301() {
+    let s = TestServer::start_with(&edge_partner("allow_ips = [\"127.0.0.1/32\"]"));
+    let (status, body) = post_from("127.0.0.2", &s, "/sp/stock/query", &edge_query("nope"));
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (403, Some(40301)),
+        "{body}"
+    );
+    assert_eq!(body["message"], "source address not allowed");
+    // From an allowed address the call goes through (to the ledger's 40401).
+    let (status, body) = post_from("127.0.0.1", &s, "/sp/stock/query", &edge_query("nope"));
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (200, Some(40401)),
+        "{body}"
+    );
+    // Partners without an allowlist are unaffected.
+    let (_, body) = post_from(
+        "127.0.0.2",
+        &s,
+        "/sp/stock/query",
+        &signed(json!({"stock_id": "nope"})),
+    );
+    assert_eq!(body["code"], 40401);
+    let h = expect(&raw_request(s.addr, "GET", "/healthz", &[], b""), 0);
+    let edge = &h["data"]["edge"]["partners"];
+    let mine = edge
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "edge")
+        .unwrap();
+    assert_eq!(mine["not_allowed"], 1, "{edge}");
+}
+
+#[test]
+fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+    let s = TestServer::start_with(&format!(
+        "trusted_proxies = [\"127.0.0.1/32\"]\n{}",
+        edge_partner("allow_ips = [\"198.51.100.0/24\"]")
+    ));
+    let send = |xff: &str| {
+        raw_request(
+            s.addr,
+            "POST",
+            "/sp/stock/query",
+            &[("X-Forwarded-For", xff)],
+            edge_query("nope").to_string().as_bytes(),
+        )
+    };
+    assert_eq!(send("198.51.100.7").code(), 40401);
+    assert_eq!(send("203.0.113.5").code(), 40301);
+    // Without trusted proxies, the header changes nothing.
+    let plain = TestServer::start_with(&edge_partner("allow_ips = [\"198.51.100.0/24\"]"));
+    let a = raw_request(
+        plain.addr,
+        "POST",
+        "/sp/stock/query",
+        &[("X-Forwarded-For", "198.51.100.7")],
+        edge_query("nope").to_string().as_bytes(),
+    );
+    assert_eq!(a.code(), 40301);
+}
+
+#[test]
+fn over_the_rate_limit_answers_429_with_retry_after_and_writes_nothing() {
+    let s = TestServer::start_with(&edge_partner("rate_limit_per_s = 1\nburst = 2"));
+    let c = s.client();
+    let writes = || -> i64 {
+        raw_request(s.addr, "GET", "/healthz", &[], b"").json()["data"]["writer"]["writes"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(c.post("/sp/stock/query", &edge_query("nope")).code(), 40401);
+    assert_eq!(c.post("/sp/stock/query", &edge_query("nope")).code(), 40401);
+    let before = writes();
+    let a = c.post("/sp/stock/query", &edge_query("nope"));
+    assert_eq!((a.status, a.code()), (429, 42900), "{}", show(&a));
+    let retry: u64 = a.header("Retry-After").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    assert_eq!(writes(), before, "a refused call wrote to the database");
+    // Other partners are not affected.
+    assert_eq!(
+        c.call("/sp/stock/query", json!({"stock_id": "nope"}))
+            .code(),
+        40401
+    );
+    let h = expect(&raw_request(s.addr, "GET", "/healthz", &[], b""), 0);
+    let mine = h["data"]["edge"]["partners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "edge")
+        .unwrap()
+        .clone();
+    assert_eq!(mine["rate_limited"], 1);
+    assert_eq!(mine["rate_limit_per_s"], 1);
+    assert_eq!(mine["burst"], 2);
+}
+
+#[test]
+fn the_admin_allowlist_refuses_other_sources() {
+    let s = TestServer::start_with("admin_allow_ips = [\"10.0.0.0/8\"]\n");
+    let a = s.client().admin("GET", "/admin/stocks", None);
+    assert_eq!((a.status, a.code()), (403, 40301), "{}", show(&a));
+    let open = TestServer::start_with("admin_allow_ips = [\"127.0.0.1\"]\n");
+    expect(&open.client().admin("GET", "/admin/stocks", None), 0);
+}
+
+#[test]
+fn bad_edge_settings_are_refused_on_one_line() {
+    for (extra, needle) in [
+        (
+            "admin_allow_ips = [\"10.0.0.0/99\"]\n".to_string(),
+            "admin_allow_ips[0]",
+        ),
+        (
+            "trusted_proxies = [\"proxy\"]\n".to_string(),
+            "trusted_proxies[0]",
+        ),
+        (edge_partner("rate_limit_per_s = 0"), "rate_limit_per_s"),
+        (edge_partner("burst = 5"), "burst"),
+        (edge_partner("allow_ips = [\"1.2.3.4/40\"]"), "allow_ips[0]"),
+    ] {
+        let e = coupon_ledger::config::Config::from_toml(
+            &config_toml(std::path::Path::new("x.db"), "127.0.0.1:0", &extra),
+            &|_| None,
+        )
+        .unwrap_err();
+        assert!(e.contains(needle), "{extra}: {e}");
+        assert!(!e.contains('\n'));
+    }
+}
