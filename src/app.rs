@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::api::{self, App, Surface};
 use crate::config::Config;
 use crate::demo;
-use crate::http::{Limits, Server, ShutdownHandle};
+use crate::http::{Limits, Server, ShutdownHandle, TlsSource};
 use crate::lock::DbLock;
 use crate::outbox::dispatcher::Dispatcher;
 use crate::outbox::mock::MockPlatform;
@@ -32,6 +32,7 @@ use crate::sweeper::Sweeper;
 pub struct Running {
     server: Server,
     admin_server: Option<Server>,
+    http_server: Option<Server>,
     app: Arc<App>,
     dispatcher: Option<Dispatcher>,
     sweeper: Option<Sweeper>,
@@ -81,12 +82,15 @@ impl Running {
     pub fn shutdown(self) {
         let grace = Duration::from_secs(self.app.config.shutdown_grace_s);
         let deadline = Instant::now() + grace;
-        if let Some(admin) = &self.admin_server {
-            admin.shutdown_handle().shutdown();
+        for extra in [&self.admin_server, &self.http_server]
+            .into_iter()
+            .flatten()
+        {
+            extra.shutdown_handle().shutdown();
         }
         self.server.shutdown_within(grace);
-        if let Some(admin) = self.admin_server {
-            admin.shutdown_within(remaining(deadline));
+        for extra in [self.admin_server, self.http_server].into_iter().flatten() {
+            extra.shutdown_within(remaining(deadline));
         }
         stop_background(self.dispatcher, self.sweeper, self.mock, deadline);
         // Every request was answered after its commit; dropping the last
@@ -103,13 +107,14 @@ impl Running {
         use signal_hook::consts::SIGHUP;
         let handle = signals.handle();
         let (tx, rx) = mpsc::channel::<i32>();
+        let app = Arc::clone(&self.app);
         let watcher = thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
                 let mut asked = false;
                 for sig in signals.forever() {
                     match sig {
-                        SIGHUP => log::info!("SIGHUP: nothing to reload; still serving"),
+                        SIGHUP => reload_tls(app.tls.as_deref()),
                         _ if asked => {
                             log::warn!("second signal ({sig}): exiting now");
                             std::process::exit(1);
@@ -144,6 +149,17 @@ pub fn catch_signals() -> Result<Signals, String> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| format!("cannot install signal handlers: {e}"))
+}
+
+/// SIGHUP: reads the certificate and key again; a bad pair keeps the old one.
+fn reload_tls(tls: Option<&TlsSource>) {
+    match tls {
+        None => log::info!("SIGHUP: no certificate to reload; still serving"),
+        Some(t) => match t.reload() {
+            Ok(()) => log::info!("SIGHUP: certificate reloaded; new connections use it"),
+            Err(e) => log::error!("SIGHUP: certificate not reloaded, the old one stays: {e}"),
+        },
+    }
 }
 
 fn remaining(deadline: Instant) -> Duration {
@@ -191,9 +207,17 @@ fn bind(addr: &str, what: &str) -> Result<TcpListener, String> {
 /// `admin_listen`), with the outbox dispatcher when `[platform]` is
 /// configured, and the expiry sweeper.
 pub fn start(mut config: Config) -> Result<Running, String> {
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(Arc::new(TlsSource::load(cert, key)?)),
+        None => None,
+    };
     let listener = bind(&config.listen, "listen")?;
     let admin_listener = match &config.admin_listen {
         Some(a) => Some(bind(a, "admin_listen")?),
+        None => None,
+    };
+    let http_listener = match &config.http_listen {
+        Some(a) => Some(bind(a, "http_listen")?),
         None => None,
     };
     if let Some(dir) = config.db.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -250,6 +274,7 @@ pub fn start(mut config: Config) -> Result<Running, String> {
     let edge = crate::api::edge::Edge::new(&config);
     let app = Arc::new(App {
         edge,
+        tls: tls.clone(),
         config,
         store,
         started: Instant::now(),
@@ -260,12 +285,24 @@ pub fn start(mut config: Config) -> Result<Running, String> {
     } else {
         Surface::All
     };
-    let server = Server::serve(
+    let server = Server::serve_tls(
         listener,
         Limits::default(),
         api::handler(app.clone(), public_surface),
+        tls,
     )
     .map_err(|e| format!("cannot serve on {}: {e}", app.config.listen))?;
+    let http_server = match http_listener {
+        Some(l) => Some(
+            Server::serve(
+                l,
+                Limits::default(),
+                api::handler(app.clone(), public_surface),
+            )
+            .map_err(|e| format!("cannot serve http_listen: {e}"))?,
+        ),
+        None => None,
+    };
     let admin_server = match admin_listener {
         Some(l) => Some(
             Server::serve(
@@ -280,6 +317,7 @@ pub fn start(mut config: Config) -> Result<Running, String> {
     Ok(Running {
         server,
         admin_server,
+        http_server,
         app,
         dispatcher,
         sweeper,

@@ -68,6 +68,10 @@ pub struct Config {
     pub demo: bool,
     /// When set, `/admin/*` is served only on this address (and answers 404 on `listen`).
     pub admin_listen: Option<String>,
+    /// HTTPS on `listen` with this certificate and key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Plain HTTP beside HTTPS (for a local proxy or health checks).
+    pub http_listen: Option<String>,
     /// `/admin/*` only from these sources; empty: from anywhere.
     pub admin_allow_ips: Vec<Cidr>,
     /// Peers whose `X-Forwarded-For` is believed; empty: nobody's.
@@ -97,6 +101,9 @@ struct RawConfig {
     admin_listen: Option<String>,
     admin_allow_ips: Option<Vec<String>>,
     trusted_proxies: Option<Vec<String>>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    http_listen: Option<String>,
     shutdown_grace_s: Option<u64>,
     health_max_pending_age_s: Option<u64>,
     outbox_retention_days: Option<i64>,
@@ -154,6 +161,8 @@ impl Config {
             platform: None,
             demo: true,
             admin_listen: None,
+            tls: None,
+            http_listen: None,
             admin_allow_ips: Vec::new(),
             trusted_proxies: Vec::new(),
             shutdown_grace_s: 10,
@@ -228,6 +237,7 @@ impl Config {
                 );
             }
         }
+        let raw_has_no_tls = raw.tls_cert.is_none();
         let outbox_retention_days = raw
             .outbox_retention_days
             .unwrap_or(base.outbox_retention_days);
@@ -333,6 +343,20 @@ impl Config {
             platform,
             demo: false,
             admin_listen: raw.admin_listen,
+            tls: match (raw.tls_cert.clone(), raw.tls_key.clone()) {
+                (None, None) => None,
+                (Some(c), Some(k)) if !c.is_empty() && !k.is_empty() => {
+                    Some((PathBuf::from(c), PathBuf::from(k)))
+                }
+                _ => return Err("tls_cert and tls_key: give both, or neither".into()),
+            },
+            http_listen: match raw.http_listen {
+                Some(_) if raw_has_no_tls => return Err(
+                    "http_listen: only with tls_cert and tls_key (listen is plain HTTP already)"
+                        .into(),
+                ),
+                other => other,
+            },
             admin_allow_ips: cidrs(raw.admin_allow_ips, "admin_allow_ips")?,
             trusted_proxies: cidrs(raw.trusted_proxies, "trusted_proxies")?,
             shutdown_grace_s,

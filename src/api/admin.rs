@@ -85,7 +85,19 @@ pub fn handle(app: &App, req: &Request, call: Result<AdminCall, Miss>) -> Respon
         ListOutbox => answer(list_outbox(app, req)),
         RetryOutbox(id) => answer(retry_outbox(app, &id)),
         AbandonOutbox(id) => answer(abandon_outbox(app, &id, &req.body)),
+        ReloadTls => answer(reload_tls(app)),
     }
+}
+
+/// `POST /admin/tls/reload`: reads the certificate and key again; a bad pair
+/// is refused (40001 naming the file) and the old one stays in use.
+fn reload_tls(app: &App) -> Result<Value, LedgerError> {
+    let tls = app.tls.as_ref().ok_or_else(|| {
+        LedgerError::StateConflict("HTTPS is off: tls_cert and tls_key are not set".into())
+    })?;
+    tls.reload().map_err(LedgerError::Invalid)?;
+    log::info!("certificate reloaded through the admin API; new connections use it");
+    Ok(json!({"reloaded": true}))
 }
 
 fn fixed_block(f: &Fields) -> Result<Option<FixedBlock>, LedgerError> {

@@ -30,6 +30,8 @@ pub struct App {
     pub admin_throttle: throttle::AdminThrottle,
     /// Source allowlists and rate limits.
     pub edge: edge::Edge,
+    /// The HTTPS certificate, when `listen` speaks HTTPS.
+    pub tls: Option<Arc<crate::http::TlsSource>>,
 }
 
 /// Which paths a listener serves.

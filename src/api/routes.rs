@@ -30,6 +30,7 @@ pub enum AdminCall {
     ListOutbox,
     RetryOutbox(String),
     AbandonOutbox(String),
+    ReloadTls,
 }
 
 /// Where a request goes.
@@ -141,6 +142,8 @@ fn admin(method: &str, parts: &[&str]) -> Result<AdminCall, Miss> {
         (["outbox", id, "retry"], "POST") => RetryOutbox(s(id)),
         (["outbox", id, "abandon"], "POST") => AbandonOutbox(s(id)),
         (["outbox", _, "retry" | "abandon"], _) => return Err(Miss::WrongMethod("POST")),
+        (["tls", "reload"], "POST") => ReloadTls,
+        (["tls", "reload"], _) => return Err(Miss::WrongMethod("POST")),
         _ => return Err(Miss::NotFound),
     };
     Ok(call)

@@ -25,6 +25,7 @@
 
 mod parse;
 mod server;
+mod tls;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use server::{Server, ShutdownHandle};
+pub use tls::TlsSource;
 
 /// One parsed HTTP request.
 #[derive(Clone)]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::parse::{self, BodyKind, ChunkedDecoder, Head};
-use super::{Handler, HttpError, Limits, Request, Response};
+use super::{Handler, HttpError, Limits, Request, Response, TlsSource};
 
 /// Stack of each connection thread: small, so a thousand connections are cheap.
 const CONN_STACK_SIZE: usize = 256 * 1024;
@@ -44,6 +44,8 @@ const BUSY_WARN_EVERY: Duration = Duration::from_secs(10);
 struct Shared {
     limits: Limits,
     handler: Handler,
+    /// Set: this listener speaks HTTPS.
+    tls: Option<Arc<TlsSource>>,
     local_addr: SocketAddr,
     stopping: AtomicBool,
     /// Live connection threads.
@@ -162,10 +164,22 @@ impl Server {
 
     /// Starts the accept thread on a listener bound earlier; returns at once.
     pub fn serve(listener: TcpListener, limits: Limits, handler: Handler) -> io::Result<Server> {
+        Server::serve_tls(listener, limits, handler, None)
+    }
+
+    /// Like [`Server::serve`], speaking HTTPS when `tls` is given: each
+    /// connection's handshake runs on its own thread, within the read timeout.
+    pub fn serve_tls(
+        listener: TcpListener,
+        limits: Limits,
+        handler: Handler,
+        tls: Option<Arc<TlsSource>>,
+    ) -> io::Result<Server> {
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             limits,
             handler,
+            tls,
             local_addr,
             stopping: AtomicBool::new(false),
             active: AtomicUsize::new(0),
@@ -481,6 +495,8 @@ impl From<HttpError> for Fail {
 /// consumed: the rest of a request, or pipelined requests).
 struct ConnIo<'a> {
     stream: &'a TcpStream,
+    /// The TLS session, on an HTTPS listener.
+    tls: Option<rustls::ServerConnection>,
     buf: Vec<u8>,
     scratch: Vec<u8>,
 }
@@ -497,8 +513,12 @@ impl ConnIo<'_> {
             if self.stream.set_read_timeout(Some(wait)).is_err() {
                 return Err(Fail::Gone);
             }
-            let mut reader = self.stream;
-            match reader.read(&mut self.scratch) {
+            let mut sock = self.stream;
+            let read = match self.tls.as_mut() {
+                Some(tls) => rustls::Stream::new(tls, &mut sock).read(&mut self.scratch),
+                None => sock.read(&mut self.scratch),
+            };
+            match read {
                 Ok(0) => return Err(Fail::Gone),
                 Ok(n) => {
                     self.buf.extend_from_slice(&self.scratch[..n]);
@@ -515,13 +535,54 @@ impl ConnIo<'_> {
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> Result<(), Fail> {
-        let mut writer = self.stream;
-        writer.write_all(bytes).map_err(|_| Fail::Gone)
+        let mut sock = self.stream;
+        let written = match self.tls.as_mut() {
+            Some(tls) => {
+                let mut stream = rustls::Stream::new(tls, &mut sock);
+                stream.write_all(bytes).and_then(|_| stream.flush())
+            }
+            None => sock.write_all(bytes),
+        };
+        written.map_err(|_| Fail::Gone)
+    }
+
+    /// Runs the TLS handshake (when there is one) until `deadline`; false
+    /// when it failed or timed out (plain HTTP sent to an HTTPS port fails
+    /// here), and the connection is closed.
+    fn handshake(&mut self, deadline: Instant) -> bool {
+        let Some(tls) = self.tls.as_mut() else {
+            return true;
+        };
+        let mut sock = self.stream;
+        while tls.is_handshaking() {
+            let now = Instant::now();
+            if now >= deadline || self.stream.set_read_timeout(Some(deadline - now)).is_err() {
+                return false;
+            }
+            if let Err(e) = tls.complete_io(&mut sock) {
+                match e.kind() {
+                    io::ErrorKind::Interrupted
+                    | io::ErrorKind::WouldBlock
+                    | io::ErrorKind::TimedOut => continue,
+                    _ => {
+                        // Tell the client why when it can still read it (a TLS alert).
+                        let _ = tls.write_tls(&mut sock);
+                        return false;
+                    }
+                }
+            }
+        }
+        true
     }
 
     /// Half-closes, then drains (bounded) what the client still sends, so
     /// that it can read our last answer before the socket is closed.
     fn linger_close(&mut self) {
+        if let Some(tls) = self.tls.as_mut() {
+            tls.send_close_notify();
+            let mut sock = self.stream;
+            let _ = tls.write_tls(&mut sock);
+        }
         let _ = self.stream.shutdown(Shutdown::Write);
         let deadline = Instant::now() + LINGER_TIME;
         let mut drained = 0usize;
@@ -553,11 +614,27 @@ fn handle_connection(shared: &Shared, conn: &Conn, peer: SocketAddr) {
         log::debug!("HTTP {peer}: cannot set write timeout: {e}");
         return;
     }
+    let tls = match &shared.tls {
+        Some(source) => match rustls::ServerConnection::new(source.config()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                log::warn!("HTTP {peer}: cannot start a TLS session: {e}");
+                return;
+            }
+        },
+        None => None,
+    };
     let mut io = ConnIo {
         stream: &conn.stream,
+        tls,
         buf: Vec::new(),
         scratch: vec![0u8; READ_CHUNK],
     };
+    if !io.handshake(deadline_after(limits.read_timeout)) {
+        log::debug!("HTTP {peer}: TLS handshake failed or timed out");
+        let _ = conn.stream.shutdown(Shutdown::Both);
+        return;
+    }
     loop {
         if io.buf.is_empty() {
             // Idle: wait for the first byte of the next request.

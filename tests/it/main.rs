@@ -20,3 +20,4 @@ mod platform_api;
 mod production;
 mod properties;
 mod sync;
+mod tls;

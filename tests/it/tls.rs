@@ -1,0 +1,280 @@
+//! HTTPS from the binary: real TLS end to end with curl, plain HTTP to the
+//! TLS port, certificate reload, and stalled handshakes.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+/// A self-signed certificate for localhost and 127.0.0.1, made with openssl.
+fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs")
+        .status
+        .success();
+    assert!(ok, "openssl could not make a certificate");
+    (cert, key)
+}
+
+fn tls_lines(cert: &Path, key: &Path) -> String {
+    format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    )
+}
+
+/// POSTs over HTTPS with curl, trusting `ca`; (status, body).
+fn https_post(port: u16, ca: &Path, path: &str, body: &Value, auth: Option<&str>) -> (u16, Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .args(["-H", "Content-Type: application/json", "--data-binary"])
+        .arg(body.to_string());
+    if let Some(token) = auth {
+        cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    let out = cmd
+        .arg(format!("https://localhost:{port}{path}"))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (json_text, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        status.trim().parse().unwrap_or(0),
+        serde_json::from_str(json_text).unwrap_or(Value::Null),
+    )
+}
+
+/// The SHA-256 fingerprint of the certificate a new connection is served.
+fn served_fingerprint(port: u16) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"
+        ))
+        .output()
+        .expect("openssl runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn file_fingerprint(cert: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert)
+        .output()
+        .expect("openssl runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn tls_server() -> (TestServer, TempDir, PathBuf, PathBuf) {
+    let dir = TempDir::new();
+    let (cert, key) = make_cert(dir.path(), "first");
+    let s = TestServer::start_with(&tls_lines(&cert, &key));
+    (s, dir, cert, key)
+}
+
+fn claim_body(stock: &str, n: usize) -> Value {
+    signed(
+        json!({"app_channel_id": 1, "user_code": format!("tls-{n}"), "stock_id": stock,
+        "request_id": unique("tls")}),
+    )
+}
+
+fn create_stock_https(port: u16, ca: &Path) -> String {
+    let mut fields = stock_fields(&unique("t"));
+    fields["max_coupons_per_user"] = json!(1);
+    let (status, body) = https_post(port, ca, "/admin/stocks", &fields, Some(ADMIN));
+    assert_eq!((status, body["code"].as_i64()), (200, Some(0)), "{body}");
+    body["data"]["stock_id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn signed_claims_over_https_with_a_real_client() {
+    let (s, _dir, cert, _key) = tls_server();
+    let port = s.addr.port();
+    let stock = create_stock_https(port, &cert);
+    for n in 0..3 {
+        let (status, body) = https_post(
+            port,
+            &cert,
+            "/sp/coupon/receive",
+            &claim_body(&stock, n),
+            None,
+        );
+        assert_eq!((status, body["code"].as_i64()), (200, Some(0)), "{body}");
+    }
+}
+
+#[test]
+fn plain_http_to_the_tls_port_is_closed_not_hung() {
+    let (s, _dir, _cert, _key) = tls_server();
+    let mut sock = TcpStream::connect(s.addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let started = Instant::now();
+    sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = sock.read_to_end(&mut buf);
+    assert!(started.elapsed() < Duration::from_secs(5), "it hung");
+    // Closed: EOF after at most a TLS alert, or a reset; never an HTTP answer.
+    assert!(read.is_ok() || read.is_err());
+    assert!(!String::from_utf8_lossy(&buf).contains("HTTP/1.1 200"));
+}
+
+#[test]
+fn a_new_certificate_is_used_by_new_connections_after_reload_and_a_bad_one_is_refused() {
+    let (s, dir, cert, key) = tls_server();
+    let port = s.addr.port();
+    let first = file_fingerprint(&cert);
+    assert_eq!(served_fingerprint(port), first);
+    let stock = create_stock_https(port, &cert);
+    let old_ca = dir.path().join("old-ca.crt");
+    std::fs::copy(&cert, &old_ca).unwrap();
+
+    // Replace the files, as an ACME client would, then reload under load.
+    let (cert2, key2) = make_cert(dir.path(), "second");
+    std::fs::copy(&cert2, &cert).unwrap();
+    std::fs::copy(&key2, &key).unwrap();
+    let second = file_fingerprint(&cert);
+    assert_ne!(first, second);
+    let load = std::thread::spawn({
+        let (old_ca, stock) = (old_ca.clone(), stock.clone());
+        move || {
+            // Until the reload, clients trust the old certificate; after it the new.
+            let mut failures = 0;
+            for n in 0..20 {
+                let (status, _) = https_post(
+                    port,
+                    &old_ca,
+                    "/sp/coupon/receive",
+                    &claim_body(&stock, n),
+                    None,
+                );
+                if status != 200 {
+                    failures += 1;
+                }
+            }
+            failures
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let old_failures_before_reload = load.join().unwrap();
+    assert_eq!(
+        old_failures_before_reload, 0,
+        "requests failed before the reload"
+    );
+    let (status, body) = https_post(port, &old_ca, "/admin/tls/reload", &json!({}), Some(ADMIN));
+    assert_eq!((status, body["code"].as_i64()), (200, Some(0)), "{body}");
+    assert_eq!(served_fingerprint(port), second);
+    for n in 100..105 {
+        let (status, body) = https_post(
+            port,
+            &cert2,
+            "/sp/coupon/receive",
+            &claim_body(&stock, n),
+            None,
+        );
+        assert_eq!((status, body["code"].as_i64()), (200, Some(0)), "{body}");
+    }
+
+    // A broken pair is refused and the working one stays.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    let (status, body) = https_post(port, &cert2, "/admin/tls/reload", &json!({}), Some(ADMIN));
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (200, Some(40001)),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("tls_cert"),
+        "{body}"
+    );
+    assert_eq!(served_fingerprint(port), second);
+}
+
+#[test]
+fn stalled_handshakes_do_not_stop_a_normal_client() {
+    let (s, _dir, cert, _key) = tls_server();
+    let port = s.addr.port();
+    // 200 sockets that send the start of a ClientHello and stop.
+    let stalled: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut sock = TcpStream::connect(s.addr).unwrap();
+            sock.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+                .unwrap();
+            sock
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(&cert)
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+            .arg(format!("https://localhost:{port}/livez"))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let p95 = times[18];
+    assert!(
+        p95 < Duration::from_millis(200),
+        "p95 {p95:?} with 200 stalled handshakes"
+    );
+    drop(stalled);
+}
+
+#[test]
+fn a_bad_certificate_stops_the_start_with_one_line_naming_the_file() {
+    let dir = TempDir::new();
+    let cert = dir.path().join("missing.crt");
+    let key = dir.path().join("missing.key");
+    let cfg = coupon_ledger::config::Config::from_toml(
+        &config_toml(
+            &dir.path().join("l.db"),
+            "127.0.0.1:0",
+            &tls_lines(&cert, &key),
+        ),
+        &|_| None,
+    )
+    .unwrap();
+    let e = match coupon_ledger::app::start(cfg) {
+        Err(e) => e,
+        Ok(_) => panic!("started without its certificate"),
+    };
+    assert!(e.contains("missing.crt"), "{e}");
+    assert!(!e.contains('\n'));
+    assert!(
+        !dir.path().join("l.db").exists(),
+        "the database was created"
+    );
+}
