@@ -247,7 +247,9 @@ pub fn start(mut config: Config) -> Result<Running, String> {
         config.sweep_batch,
         Some(config.outbox_retention_days),
     )?);
+    let metrics = crate::metrics::Metrics::new(store.clone(), sweeper.as_ref().map(Sweeper::stats));
     let app = Arc::new(App {
+        metrics,
         config,
         store,
         started: Instant::now(),
@@ -275,6 +277,11 @@ pub fn start(mut config: Config) -> Result<Running, String> {
         ),
         None => None,
     };
+    app.metrics
+        .watch_listener("public", server.connection_gauge());
+    if let Some(a) = &admin_server {
+        app.metrics.watch_listener("admin", a.connection_gauge());
+    }
     Ok(Running {
         server,
         admin_server,

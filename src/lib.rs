@@ -11,6 +11,7 @@ pub mod domain;
 pub mod http;
 pub mod lock;
 pub mod logging;
+pub mod metrics;
 pub mod outbox;
 pub mod sign;
 pub mod store;

@@ -27,6 +27,8 @@ pub struct App {
     pub started: Instant,
     /// Failed admin tokens per source address.
     pub admin_throttle: throttle::AdminThrottle,
+    /// What `GET /metrics` shows.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Which paths a listener serves.
@@ -56,6 +58,7 @@ pub fn route(app: &App, req: &Request, surface: Surface) -> (Option<&'static str
     if !served {
         return (None, envelope::not_found(&req.path));
     }
+    access::template(route.template());
     let name = route.name();
     let response = match route {
         Route::Platform(call) => platform::handle(app, call, &req.body),
@@ -64,6 +67,8 @@ pub fn route(app: &App, req: &Request, surface: Surface) -> (Option<&'static str
         Route::Livez => ops::livez(),
         Route::Readyz => ops::readyz(app),
         Route::Healthz => ops::healthz(app),
+        Route::Metrics => ops::metrics(app),
+        Route::OpenApi => ops::openapi(),
         Route::Admin(call) => admin::handle(app, req, call),
         Route::Miss(Miss::NotFound) => envelope::not_found(&req.path),
         Route::Miss(Miss::WrongMethod(allowed)) => method_not_allowed(allowed),
@@ -73,5 +78,5 @@ pub fn route(app: &App, req: &Request, surface: Surface) -> (Option<&'static str
 
 /// The application as an HTTP handler for a listener serving `surface`.
 pub fn handler(app: Arc<App>, surface: Surface) -> crate::http::Handler {
-    Arc::new(move |req: &Request| access::logged(req, || route(&app, req, surface)))
+    Arc::new(move |req: &Request| access::logged(req, &app.metrics, || route(&app, req, surface)))
 }

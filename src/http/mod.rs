@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use server::{Server, ShutdownHandle};
+pub use server::{ConnectionGauge, Server, ShutdownHandle};
 
 /// One parsed HTTP request.
 #[derive(Clone)]

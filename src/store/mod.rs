@@ -30,7 +30,7 @@ pub use health::{Readiness, WriterStatus};
 pub use nonces::NonceUse;
 pub use outbox::{Attempt, SyncCalls};
 pub use schema::{SCHEMA, SCHEMA_VERSION};
-pub use writer::{BatchStats, DEFAULT_MAX_BATCH};
+pub use writer::{BatchStats, BATCH_SIZE_BOUNDS, DEFAULT_MAX_BATCH};
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender};

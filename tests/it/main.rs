@@ -12,6 +12,7 @@ mod durability;
 mod fd_exhaustion;
 mod hostile;
 mod http_layer;
+mod metrics;
 mod migration;
 mod numbers;
 mod partners;
