@@ -15,6 +15,7 @@ mod http_layer;
 mod metrics;
 mod migration;
 mod numbers;
+mod openapi;
 mod partners;
 mod platform_api;
 mod production;
