@@ -8,6 +8,7 @@ mod common;
 mod admin_api;
 mod bench;
 mod cli;
+mod deploy;
 mod durability;
 mod fd_exhaustion;
 mod hostile;
