@@ -13,6 +13,7 @@ pub mod lock;
 pub mod logging;
 pub mod metrics;
 pub mod outbox;
+pub mod progress;
 pub mod sign;
 pub mod store;
 pub mod sweeper;

@@ -23,7 +23,7 @@ mod tx;
 mod vouchers;
 mod writer;
 
-pub use backup::{backup, BackupReport};
+pub use backup::{backup, backup_with, BackupReport};
 pub use check::check_database;
 pub use fill::FILL_BATCH;
 pub use health::{Readiness, WriterStatus};

@@ -20,6 +20,7 @@ mod openapi;
 mod partners;
 mod platform_api;
 mod production;
+mod progress;
 mod properties;
 mod replication;
 mod sync;
