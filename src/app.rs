@@ -272,9 +272,11 @@ pub fn start(mut config: Config) -> Result<Running, String> {
         Some(config.outbox_retention_days),
     )?);
     let edge = crate::api::edge::Edge::new(&config);
+    let metrics = crate::metrics::Metrics::new(store.clone(), sweeper.as_ref().map(Sweeper::stats));
     let app = Arc::new(App {
         edge,
         tls: tls.clone(),
+        metrics,
         config,
         store,
         started: Instant::now(),
@@ -314,6 +316,11 @@ pub fn start(mut config: Config) -> Result<Running, String> {
         ),
         None => None,
     };
+    app.metrics
+        .watch_listener("public", server.connection_gauge());
+    if let Some(a) = &admin_server {
+        app.metrics.watch_listener("admin", a.connection_gauge());
+    }
     Ok(Running {
         server,
         admin_server,

@@ -209,13 +209,20 @@ fn voucher(action: VoucherAction, args: &DbArgs) -> Result<(), String> {
     let VoucherAction::Import { file } = action;
     // The lock first: beside a running server the answer is always the same refusal.
     let (store, _, _lock) = open_store_for_write(args)?;
+    let progress = crate::progress::Progress::new(&format!("voucher import {}", file.display()));
+    progress.step("reading");
     let text = std::fs::read_to_string(&file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    progress.step(format!("checking {} lines", text.lines().count()));
     let specs = crate::wire::voucher::parse_voucher_lines(&text)
         .map_err(|e| format!("{}: {e}", file.display()))?;
     if specs.is_empty() {
         return Err(format!("{}: no voucher records", file.display()));
     }
+    progress.step(format!(
+        "importing {} vouchers in one transaction",
+        specs.len()
+    ));
     let origin = crate::domain::ledger::Origin {
         source: crate::domain::ledger::Source::Admin,
         seq_id: None,
@@ -224,6 +231,7 @@ fn voucher(action: VoucherAction, args: &DbArgs) -> Result<(), String> {
     let n = store
         .import_vouchers(specs, origin)
         .map_err(|e| e.message())?;
+    progress.done();
     say!("imported {n} vouchers");
     Ok(())
 }
@@ -491,7 +499,9 @@ fn serve(
 
 fn backup(args: &DbArgs, dest: &Path) -> Result<(), String> {
     let db = db_path(args)?;
-    let report = crate::store::backup(&db, dest)?;
+    let progress = crate::progress::Progress::new(&format!("backup {}", db.display()));
+    let report = crate::store::backup_with(&db, dest, &mut |step| progress.step(step))?;
+    progress.done();
     say!(
         "ok: {} → {} ({} bytes, {} coupons, {} ms); verified with every ledger check",
         db.display(),

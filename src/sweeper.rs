@@ -4,6 +4,7 @@
 //! pass deletes sync calls that were delivered or abandoned longer ago than
 //! `outbox_retention_days` (outbox retention), also in bounded batches.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -57,10 +58,30 @@ pub fn prune_outbox(
     }
 }
 
+/// What the sweeper thread has done since it started, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct SweepStats {
+    /// Passes run (expiry and retention).
+    pub runs: AtomicU64,
+    /// Coupons expired.
+    pub expired: AtomicU64,
+    /// Final sync calls deleted by retention.
+    pub pruned: AtomicU64,
+    /// Passes that ended with an error (logged at warn).
+    pub errors: AtomicU64,
+}
+
+impl SweepStats {
+    fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
 /// The running sweeper thread.
 pub struct Sweeper {
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<JoinHandle<()>>,
+    stats: Arc<SweepStats>,
 }
 
 impl Sweeper {
@@ -79,6 +100,8 @@ impl Sweeper {
     ) -> Result<Sweeper, String> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let s = stop.clone();
+        let stats = Arc::new(SweepStats::default());
+        let counts = stats.clone();
         let thread = thread::Builder::new()
             .name("sweeper".into())
             .spawn(move || {
@@ -87,16 +110,29 @@ impl Sweeper {
                     let started = Instant::now();
                     match sweep(&store, batch) {
                         Ok(0) => {}
-                        Ok(n) => log::info!("sweeper: expired {n} coupons"),
-                        Err(e) => log::warn!("sweeper: {e}"),
+                        Ok(n) => {
+                            SweepStats::add(&counts.expired, n);
+                            log::info!("sweeper: expired {n} coupons")
+                        }
+                        Err(e) => {
+                            SweepStats::add(&counts.errors, 1);
+                            log::warn!("sweeper: {e}")
+                        }
                     }
                     if let Some(days) = outbox_retention_days {
                         match prune_outbox(&store, now_ms(), days, batch) {
                             Ok(0) => {}
-                            Ok(n) => log::info!("sweeper: pruned {n} old sync calls"),
-                            Err(e) => log::warn!("sweeper: outbox retention: {e}"),
+                            Ok(n) => {
+                                SweepStats::add(&counts.pruned, n);
+                                log::info!("sweeper: pruned {n} old sync calls")
+                            }
+                            Err(e) => {
+                                SweepStats::add(&counts.errors, 1);
+                                log::warn!("sweeper: outbox retention: {e}")
+                            }
                         }
                     }
+                    SweepStats::add(&counts.runs, 1);
                     let mut stopped = lock.lock();
                     let wait = interval.saturating_sub(started.elapsed());
                     if !*stopped {
@@ -111,7 +147,13 @@ impl Sweeper {
         Ok(Sweeper {
             stop,
             thread: Some(thread),
+            stats,
         })
+    }
+
+    /// The thread's counters, shared: they keep counting while it runs.
+    pub fn stats(&self) -> Arc<SweepStats> {
+        self.stats.clone()
     }
 
     /// Stops the sweeper after the batch in hand.

@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::http::{Request, Response};
+use crate::metrics::Metrics;
 
 #[derive(Default)]
 struct Record {
@@ -19,6 +20,8 @@ struct Record {
     partner: Option<String>,
     seq_id: Option<String>,
     code: Option<i64>,
+    /// The route's method and path template, for metrics.
+    template: Option<(&'static str, &'static str)>,
 }
 
 thread_local! {
@@ -54,6 +57,11 @@ pub fn client_ip() -> IpAddr {
     })
 }
 
+/// Notes the route's method and path template (`None`: not served).
+pub fn template(template: Option<(&'static str, &'static str)>) {
+    CURRENT.with(|r| r.borrow_mut().template = template);
+}
+
 /// The address the request came from, for log lines.
 pub fn peer() -> String {
     CURRENT.with(|r| {
@@ -73,12 +81,13 @@ pub fn refused(what: &str, who: &str) {
 /// Longest raw path written in an access line.
 const MAX_LOGGED_PATH: usize = 100;
 
-/// Runs `handle` for one request and logs its access line at info:
-/// method, route, HTTP status, protocol code, latency, partner, `seq_id`.
+/// Runs `handle` for one request, counts it in `metrics` and logs its access
+/// line at info: method, route, HTTP status, protocol code, latency, partner, `seq_id`.
 /// `handle` names the route it took; admin calls and misses (`None`) are
 /// logged with the request's path instead, shortened.
 pub fn logged(
     req: &Request,
+    metrics: &Metrics,
     handle: impl FnOnce() -> (Option<&'static str>, Response),
 ) -> Response {
     let started = Instant::now();
@@ -89,8 +98,15 @@ pub fn logged(
         }
     });
     let (route, response) = handle();
+    let r = CURRENT.with(|r| std::mem::take(&mut *r.borrow_mut()));
+    let micros = started.elapsed().as_micros();
+    metrics.request(
+        r.template,
+        response.status,
+        r.code,
+        u64::try_from(micros).unwrap_or(u64::MAX),
+    );
     if log::log_enabled!(target: "access", log::Level::Info) {
-        let r = CURRENT.with(|r| std::mem::take(&mut *r.borrow_mut()));
         let path: String;
         let route = match route {
             Some(named) => named,
@@ -99,7 +115,6 @@ pub fn logged(
                 path.as_str()
             }
         };
-        let micros = started.elapsed().as_micros();
         log::info!(
             target: "access",
             "{} {} status={} code={} ms={}.{:03} partner={} seq_id={} peer={}",

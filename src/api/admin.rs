@@ -303,6 +303,7 @@ fn redeem(app: &App, id: &str, body: &[u8]) -> Result<Value, LedgerError> {
     let order_id = f.str("order_id", 64)?;
     let amount = f.int("order_amount", 0, MAX_FEN)?;
     let r = app.store.redeem(id, &order_id, amount, origin())?;
+    app.metrics.redeemed();
     Ok(json!({
         "coupon_id": r.coupon_id, "order_id": r.order_id, "order_amount": r.order_amount,
         "discount_amount": r.discount_amount, "pay_amount": r.pay_amount,

@@ -137,6 +137,7 @@ fn verify(app: &App, s: &Signed) -> Result<Value, LedgerError> {
         issuer: format!("partner:{}", s.partner.api_key),
     };
     let v = app.store.verify_voucher(s.nonce.clone(), req, origin(s))?;
+    app.metrics.verified();
     Ok(verification_data(&v, v.remaining_after))
 }
 

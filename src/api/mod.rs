@@ -32,6 +32,8 @@ pub struct App {
     pub edge: edge::Edge,
     /// The HTTPS certificate, when `listen` speaks HTTPS.
     pub tls: Option<Arc<crate::http::TlsSource>>,
+    /// What `GET /metrics` shows.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Which paths a listener serves.
@@ -66,6 +68,7 @@ pub fn route(app: &App, req: &Request, surface: Surface) -> (Option<&'static str
     if !served {
         return (None, envelope::not_found(&req.path));
     }
+    access::template(route.template());
     let name = route.name();
     let response = match route {
         Route::Platform(call) => platform::handle(app, call, &req.body),
@@ -74,6 +77,8 @@ pub fn route(app: &App, req: &Request, surface: Surface) -> (Option<&'static str
         Route::Livez => ops::livez(),
         Route::Readyz => ops::readyz(app),
         Route::Healthz => ops::healthz(app),
+        Route::Metrics => ops::metrics(app),
+        Route::OpenApi => ops::openapi(),
         Route::Admin(call) => admin::handle(app, req, call),
         Route::Miss(Miss::NotFound) => envelope::not_found(&req.path),
         Route::Miss(Miss::WrongMethod(allowed)) => method_not_allowed(allowed),
@@ -83,5 +88,5 @@ pub fn route(app: &App, req: &Request, surface: Surface) -> (Option<&'static str
 
 /// The application as an HTTP handler for a listener serving `surface`.
 pub fn handler(app: Arc<App>, surface: Surface) -> crate::http::Handler {
-    Arc::new(move |req: &Request| access::logged(req, || route(&app, req, surface)))
+    Arc::new(move |req: &Request| access::logged(req, &app.metrics, || route(&app, req, surface)))
 }

@@ -3,6 +3,8 @@
 //! - `/livez`: the process runs (no database access).
 //! - `/readyz`: a write can commit now (a heartbeat write, at most once a second).
 //! - `/healthz`: detail, with `status` `ok` or `degraded` and the `problems` found.
+//! - `/metrics`: counters, gauges and histograms in the Prometheus text format.
+//! - `/openapi.json`: the OpenAPI 3.0 document of every endpoint.
 
 use serde_json::{json, Value};
 
@@ -35,6 +37,24 @@ pub fn readyz(app: &App) -> Response {
             )
         }
     }
+}
+
+/// `GET /metrics`: the Prometheus text format (see [`crate::metrics`]).
+pub fn metrics(app: &App) -> Response {
+    match app.metrics.render() {
+        Ok(text) => Response::new(200, crate::metrics::CONTENT_TYPE, text.into_bytes()),
+        Err(_) => answer(Err(LedgerError::Internal(
+            "cannot render the metrics".into(),
+        ))),
+    }
+}
+
+/// The OpenAPI 3.0 document of every endpoint, kept beside the routing table.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+/// `GET /openapi.json`: [`OPENAPI_JSON`].
+pub fn openapi() -> Response {
+    Response::new(200, "application/json", OPENAPI_JSON.as_bytes().to_vec())
 }
 
 /// `GET /healthz`: outbox depth and age, the writer, and what is wrong.

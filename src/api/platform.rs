@@ -52,6 +52,7 @@ fn receive(app: &App, s: Signed) -> Result<Value, LedgerError> {
     f.opt_str("extra", 128)?;
     let origin = origin(&s);
     let coupon = app.store.claim(Some(s.nonce), req, origin)?;
+    app.metrics.claimed();
     Ok(Value::Object(render::claimed(
         &coupon,
         app.config.utc_offset,

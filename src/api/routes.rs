@@ -42,6 +42,10 @@ pub enum Route {
     Livez,
     Readyz,
     Healthz,
+    /// `GET /metrics`: Prometheus text format.
+    Metrics,
+    /// `GET /openapi.json`: the OpenAPI document of every endpoint.
+    OpenApi,
     /// Under `/admin`: the call, or why there is none (the admin token is
     /// checked before a path's existence is revealed).
     Admin(Result<AdminCall, Miss>),
@@ -80,6 +84,8 @@ impl Route {
             "/livez" => get(Route::Livez),
             "/readyz" => get(Route::Readyz),
             "/healthz" => get(Route::Healthz),
+            "/metrics" => get(Route::Metrics),
+            "/openapi.json" => get(Route::OpenApi),
             p if p == "/admin" || p.starts_with("/admin/") => {
                 let parts: Vec<&str> = segments.iter().skip(1).map(String::as_str).collect();
                 Route::Admin(admin(method, &parts))
@@ -101,10 +107,92 @@ impl Route {
             Route::Livez => "/livez",
             Route::Readyz => "/readyz",
             Route::Healthz => "/healthz",
+            Route::Metrics => "/metrics",
+            Route::OpenApi => "/openapi.json",
             Route::Admin(_) | Route::Miss(_) => return None,
         })
     }
+
+    /// The method and path template this route serves (`GET` also answers
+    /// `HEAD`), as listed in [`TEMPLATES`]; `None` for misses. Metrics label
+    /// requests with it, and the OpenAPI document must list every one.
+    pub fn template(&self) -> Option<(&'static str, &'static str)> {
+        use AdminCall::*;
+        Some(match self {
+            Route::Platform(PlatformCall::StockQuery) => ("POST", "/sp/stock/query"),
+            Route::Platform(PlatformCall::Claim) => ("POST", "/sp/coupon/receive"),
+            Route::Platform(PlatformCall::Deactivate) => ("POST", "/sp/coupon/deactivate"),
+            Route::Platform(PlatformCall::BatchDeactivate) => {
+                ("POST", "/sp/coupon/batch-deactivate")
+            }
+            Route::CouponQuery => ("POST", "/wx/coupon/query"),
+            Route::Gateway => ("POST", "/gateway"),
+            Route::Livez => ("GET", "/livez"),
+            Route::Readyz => ("GET", "/readyz"),
+            Route::Healthz => ("GET", "/healthz"),
+            Route::Metrics => ("GET", "/metrics"),
+            Route::OpenApi => ("GET", "/openapi.json"),
+            Route::Admin(Ok(call)) => match call {
+                CreateStock => ("POST", "/admin/stocks"),
+                ListStocks => ("GET", "/admin/stocks"),
+                GetStock(_) => ("GET", "/admin/stocks/{id}"),
+                PatchStock(_) => ("PATCH", "/admin/stocks/{id}"),
+                SetStockStatus(_) => ("POST", "/admin/stocks/{id}/status"),
+                ResyncStock(_) => ("POST", "/admin/stocks/{id}/resync"),
+                IssueCoupon => ("POST", "/admin/coupons"),
+                ListCoupons => ("GET", "/admin/coupons"),
+                GetCoupon(_) => ("GET", "/admin/coupons/{id}"),
+                Redeem(_) => ("POST", "/admin/coupons/{id}/redeem"),
+                Unredeem(_) => ("POST", "/admin/coupons/{id}/unredeem"),
+                ResyncCoupon(_) => ("POST", "/admin/coupons/{id}/resync"),
+                ImportVouchers => ("POST", "/admin/vouchers"),
+                GetVoucher { .. } => ("GET", "/admin/vouchers/{type}/{couponNo}"),
+                ListOutbox => ("GET", "/admin/outbox"),
+                RetryOutbox(_) => ("POST", "/admin/outbox/{id}/retry"),
+                AbandonOutbox(_) => ("POST", "/admin/outbox/{id}/abandon"),
+                ReloadTls => ("POST", "/admin/tls/reload"),
+            },
+            Route::Admin(Err(_)) | Route::Miss(_) => return None,
+        })
+    }
 }
+
+/// Every method and path template the server serves: what
+/// [`Route::template`] answers for each route that is not a miss. A route
+/// added to the table above gets its line here (the unit test below routes
+/// each line back), and its operation in `src/api/openapi.json` (the
+/// integration tests compare the two).
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("POST", "/sp/stock/query"),
+    ("POST", "/sp/coupon/receive"),
+    ("POST", "/sp/coupon/deactivate"),
+    ("POST", "/sp/coupon/batch-deactivate"),
+    ("POST", "/wx/coupon/query"),
+    ("POST", "/gateway"),
+    ("GET", "/livez"),
+    ("GET", "/readyz"),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("POST", "/admin/stocks"),
+    ("GET", "/admin/stocks"),
+    ("GET", "/admin/stocks/{id}"),
+    ("PATCH", "/admin/stocks/{id}"),
+    ("POST", "/admin/stocks/{id}/status"),
+    ("POST", "/admin/stocks/{id}/resync"),
+    ("POST", "/admin/coupons"),
+    ("GET", "/admin/coupons"),
+    ("GET", "/admin/coupons/{id}"),
+    ("POST", "/admin/coupons/{id}/redeem"),
+    ("POST", "/admin/coupons/{id}/unredeem"),
+    ("POST", "/admin/coupons/{id}/resync"),
+    ("POST", "/admin/vouchers"),
+    ("GET", "/admin/vouchers/{type}/{couponNo}"),
+    ("GET", "/admin/outbox"),
+    ("POST", "/admin/outbox/{id}/retry"),
+    ("POST", "/admin/outbox/{id}/abandon"),
+    ("POST", "/admin/tls/reload"),
+];
 
 fn admin(method: &str, parts: &[&str]) -> Result<AdminCall, Miss> {
     use AdminCall::*;
@@ -186,5 +274,32 @@ mod tests {
             Route::Admin(Err(Miss::NotFound))
         );
         assert_eq!(route("GET", "/nope"), Route::Miss(Miss::NotFound));
+        assert_eq!(route("HEAD", "/metrics"), Route::Metrics);
+        assert_eq!(
+            route("POST", "/openapi.json"),
+            Route::Miss(Miss::WrongMethod("GET"))
+        );
+    }
+
+    #[test]
+    fn every_template_routes_to_a_route_with_that_template() {
+        for &(method, template) in TEMPLATES {
+            // Each `{param}` becomes a sample segment.
+            let path: String = template
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "p1" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            let r = route(method, &path);
+            assert!(
+                !matches!(r, Route::Miss(_) | Route::Admin(Err(_))),
+                "{method} {template} is not served: {r:?}"
+            );
+            assert_eq!(r.template(), Some((method, template)), "{method} {path}");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for t in TEMPLATES {
+            assert!(seen.insert(t), "{t:?} is listed twice");
+        }
     }
 }

@@ -32,7 +32,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use server::{Server, ShutdownHandle};
+pub use server::{ConnectionGauge, Server, ShutdownHandle};
 pub use tls::TlsSource;
 
 /// One parsed HTTP request.

@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -125,6 +125,31 @@ pub struct Server {
     accept: Option<JoinHandle<()>>,
 }
 
+/// Reads a server's number of open connections (see [`Server::connection_gauge`]).
+/// It does not keep the server (nor its handler) alive: the handler may own
+/// the gauge, and a strong reference would make a cycle.
+#[derive(Clone)]
+pub struct ConnectionGauge {
+    shared: Weak<Shared>,
+}
+
+impl ConnectionGauge {
+    /// Connections open now; 0 once the server is gone.
+    pub fn open(&self) -> usize {
+        self.shared
+            .upgrade()
+            .map_or(0, |s| s.active.load(Ordering::Relaxed))
+    }
+}
+
+impl fmt::Debug for ConnectionGauge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionGauge")
+            .field("open", &self.open())
+            .finish()
+    }
+}
+
 /// Stops a [`Server`] from another thread (e.g. while `join` blocks).
 #[derive(Clone)]
 pub struct ShutdownHandle {
@@ -205,6 +230,14 @@ impl Server {
     /// Number of live connections (connection threads).
     pub fn active_connections(&self) -> usize {
         self.shared.active.load(Ordering::SeqCst)
+    }
+
+    /// A handle that reads [`Server::active_connections`] from anywhere, for
+    /// metrics, without holding the server.
+    pub fn connection_gauge(&self) -> ConnectionGauge {
+        ConnectionGauge {
+            shared: Arc::downgrade(&self.shared),
+        }
     }
 
     /// Number of live connections waiting for their next request.

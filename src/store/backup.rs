@@ -23,6 +23,16 @@ pub struct BackupReport {
 
 /// Copies `db` to `dest` (which must not exist) and verifies the copy.
 pub fn backup(db: &Path, dest: &Path) -> Result<BackupReport, String> {
+    backup_with(db, dest, &mut |_| {})
+}
+
+/// [`backup`], telling `step` what it is doing (copy, sync, check, rename),
+/// for a progress line.
+pub fn backup_with(
+    db: &Path,
+    dest: &Path,
+    step: &mut dyn FnMut(&str),
+) -> Result<BackupReport, String> {
     let started = Instant::now();
     if !db.exists() {
         return Err(format!("{}: no such database", db.display()));
@@ -37,7 +47,7 @@ pub fn backup(db: &Path, dest: &Path) -> Result<BackupReport, String> {
     partial.push(format!(".partial-{}", std::process::id()));
     let partial = PathBuf::from(partial);
     let _ = std::fs::remove_file(&partial);
-    let result = copy_and_verify(db, &partial, dest);
+    let result = copy_and_verify(db, &partial, dest, step);
     if result.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
@@ -51,7 +61,13 @@ pub fn backup(db: &Path, dest: &Path) -> Result<BackupReport, String> {
     })
 }
 
-fn copy_and_verify(db: &Path, partial: &Path, dest: &Path) -> Result<i64, String> {
+fn copy_and_verify(
+    db: &Path,
+    partial: &Path,
+    dest: &Path,
+    step: &mut dyn FnMut(&str),
+) -> Result<i64, String> {
+    step("copying one consistent snapshot (VACUUM INTO)");
     let source = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
     source
@@ -64,9 +80,11 @@ fn copy_and_verify(db: &Path, partial: &Path, dest: &Path) -> Result<i64, String
         .execute("VACUUM INTO ?1", [target])
         .map_err(|e| format!("cannot copy {} to {}: {e}", db.display(), partial.display()))?;
     drop(source);
+    step("syncing the copy to disk");
     File::open(partial)
         .and_then(|f| f.sync_all())
         .map_err(|e| format!("cannot sync {}: {e}", partial.display()))?;
+    step("checking every ledger invariant on the copy");
     let violations = check_database(partial)?;
     if !violations.is_empty() {
         return Err(format!(
@@ -78,6 +96,7 @@ fn copy_and_verify(db: &Path, partial: &Path, dest: &Path) -> Result<i64, String
     let coupons = Connection::open_with_flags(partial, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .and_then(|c| c.query_row("SELECT count(*) FROM coupons", [], |r| r.get(0)))
         .map_err(|e| format!("cannot read {}: {e}", partial.display()))?;
+    step("renaming into place");
     std::fs::rename(partial, dest).map_err(|e| {
         format!(
             "cannot rename {} to {}: {e}",

@@ -23,14 +23,14 @@ mod tx;
 mod vouchers;
 mod writer;
 
-pub use backup::{backup, BackupReport};
+pub use backup::{backup, backup_with, BackupReport};
 pub use check::check_database;
 pub use fill::FILL_BATCH;
 pub use health::{Readiness, WriterStatus};
 pub use nonces::NonceUse;
 pub use outbox::{Attempt, SyncCalls};
 pub use schema::{SCHEMA, SCHEMA_VERSION};
-pub use writer::{BatchStats, DEFAULT_MAX_BATCH};
+pub use writer::{BatchStats, BATCH_SIZE_BOUNDS, DEFAULT_MAX_BATCH};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -47,12 +47,34 @@ pub(super) struct WriterShared {
     pub health: health::WriterHealth,
 }
 
-/// How many jobs the writer has folded into each commit, shown in `/healthz`.
+/// How many jobs the writer has folded into each commit, shown in `/healthz`
+/// and, as a histogram, in `/metrics`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BatchStats {
     pub commits: u64,
     pub jobs: u64,
     pub largest: u64,
+    /// Commits by batch size: `buckets[i]` counts the commits of more than
+    /// `BATCH_SIZE_BOUNDS[i - 1]` and at most `BATCH_SIZE_BOUNDS[i]` jobs (not cumulative).
+    pub buckets: [u64; BATCH_SIZE_BOUNDS.len()],
+}
+
+/// Upper bounds of the batch-size buckets; the last one is the largest
+/// `write_batch_max`, so every commit falls in one.
+pub const BATCH_SIZE_BOUNDS: [u64; 13] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
+
+impl BatchStats {
+    /// Counts one commit of `n` jobs. Called by the writer thread under the
+    /// lock it already takes once per commit, so it costs a claim nothing.
+    fn record(&mut self, n: u64) {
+        self.commits += 1;
+        self.jobs += n;
+        self.largest = self.largest.max(n);
+        let i = BATCH_SIZE_BOUNDS.partition_point(|&b| b < n);
+        if let Some(c) = self.buckets.get_mut(i.min(BATCH_SIZE_BOUNDS.len() - 1)) {
+            *c += 1;
+        }
+    }
 }
 
 /// Queues `f` for the writer; the receiver gets its outcome after the commit.
@@ -174,10 +196,7 @@ pub(super) fn writer_loop(
         health.batch_started(now_ms());
         let outcome = run_batch(&conn, batch);
         health.batch_ended(now_ms(), outcome.as_ref().err());
-        let mut stats = shared.batch_sizes.lock();
-        stats.commits += 1;
-        stats.jobs += n;
-        stats.largest = stats.largest.max(n);
+        shared.batch_sizes.lock().record(n);
     }
 }
 
@@ -268,5 +287,27 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) -> Result<(), LedgerError> {
             );
             abandon(conn, replies, std::iter::empty(), LedgerError::from(e))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_commit_falls_in_the_smallest_bucket_that_holds_it() {
+        let mut s = BatchStats::default();
+        for n in [1, 2, 3, 4, 5, 512, 513, 4096] {
+            s.record(n);
+        }
+        assert_eq!(s.commits, 8);
+        assert_eq!(s.jobs, 1 + 2 + 3 + 4 + 5 + 512 + 513 + 4096);
+        assert_eq!(s.largest, 4096);
+        // bounds 1, 2, 4, 8, ..., 512, 1024, 2048, 4096
+        assert_eq!(&s.buckets[..4], &[1, 1, 2, 1]);
+        assert_eq!(s.buckets[9], 1);
+        assert_eq!(s.buckets[10], 1);
+        assert_eq!(s.buckets[12], 1);
+        assert_eq!(s.buckets.iter().sum::<u64>(), 8);
     }
 }

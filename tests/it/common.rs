@@ -739,3 +739,61 @@ pub fn admin_text(addr: SocketAddr, method: &str, path: &str, body: &str) -> Ans
         body.as_bytes(),
     )
 }
+
+// ---------- outside tools (Python packages, litestream, systemd-analyze) ----------
+
+/// Whether a missing outside tool fails the test instead of skipping it:
+/// under CI (`CI` set), where `.ci/run` installs every tool.
+pub fn tools_required() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Skips (with a loud line on stderr), or under CI fails, for a missing tool.
+/// Returns `false` so callers can `if !have(...) { return; }`.
+pub fn missing_tool(test: &str, what: &str) -> bool {
+    let line = format!("SKIPPED {test}: {what} is missing (.ci/run installs it)");
+    assert!(!tools_required(), "{line}; CI must not skip");
+    eprintln!("\n*** {line} ***\n");
+    false
+}
+
+/// Runs `python3 -c script` with `input` on stdin when python3 can import
+/// every module of `modules`; `None` (after a loud skip line) when it cannot.
+/// Returns (exit ok, stdout, stderr).
+pub fn python(
+    test: &str,
+    modules: &[&str],
+    script: &str,
+    input: &[u8],
+) -> Option<(bool, String, String)> {
+    let probe = Command::new("python3")
+        .arg("-c")
+        .arg(format!("import {}", modules.join(", ")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !matches!(probe, Ok(s) if s.success()) {
+        missing_tool(test, &format!("python3 with {}", modules.join(", ")));
+        return None;
+    }
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    Some((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    ))
+}
+
+/// `GET path` on a fresh connection, no authentication.
+pub fn get_path(addr: SocketAddr, path: &str) -> Answer {
+    raw_request(addr, "GET", path, &[], b"")
+}
