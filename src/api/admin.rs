@@ -82,6 +82,7 @@ pub fn handle(app: &App, req: &Request, call: Result<AdminCall, Miss>) -> Respon
         ListOutbox => answer(list_outbox(app, req)),
         RetryOutbox(id) => answer(retry_outbox(app, &id)),
         AbandonOutbox(id) => answer(abandon_outbox(app, &id, &req.body)),
+        Activity => answer(super::activity::handle(app, req)),
     }
 }
 

@@ -2,11 +2,13 @@
 //! the store, and renders the answer in its own vocabulary. No SQL here.
 
 pub mod access;
+pub mod activity;
 pub mod admin;
 pub mod auth;
 pub mod envelope;
 pub mod gateway;
 pub mod ops;
+pub mod page;
 pub mod platform;
 pub mod routes;
 pub mod throttle;
@@ -47,7 +49,7 @@ pub fn route(app: &App, req: &Request, surface: Surface) -> (Option<&'static str
     let route = Route::of(&req.method, &req.path, &req.path_segments());
     let served = !matches!(
         (&route, surface),
-        (Route::Admin(_), Surface::Public)
+        (Route::Admin(_) | Route::AdminPage(_), Surface::Public)
             | (
                 Route::Platform(_) | Route::CouponQuery | Route::Gateway,
                 Surface::Admin
@@ -64,6 +66,7 @@ pub fn route(app: &App, req: &Request, surface: Surface) -> (Option<&'static str
         Route::Livez => ops::livez(),
         Route::Readyz => ops::readyz(app),
         Route::Healthz => ops::healthz(app),
+        Route::AdminPage(asset) => page::serve(asset),
         Route::Admin(call) => admin::handle(app, req, call),
         Route::Miss(Miss::NotFound) => envelope::not_found(&req.path),
         Route::Miss(Miss::WrongMethod(allowed)) => method_not_allowed(allowed),

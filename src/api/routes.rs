@@ -26,10 +26,24 @@ pub enum AdminCall {
     Unredeem(String),
     ResyncCoupon(String),
     ImportVouchers,
-    GetVoucher { kind: String, coupon_no: String },
+    GetVoucher {
+        kind: String,
+        coupon_no: String,
+    },
     ListOutbox,
     RetryOutbox(String),
     AbandonOutbox(String),
+    /// Coupon journal events per hour and day (`?days=N`), for the admin page.
+    Activity,
+}
+
+/// A file of the admin web page, served without a token (it holds no data;
+/// every call it makes carries the token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageAsset {
+    Index,
+    Script,
+    Style,
 }
 
 /// Where a request goes.
@@ -41,6 +55,8 @@ pub enum Route {
     Livez,
     Readyz,
     Healthz,
+    /// The admin web page and its assets.
+    AdminPage(PageAsset),
     /// Under `/admin`: the call, or why there is none (the admin token is
     /// checked before a path's existence is revealed).
     Admin(Result<AdminCall, Miss>),
@@ -79,6 +95,9 @@ impl Route {
             "/livez" => get(Route::Livez),
             "/readyz" => get(Route::Readyz),
             "/healthz" => get(Route::Healthz),
+            "/admin" | "/admin/" => get(Route::AdminPage(PageAsset::Index)),
+            "/admin/assets/admin.js" => get(Route::AdminPage(PageAsset::Script)),
+            "/admin/assets/admin.css" => get(Route::AdminPage(PageAsset::Style)),
             p if p == "/admin" || p.starts_with("/admin/") => {
                 let parts: Vec<&str> = segments.iter().skip(1).map(String::as_str).collect();
                 Route::Admin(admin(method, &parts))
@@ -100,6 +119,9 @@ impl Route {
             Route::Livez => "/livez",
             Route::Readyz => "/readyz",
             Route::Healthz => "/healthz",
+            Route::AdminPage(PageAsset::Index) => "/admin/",
+            Route::AdminPage(PageAsset::Script) => "/admin/assets/admin.js",
+            Route::AdminPage(PageAsset::Style) => "/admin/assets/admin.css",
             Route::Admin(_) | Route::Miss(_) => return None,
         })
     }
@@ -141,6 +163,8 @@ fn admin(method: &str, parts: &[&str]) -> Result<AdminCall, Miss> {
         (["outbox", id, "retry"], "POST") => RetryOutbox(s(id)),
         (["outbox", id, "abandon"], "POST") => AbandonOutbox(s(id)),
         (["outbox", _, "retry" | "abandon"], _) => return Err(Miss::WrongMethod("POST")),
+        (["activity"], "GET") => Activity,
+        (["activity"], _) => return Err(Miss::WrongMethod("GET")),
         _ => return Err(Miss::NotFound),
     };
     Ok(call)
@@ -183,5 +207,19 @@ mod tests {
             Route::Admin(Err(Miss::NotFound))
         );
         assert_eq!(route("GET", "/nope"), Route::Miss(Miss::NotFound));
+        assert_eq!(route("GET", "/admin"), Route::AdminPage(PageAsset::Index));
+        assert_eq!(route("HEAD", "/admin/"), Route::AdminPage(PageAsset::Index));
+        assert_eq!(
+            route("GET", "/admin/assets/admin.js"),
+            Route::AdminPage(PageAsset::Script)
+        );
+        assert_eq!(
+            route("POST", "/admin/"),
+            Route::Miss(Miss::WrongMethod("GET"))
+        );
+        assert_eq!(
+            route("GET", "/admin/activity"),
+            Route::Admin(Ok(AdminCall::Activity))
+        );
     }
 }
