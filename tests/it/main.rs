@@ -6,6 +6,7 @@
 mod common;
 
 mod admin_api;
+mod admin_page;
 mod bench;
 mod cli;
 mod durability;
@@ -19,3 +20,4 @@ mod platform_api;
 mod production;
 mod properties;
 mod sync;
+mod webdriver;

@@ -73,7 +73,7 @@
     if (typeof n !== "number") return "–";
     const sign = n < 0 ? "-" : "";
     const a = Math.abs(n);
-    return sign + Math.floor(a / 100) + "." + String(a % 100).padStart(2, "0") + " 元";
+    return sign + "¥" + Math.floor(a / 100) + "." + String(a % 100).padStart(2, "0");
   }
 
   class SignedOut extends Error {}
@@ -237,7 +237,7 @@
         h("td", { "data-label": "Path", class: "mono", text: c.path }),
         h("td", { "data-label": "Stock / coupon" }, c.stock_id || "–", c.coupon_id ? h("span", { class: "sub mono", text: c.coupon_id }) : null),
         h("td", { class: "num", "data-label": "Attempts", text: c.attempts }),
-        h("td", { "data-label": "Last error", text: c.last_error || "–" }),
+        h("td", { "data-label": "Last error", class: "err", text: c.last_error || "–" }),
         h("td", { "data-label": "Created", text: shortTime(c.created_time) }),
         h("td", { "data-label": "Action", class: "actions-cell" }, h("div", { class: "actions" }, retry, reason, abandon))
       );
@@ -456,18 +456,20 @@
     );
   }
 
+  /** The axis top: 4 × a round step (1, 2 or 5 × 10^k), so every tick is a whole number. */
   function niceMax(n) {
-    if (n <= 4) return 4;
-    const p = Math.pow(10, Math.floor(Math.log10(n)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= n) return m * p;
-    return 10 * p;
+    const raw = Math.max(1, n / 4);
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw) || 10 * p;
+    return 4 * Math.max(1, Math.ceil(step));
   }
 
   function drawChart(buckets, unit) {
     $("#activity-legend").replaceChildren(...SERIES.map(([k, label]) => h("span", {}, h("i", { class: k }), label)));
     const W = 720, H = 220, L = 40, R = 10, T = 10, B = 28;
     const n = buckets.length;
-    const max = niceMax(Math.max(0, ...buckets.flatMap((b) => SERIES.map(([k]) => b[k] || 0))));
+    const height = (b) => (unit === "day" ? Math.max(...SERIES.map(([k]) => b[k] || 0)) : SERIES.reduce((a, [k]) => a + (b[k] || 0), 0));
+    const max = niceMax(Math.max(0, ...buckets.map(height)));
     const x0 = L, x1 = W - R, y0 = H - B, y1 = T;
     const y = (v) => y0 - (v / max) * (y0 - y1);
     const root = svg("svg", { viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none", id: "activity-svg", "data-buckets": n, "data-unit": unit });
@@ -499,14 +501,16 @@
         });
       });
     } else {
-      SERIES.forEach(([k, label]) => {
-        const pts = buckets.map((b, i) => (x0 + slot * i + slot / 2).toFixed(1) + "," + y(b[k] || 0).toFixed(1)).join(" ");
-        const line = svg("polyline", { class: k, points: pts, "data-series": k });
-        line.append(svg("title", {}, label));
-        root.append(line);
-      });
-      // One invisible column per hour, with its counts as a tooltip.
+      // Per hour: one stacked bar per hour, its counts as a tooltip.
+      const bw = Math.max(0.6, slot * 0.8);
       buckets.forEach((b, i) => {
+        let base = 0;
+        const x = x0 + slot * i + (slot - bw) / 2;
+        SERIES.forEach(([k]) => {
+          const v = b[k] || 0;
+          if (v > 0) root.append(svg("rect", { class: k, x: x, y: y(base + v), width: bw, height: y(base) - y(base + v) }));
+          base += v;
+        });
         const col = svg("rect", { x: x0 + slot * i, y: y1, width: slot, height: y0 - y1, fill: "transparent" });
         col.append(svg("title", {}, shortTime(b.time).slice(0, 16) + " — " + SERIES.map(([k, label]) => (b[k] || 0) + " " + label).join(", ")));
         root.append(col);
