@@ -86,6 +86,7 @@ pub fn handle(app: &App, req: &Request, call: Result<AdminCall, Miss>) -> Respon
         RetryOutbox(id) => answer(retry_outbox(app, &id)),
         AbandonOutbox(id) => answer(abandon_outbox(app, &id, &req.body)),
         ReloadTls => answer(reload_tls(app)),
+        Activity => answer(super::activity::handle(app, req)),
     }
 }
 

@@ -2,12 +2,14 @@
 //! the store, and renders the answer in its own vocabulary. No SQL here.
 
 pub mod access;
+pub mod activity;
 pub mod admin;
 pub mod auth;
 pub mod edge;
 pub mod envelope;
 pub mod gateway;
 pub mod ops;
+pub mod page;
 pub mod platform;
 pub mod routes;
 pub mod throttle;
@@ -59,7 +61,7 @@ pub fn route(app: &App, req: &Request, surface: Surface) -> (Option<&'static str
     ));
     let served = !matches!(
         (&route, surface),
-        (Route::Admin(_), Surface::Public)
+        (Route::Admin(_) | Route::AdminPage(_), Surface::Public)
             | (
                 Route::Platform(_) | Route::CouponQuery | Route::Gateway,
                 Surface::Admin
@@ -79,6 +81,7 @@ pub fn route(app: &App, req: &Request, surface: Surface) -> (Option<&'static str
         Route::Healthz => ops::healthz(app),
         Route::Metrics => ops::metrics(app),
         Route::OpenApi => ops::openapi(),
+        Route::AdminPage(asset) => page::serve(asset),
         Route::Admin(call) => admin::handle(app, req, call),
         Route::Miss(Miss::NotFound) => envelope::not_found(&req.path),
         Route::Miss(Miss::WrongMethod(allowed)) => method_not_allowed(allowed),

@@ -26,11 +26,25 @@ pub enum AdminCall {
     Unredeem(String),
     ResyncCoupon(String),
     ImportVouchers,
-    GetVoucher { kind: String, coupon_no: String },
+    GetVoucher {
+        kind: String,
+        coupon_no: String,
+    },
     ListOutbox,
     RetryOutbox(String),
     AbandonOutbox(String),
     ReloadTls,
+    /// Coupon journal events per hour and day (`?days=N`), for the admin page.
+    Activity,
+}
+
+/// A file of the admin web page, served without a token (it holds no data;
+/// every call it makes carries the token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageAsset {
+    Index,
+    Script,
+    Style,
 }
 
 /// Where a request goes.
@@ -46,6 +60,8 @@ pub enum Route {
     Metrics,
     /// `GET /openapi.json`: the OpenAPI document of every endpoint.
     OpenApi,
+    /// The admin web page and its assets.
+    AdminPage(PageAsset),
     /// Under `/admin`: the call, or why there is none (the admin token is
     /// checked before a path's existence is revealed).
     Admin(Result<AdminCall, Miss>),
@@ -86,6 +102,9 @@ impl Route {
             "/healthz" => get(Route::Healthz),
             "/metrics" => get(Route::Metrics),
             "/openapi.json" => get(Route::OpenApi),
+            "/admin" | "/admin/" => get(Route::AdminPage(PageAsset::Index)),
+            "/admin/assets/admin.js" => get(Route::AdminPage(PageAsset::Script)),
+            "/admin/assets/admin.css" => get(Route::AdminPage(PageAsset::Style)),
             p if p == "/admin" || p.starts_with("/admin/") => {
                 let parts: Vec<&str> = segments.iter().skip(1).map(String::as_str).collect();
                 Route::Admin(admin(method, &parts))
@@ -109,6 +128,9 @@ impl Route {
             Route::Healthz => "/healthz",
             Route::Metrics => "/metrics",
             Route::OpenApi => "/openapi.json",
+            Route::AdminPage(PageAsset::Index) => "/admin/",
+            Route::AdminPage(PageAsset::Script) => "/admin/assets/admin.js",
+            Route::AdminPage(PageAsset::Style) => "/admin/assets/admin.css",
             Route::Admin(_) | Route::Miss(_) => return None,
         })
     }
@@ -132,6 +154,9 @@ impl Route {
             Route::Healthz => ("GET", "/healthz"),
             Route::Metrics => ("GET", "/metrics"),
             Route::OpenApi => ("GET", "/openapi.json"),
+            Route::AdminPage(PageAsset::Index) => ("GET", "/admin/"),
+            Route::AdminPage(PageAsset::Script) => ("GET", "/admin/assets/admin.js"),
+            Route::AdminPage(PageAsset::Style) => ("GET", "/admin/assets/admin.css"),
             Route::Admin(Ok(call)) => match call {
                 CreateStock => ("POST", "/admin/stocks"),
                 ListStocks => ("GET", "/admin/stocks"),
@@ -151,6 +176,7 @@ impl Route {
                 RetryOutbox(_) => ("POST", "/admin/outbox/{id}/retry"),
                 AbandonOutbox(_) => ("POST", "/admin/outbox/{id}/abandon"),
                 ReloadTls => ("POST", "/admin/tls/reload"),
+                Activity => ("GET", "/admin/activity"),
             },
             Route::Admin(Err(_)) | Route::Miss(_) => return None,
         })
@@ -192,6 +218,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("POST", "/admin/outbox/{id}/retry"),
     ("POST", "/admin/outbox/{id}/abandon"),
     ("POST", "/admin/tls/reload"),
+    ("GET", "/admin/"),
+    ("GET", "/admin/assets/admin.js"),
+    ("GET", "/admin/assets/admin.css"),
+    ("GET", "/admin/activity"),
 ];
 
 fn admin(method: &str, parts: &[&str]) -> Result<AdminCall, Miss> {
@@ -232,6 +262,8 @@ fn admin(method: &str, parts: &[&str]) -> Result<AdminCall, Miss> {
         (["outbox", _, "retry" | "abandon"], _) => return Err(Miss::WrongMethod("POST")),
         (["tls", "reload"], "POST") => ReloadTls,
         (["tls", "reload"], _) => return Err(Miss::WrongMethod("POST")),
+        (["activity"], "GET") => Activity,
+        (["activity"], _) => return Err(Miss::WrongMethod("GET")),
         _ => return Err(Miss::NotFound),
     };
     Ok(call)
@@ -301,5 +333,19 @@ mod tests {
         for t in TEMPLATES {
             assert!(seen.insert(t), "{t:?} is listed twice");
         }
+        assert_eq!(route("GET", "/admin"), Route::AdminPage(PageAsset::Index));
+        assert_eq!(route("HEAD", "/admin/"), Route::AdminPage(PageAsset::Index));
+        assert_eq!(
+            route("GET", "/admin/assets/admin.js"),
+            Route::AdminPage(PageAsset::Script)
+        );
+        assert_eq!(
+            route("POST", "/admin/"),
+            Route::Miss(Miss::WrongMethod("GET"))
+        );
+        assert_eq!(
+            route("GET", "/admin/activity"),
+            Route::Admin(Ok(AdminCall::Activity))
+        );
     }
 }

@@ -8,6 +8,7 @@
 //! The store's whole public API is the `impl Store` below, one subject after
 //! another; each method is a thin door into the subject's module.
 
+mod activity;
 mod backup;
 mod check;
 mod coupons;
@@ -23,6 +24,7 @@ mod tx;
 mod vouchers;
 mod writer;
 
+pub use activity::HourCount;
 pub use backup::{backup, backup_with, BackupReport};
 pub use check::check_database;
 pub use fill::FILL_BATCH;
@@ -352,6 +354,18 @@ impl Store {
             done += count;
         }
         Ok(done)
+    }
+
+    // ------------------------------------------------------------ activity
+
+    /// Coupon journal events per hour and event since `since_ms`, hours
+    /// starting on the hour of `offset_ms` (the operator's chart).
+    pub fn coupon_activity(
+        &self,
+        since_ms: Millis,
+        offset_ms: i64,
+    ) -> Result<Vec<HourCount>, LedgerError> {
+        self.read(|c| activity::coupon_events_per_hour(c, since_ms, offset_ms))
     }
 
     // ------------------------------------------------------------ redemptions

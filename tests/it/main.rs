@@ -6,6 +6,7 @@
 mod common;
 
 mod admin_api;
+mod admin_page;
 mod bench;
 mod cli;
 mod deploy;
@@ -26,3 +27,4 @@ mod properties;
 mod replication;
 mod sync;
 mod tls;
+mod webdriver;
