@@ -216,16 +216,23 @@ fn voucher(action: VoucherAction, args: &DbArgs) -> Result<(), String> {
     if specs.is_empty() {
         return Err(format!("{}: no voucher records", file.display()));
     }
-    let origin = crate::domain::ledger::Origin {
-        source: crate::domain::ledger::Source::Admin,
-        seq_id: None,
-        now: crate::domain::time::now_ms(),
-    };
+    let origin = cli_origin();
     let n = store
         .import_vouchers(specs, origin)
         .map_err(|e| e.message())?;
     say!("imported {n} vouchers");
     Ok(())
+}
+
+/// The origin of a change the command line makes on the database directly:
+/// source `admin`, and no named operator (it did not come through the admin API).
+fn cli_origin() -> crate::domain::ledger::Origin {
+    crate::domain::ledger::Origin {
+        source: crate::domain::ledger::Source::Admin,
+        seq_id: None,
+        now: crate::domain::time::now_ms(),
+        operator: None,
+    }
 }
 
 /// The database a command names: `--db`, else the config's, else `ledger.db`.
@@ -307,18 +314,14 @@ fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
             let (store, cfg, _lock) = open_store_for_write(args)?;
             let tz = cfg.utc_offset;
             let call = store
-                .outbox_retry(id, crate::domain::time::now_ms())
+                .outbox_retry(id, cli_origin())
                 .map_err(|e| e.to_string())?;
             say!("{}", crate::wire::render::outbox_call(&call, tz));
         }
         OutboxAction::Abandon { id, reason } => {
             let (store, cfg, _lock) = open_store_for_write(args)?;
             let tz = cfg.utc_offset;
-            let origin = crate::domain::ledger::Origin {
-                source: crate::domain::ledger::Source::Admin,
-                seq_id: None,
-                now: crate::domain::time::now_ms(),
-            };
+            let origin = cli_origin();
             let call = store
                 .outbox_abandon(id, &reason, origin)
                 .map_err(|e| e.to_string())?;

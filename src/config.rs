@@ -27,6 +27,40 @@ pub struct Partner {
     pub sign: SignRule,
 }
 
+/// What a named operator may do through the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `GET` (and `HEAD`) only.
+    Read,
+    /// Every admin call.
+    Write,
+}
+
+impl Role {
+    /// The config's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+        }
+    }
+}
+
+/// One named operator of the admin API (`[[admins]]`).
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// Written to the journal with every change the operator makes.
+    pub name: String,
+    /// The bearer token.
+    pub token: String,
+    pub role: Role,
+}
+
+/// The operator name `admin_token` stands for.
+pub const ADMIN_TOKEN_OPERATOR: &str = "admin";
+/// The longest operator name, in characters.
+pub const MAX_OPERATOR_NAME: usize = 64;
+
 /// Where the sync calls to the platform go.
 #[derive(Debug, Clone)]
 pub struct Platform {
@@ -45,7 +79,11 @@ pub struct Config {
     pub listen: String,
     pub db: PathBuf,
     pub utc_offset: UtcOffset,
+    /// The single operator token: operator `admin`, role write. Empty: none
+    /// (only `[[admins]]`).
     pub admin_token: String,
+    /// Named operators (`[[admins]]`).
+    pub admins: Vec<Admin>,
     pub merchant_id: String,
     /// SQLite's `synchronous` setting (config key `sync`).
     pub durability: Durability,
@@ -93,6 +131,16 @@ struct RawConfig {
     #[serde(default)]
     partners: Vec<RawPartner>,
     platform: Option<RawPlatform>,
+    #[serde(default)]
+    admins: Vec<RawAdmin>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    name: String,
+    token: String,
+    role: String,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +177,7 @@ impl Config {
             db: PathBuf::from(DEFAULT_DB),
             utc_offset: UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC),
             admin_token: String::new(),
+            admins: Vec::new(),
             merchant_id: "88888888".into(),
             durability: Durability::Full,
             timestamp_window_s: 300,
@@ -167,8 +216,18 @@ impl Config {
         let admin_token = raw
             .admin_token
             .or_else(|| env("COUPON_LEDGER_ADMIN_TOKEN"))
-            .filter(|t| !t.is_empty())
-            .ok_or("admin_token is missing (set it in the file or COUPON_LEDGER_ADMIN_TOKEN)")?;
+            .filter(|t| !t.is_empty());
+        let admins = admins(raw.admins, admin_token.as_deref())?;
+        let admin_token = match admin_token {
+            Some(t) => t,
+            None if !admins.is_empty() => String::new(),
+            None => {
+                return Err(
+                    "admin_token is missing (set it in the file or COUPON_LEDGER_ADMIN_TOKEN)"
+                        .into(),
+                )
+            }
+        };
         let durability = match raw.sync.as_deref() {
             None | Some("full") => Durability::Full,
             Some("normal") => Durability::Normal,
@@ -281,6 +340,7 @@ impl Config {
             db: raw.db.map(PathBuf::from).unwrap_or(base.db),
             utc_offset,
             admin_token,
+            admins,
             merchant_id: raw.merchant_id.unwrap_or(base.merchant_id),
             durability,
             timestamp_window_s,
@@ -302,6 +362,84 @@ impl Config {
     pub fn partner(&self, api_key: &str) -> Option<&Partner> {
         self.partners.iter().find(|p| p.api_key == api_key)
     }
+
+    /// Every operator of the admin API: the `[[admins]]`, then `admin_token`
+    /// as operator `admin` with role write (when set).
+    pub fn operators(&self) -> Vec<Admin> {
+        let mut all = self.admins.clone();
+        if !self.admin_token.is_empty() {
+            all.push(Admin {
+                name: ADMIN_TOKEN_OPERATOR.into(),
+                token: self.admin_token.clone(),
+                role: Role::Write,
+            });
+        }
+        all
+    }
+
+    /// The operator whose token is `given`. Every token is compared in
+    /// constant time, and all of them are compared whichever matches, so the
+    /// time taken does not tell which token (or how much of one) was right.
+    pub fn operator(&self, given: &str) -> Option<Admin> {
+        let mut found = None;
+        for op in self.operators() {
+            let same = crate::sign::constant_time_eq(given.as_bytes(), op.token.as_bytes());
+            if same && found.is_none() {
+                found = Some(op);
+            }
+        }
+        found
+    }
+}
+
+/// Validates `[[admins]]`: names and tokens present, unique (also against
+/// `admin_token`, which is operator `admin`), roles `read` or `write`.
+fn admins(raw: Vec<RawAdmin>, admin_token: Option<&str>) -> Result<Vec<Admin>, String> {
+    let mut admins: Vec<Admin> = Vec::new();
+    for (i, a) in raw.into_iter().enumerate() {
+        let at = format!("admins[{i}]");
+        if a.name.trim().is_empty() {
+            return Err(format!("{at}.name: must not be empty"));
+        }
+        if a.name.chars().count() > MAX_OPERATOR_NAME {
+            return Err(format!(
+                "{at}.name: longer than {MAX_OPERATOR_NAME} characters"
+            ));
+        }
+        if a.name.chars().any(char::is_control) {
+            return Err(format!("{at}.name: must not hold control characters"));
+        }
+        if admins.iter().any(|b| b.name == a.name) {
+            return Err(format!("{at}.name: {:?} appears twice", a.name));
+        }
+        if admin_token.is_some() && a.name == ADMIN_TOKEN_OPERATOR {
+            return Err(format!(
+                "{at}.name: {ADMIN_TOKEN_OPERATOR:?} is the operator of admin_token; choose another name"
+            ));
+        }
+        if a.token.is_empty() {
+            return Err(format!("{at}.token: must not be empty"));
+        }
+        if a.token.trim() != a.token {
+            return Err(format!("{at}.token: must not begin or end with whitespace"));
+        }
+        if admins.iter().any(|b| b.token == a.token) || admin_token == Some(a.token.as_str()) {
+            return Err(format!(
+                "{at}.token: the same token as another operator's; every operator needs its own"
+            ));
+        }
+        let role = match a.role.as_str() {
+            "read" => Role::Read,
+            "write" => Role::Write,
+            other => return Err(format!("{at}.role: {other:?} is not \"read\" or \"write\"")),
+        };
+        admins.push(Admin {
+            name: a.name,
+            token: a.token,
+            role,
+        });
+    }
+    Ok(admins)
 }
 
 fn sign_rule(

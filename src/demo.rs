@@ -116,6 +116,7 @@ pub fn ensure(store: &Store) -> Result<Option<Demo>, LedgerError> {
             source: Source::Admin,
             seq_id: Some("demo".into()),
             now,
+            operator: None,
         },
     )?;
     Ok(Some(demo))

@@ -33,12 +33,13 @@ pub fn server_fault(e: &LedgerError) -> Option<u16> {
 }
 
 /// The envelope of a refusal. HTTP 200 for protocol codes, 401 for a bad
-/// admin token, 429 (with `Retry-After`) when
+/// admin token, 403 for a change asked by a read-only operator, 429 (with `Retry-After`) when
 /// rate limited, 500 for an internal error, 503 when storage is unavailable.
 pub fn failure(e: &LedgerError) -> Response {
     access::code(e.code());
     let status = server_fault(e).unwrap_or(match e {
         LedgerError::BadAdminToken => 401,
+        LedgerError::ReadOnlyOperator(_) => 403,
         LedgerError::RateLimited { .. } => 429,
         _ => 200,
     });

@@ -30,6 +30,9 @@ pub enum AdminCall {
     ListOutbox,
     RetryOutbox(String),
     AbandonOutbox(String),
+    StockJournal(String),
+    ListVouchers,
+    Report,
 }
 
 /// Where a request goes.
@@ -118,6 +121,8 @@ fn admin(method: &str, parts: &[&str]) -> Result<AdminCall, Miss> {
         (["stocks", id, "status"], "POST") => SetStockStatus(s(id)),
         (["stocks", id, "resync"], "POST") => ResyncStock(s(id)),
         (["stocks", _, "status" | "resync"], _) => return Err(Miss::WrongMethod("POST")),
+        (["stocks", id, "journal"], "GET") => StockJournal(s(id)),
+        (["stocks", _, "journal"], _) => return Err(Miss::WrongMethod("GET")),
         (["coupons"], "POST") => IssueCoupon,
         (["coupons"], "GET") => ListCoupons,
         (["coupons"], _) => return Err(Miss::WrongMethod("GET, POST")),
@@ -130,7 +135,8 @@ fn admin(method: &str, parts: &[&str]) -> Result<AdminCall, Miss> {
             return Err(Miss::WrongMethod("POST"))
         }
         (["vouchers"], "POST") => ImportVouchers,
-        (["vouchers"], _) => return Err(Miss::WrongMethod("POST")),
+        (["vouchers"], "GET") => ListVouchers,
+        (["vouchers"], _) => return Err(Miss::WrongMethod("GET, POST")),
         (["vouchers", kind, no], "GET") => GetVoucher {
             kind: s(kind),
             coupon_no: s(no),
@@ -141,6 +147,8 @@ fn admin(method: &str, parts: &[&str]) -> Result<AdminCall, Miss> {
         (["outbox", id, "retry"], "POST") => RetryOutbox(s(id)),
         (["outbox", id, "abandon"], "POST") => AbandonOutbox(s(id)),
         (["outbox", _, "retry" | "abandon"], _) => return Err(Miss::WrongMethod("POST")),
+        (["report"], "GET") => Report,
+        (["report"], _) => return Err(Miss::WrongMethod("GET")),
         _ => return Err(Miss::NotFound),
     };
     Ok(call)
@@ -183,5 +191,29 @@ mod tests {
             Route::Admin(Err(Miss::NotFound))
         );
         assert_eq!(route("GET", "/nope"), Route::Miss(Miss::NotFound));
+    }
+
+    #[test]
+    fn the_operator_reads_have_their_routes() {
+        assert_eq!(
+            route("GET", "/admin/stocks/s1/journal"),
+            Route::Admin(Ok(AdminCall::StockJournal("s1".into())))
+        );
+        assert_eq!(
+            route("POST", "/admin/stocks/s1/journal"),
+            Route::Admin(Err(Miss::WrongMethod("GET")))
+        );
+        assert_eq!(
+            route("GET", "/admin/vouchers"),
+            Route::Admin(Ok(AdminCall::ListVouchers))
+        );
+        assert_eq!(
+            route("GET", "/admin/report"),
+            Route::Admin(Ok(AdminCall::Report))
+        );
+        assert_eq!(
+            route("POST", "/admin/report"),
+            Route::Admin(Err(Miss::WrongMethod("GET")))
+        );
     }
 }

@@ -20,6 +20,8 @@ pub enum LedgerError {
     NonceReused,
     /// 40105
     BadAdminToken,
+    /// 40105 with HTTP 403: a named operator of role `read` asked for a change.
+    ReadOnlyOperator(String),
     /// 40401
     StockNotFound,
     /// 40402: also when the coupon belongs to someone else.
@@ -62,6 +64,7 @@ impl LedgerError {
             LedgerError::TimestampOutOfWindow => 40103,
             LedgerError::NonceReused => 40104,
             LedgerError::BadAdminToken => 40105,
+            LedgerError::ReadOnlyOperator(_) => 40105,
             LedgerError::StockNotFound => 40401,
             LedgerError::CouponNotFound => 40402,
             LedgerError::VoucherNotFound => 40403,
@@ -89,6 +92,11 @@ impl LedgerError {
             LedgerError::TimestampOutOfWindow => "timestamp outside the allowed window".into(),
             LedgerError::NonceReused => "nonce already used".into(),
             LedgerError::BadAdminToken => "bad or missing admin token".into(),
+            LedgerError::ReadOnlyOperator(name) => {
+                format!(
+                    "operator {name} may only read (role read); this call would change the ledger"
+                )
+            }
             LedgerError::StockNotFound => "stock not found".into(),
             LedgerError::CouponNotFound => "coupon not found".into(),
             LedgerError::VoucherNotFound => "voucher not found or not valid at this shop".into(),

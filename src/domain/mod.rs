@@ -6,6 +6,7 @@ pub mod error;
 pub mod ids;
 pub mod ledger;
 pub mod money;
+pub mod report;
 pub mod stock;
 pub mod time;
 pub mod voucher;

@@ -17,6 +17,7 @@ mod journal;
 mod nonces;
 mod outbox;
 mod redemptions;
+mod report;
 mod schema;
 mod stocks;
 mod tx;
@@ -44,12 +45,15 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::config::Durability;
 use crate::domain::ledger::{
     BatchOutcome, ClaimRequest, Coupon, CouponQuery, DeactivateRequest, JournalEntry, Origin,
-    OutboxCall, OutboxHealth, Redemption, ResyncTarget, Stock, StockCounts, StockPatch,
+    OutboxCall, OutboxHealth, Page, Redemption, ResyncTarget, Stock, StockCounts, StockPatch,
 };
 use crate::domain::money::Fen;
+use crate::domain::report::ReportRow;
 use crate::domain::stock::{StockSpec, StockStatus};
 use crate::domain::time::{now_ms, Millis};
-use crate::domain::voucher::{Verification, VerifyRequest, Voucher, VoucherSpec, VoucherType};
+use crate::domain::voucher::{
+    Verification, VerifyRequest, Voucher, VoucherQuery, VoucherSpec, VoucherType,
+};
 use crate::domain::LedgerError;
 use journal::Entity;
 use tx::Tx;
@@ -316,8 +320,9 @@ impl Store {
         })
     }
 
-    /// A page of coupons in issue order, and the cursor of the next page.
-    pub fn coupons(&self, q: &CouponQuery) -> Result<(Vec<Coupon>, Option<i64>), LedgerError> {
+    /// A page of coupons in issue order, the cursor of the next page, and how
+    /// many match in all (one snapshot).
+    pub fn coupons(&self, q: &CouponQuery) -> Result<Page<Coupon>, LedgerError> {
         self.read(|c| coupons::page(c, q))
     }
 
@@ -334,6 +339,7 @@ impl Store {
                 source: crate::domain::ledger::Source::Admin,
                 seq_id: None,
                 now: now_ms(),
+                operator: None,
             };
             self.write_tx(None, origin, move |tx| {
                 fill::fill(tx, &id, &run, first, count)
@@ -390,6 +396,12 @@ impl Store {
         coupon_no: &str,
     ) -> Result<(Voucher, Vec<Verification>), LedgerError> {
         self.read(|c| vouchers::with_verifications(c, kind, coupon_no))
+    }
+
+    /// A page of vouchers in import order, each with its shops, and how many
+    /// match in all (one snapshot).
+    pub fn vouchers(&self, q: &VoucherQuery) -> Result<Page<Voucher>, LedgerError> {
+        self.read(|c| vouchers::page(c, q))
     }
 
     /// The pre-redemption check: the voucher if it can be used at this shop now.
@@ -464,9 +476,21 @@ impl Store {
         outbox::list(self, state, after, limit)
     }
 
-    /// Puts a dead call back in line for an attempt now, with a fresh attempt budget.
-    pub fn outbox_retry(&self, id: i64, now: Millis) -> Result<OutboxCall, LedgerError> {
-        outbox::retry(self, id, now)
+    /// A page of calls, optionally in one state, oldest first, and how many
+    /// are in that state in all (one snapshot).
+    pub fn outbox_page(
+        &self,
+        state: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Page<OutboxCall>, LedgerError> {
+        outbox::page(self, state, after, limit)
+    }
+
+    /// Puts a dead call back in line for an attempt now, with a fresh attempt
+    /// budget (journaled).
+    pub fn outbox_retry(&self, id: i64, origin: Origin) -> Result<OutboxCall, LedgerError> {
+        outbox::retry(self, id, origin)
     }
 
     /// Gives up on a dead call for good (journaled); the calls behind it move on.
@@ -496,6 +520,14 @@ impl Store {
     /// Depth and age of the outbox.
     pub fn outbox_health(&self) -> Result<OutboxHealth, LedgerError> {
         outbox::health(self)
+    }
+
+    // ------------------------------------------------------------ reports
+
+    /// The daily statement's events: every coupon and voucher event journaled
+    /// in `[from, to)`, with its amounts, in one snapshot.
+    pub fn report_rows(&self, from: Millis, to: Millis) -> Result<Vec<ReportRow>, LedgerError> {
+        self.read(|c| report::rows(c, from, to))
     }
 
     // ------------------------------------------------------------ meta
