@@ -590,4 +590,100 @@ sign_key_name = "secretKey"
             .unwrap_err()
             .contains("admin_token"));
     }
+
+    const ADMINS: &str = r#"
+[[admins]]
+name = "alice"
+token = "alice-token"
+role = "write"
+
+[[admins]]
+name = "bob"
+token = "bob-token"
+role = "read"
+"#;
+
+    #[test]
+    fn named_operators_parse_and_admin_token_is_operator_admin() {
+        let c = Config::from_toml(&format!("{GOOD}{ADMINS}"), &no_env).unwrap();
+        let names: Vec<(String, Role)> = c
+            .operators()
+            .into_iter()
+            .map(|a| (a.name, a.role))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("alice".to_string(), Role::Write),
+                ("bob".to_string(), Role::Read),
+                ("admin".to_string(), Role::Write)
+            ]
+        );
+        assert_eq!(c.operator("bob-token").map(|a| a.name), Some("bob".into()));
+        assert_eq!(c.operator("t0ken").map(|a| a.name), Some("admin".into()));
+        assert!(c.operator("bob-toke").is_none());
+        assert!(c.operator("").is_none());
+    }
+
+    #[test]
+    fn admins_alone_need_no_admin_token_but_nothing_at_all_is_refused() {
+        let without = GOOD.replace("admin_token = \"t0ken\"\n", "");
+        let c = Config::from_toml(&format!("{without}{ADMINS}"), &no_env).unwrap();
+        assert!(c.admin_token.is_empty());
+        assert_eq!(c.operators().len(), 2);
+        let e = Config::from_toml(&without, &no_env).unwrap_err();
+        assert_eq!(
+            e,
+            "admin_token is missing (set it in the file or COUPON_LEDGER_ADMIN_TOKEN)"
+        );
+    }
+
+    #[test]
+    fn bad_admins_are_refused_naming_the_entry() {
+        let one = |name: &str, token: &str, role: &str| {
+            format!("[[admins]]\nname = {name:?}\ntoken = {token:?}\nrole = {role:?}\n")
+        };
+        let cases = [
+            (one("a", "x", "root"), "admins[0].role: \"root\" is not"),
+            (one("", "x", "read"), "admins[0].name: must not be empty"),
+            (one("a", "", "read"), "admins[0].token: must not be empty"),
+            (
+                one("a", " x", "read"),
+                "admins[0].token: must not begin or end",
+            ),
+            (
+                one("a\nb", "x", "read"),
+                "admins[0].name: must not hold control",
+            ),
+            (
+                one(&"n".repeat(65), "x", "read"),
+                "admins[0].name: longer than 64",
+            ),
+            (
+                one("admin", "x", "read"),
+                "admins[0].name: \"admin\" is the operator of admin_token",
+            ),
+            (one("a", "t0ken", "read"), "admins[0].token: the same token"),
+            (
+                format!("{}{}", one("a", "x", "read"), one("a", "y", "read")),
+                "admins[1].name: \"a\" appears twice",
+            ),
+            (
+                format!("{}{}", one("a", "x", "read"), one("b", "x", "write")),
+                "admins[1].token: the same token",
+            ),
+            (
+                "[[admins]]\nname = \"a\"\ntoken = \"x\"\n".to_string(),
+                "missing field `role`",
+            ),
+            (
+                "[[admins]]\nname = \"a\"\ntoken = \"x\"\nrole = \"read\"\nextra = 1\n".to_string(),
+                "unknown field `extra`",
+            ),
+        ];
+        for (table, want) in cases {
+            let e = Config::from_toml(&format!("{GOOD}{table}"), &no_env).unwrap_err();
+            assert!(e.contains(want), "{table}: {e}");
+        }
+    }
 }

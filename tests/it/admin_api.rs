@@ -1008,7 +1008,11 @@ fn journal_of_a_platform_claim_has_source_platform_and_the_seq_id() {
     assert_eq!(j[0]["to_status"], 1);
     assert_eq!(j[0]["source"], "platform");
     assert_eq!(j[0]["seq_id"], "trace-7");
-    assert_eq!(j[0]["operator"], Value::Null, "no operator for a platform call");
+    assert_eq!(
+        j[0]["operator"],
+        Value::Null,
+        "no operator for a platform call"
+    );
 }
 
 #[test]

@@ -14,6 +14,7 @@ mod hostile;
 mod http_layer;
 mod migration;
 mod numbers;
+mod operators;
 mod partners;
 mod platform_api;
 mod production;
