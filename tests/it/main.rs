@@ -6,6 +6,7 @@
 mod common;
 
 mod admin_api;
+mod admin_lists;
 mod bench;
 mod cli;
 mod durability;
