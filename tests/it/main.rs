@@ -20,4 +20,5 @@ mod partners;
 mod platform_api;
 mod production;
 mod properties;
+mod report;
 mod sync;
