@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use crate::admin_client::{segment, AdminClient};
 use crate::app;
 use crate::config::Config;
 use crate::lock::DbLock;
@@ -75,6 +76,28 @@ pub enum Command {
         action: OutboxAction,
         #[command(flatten)]
         db: DbArgs,
+    },
+    /// Stocks, through the running server's admin API: create FILE, list, show ID, status ID N.
+    Stock {
+        #[command(subcommand)]
+        action: StockAction,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Coupons, through the running server's admin API: issue FILE, show ID, redeem, unredeem.
+    Coupon {
+        #[command(subcommand)]
+        action: CouponAction,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// The daily statement (对账) of one local day as CSV, from the running server.
+    Report {
+        /// The day, yyyy-MM-dd, in the server's utc_offset.
+        #[arg(long)]
+        date: String,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Import third-party vouchers (docs/protocol.md, voucher gateway).
     Voucher {
@@ -166,6 +189,167 @@ pub struct DbArgs {
     /// Take the database (and time offset) from this config file.
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
+}
+
+/// Which running server a mirror of the admin API talks to, and as whom.
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// The server's admin address, `http://host:port` or `host:port`.
+    #[arg(long, global = true)]
+    pub server: Option<String>,
+    /// An operator's admin token [default: the config's admin_token, else
+    /// COUPON_LEDGER_ADMIN_TOKEN].
+    #[arg(long, global = true)]
+    pub token: Option<String>,
+    /// Take the server (admin_listen, else listen) and admin_token from this config file.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// `coupon-ledger stock ...`
+#[derive(Subcommand, Debug)]
+pub enum StockAction {
+    /// Create a stock from a JSON file (`-`: standard input), as POST /admin/stocks.
+    Create {
+        /// The stock as JSON.
+        file: PathBuf,
+    },
+    /// Every stock with its counts.
+    List,
+    /// One stock with its counts.
+    Show {
+        /// The stock_id.
+        id: String,
+    },
+    /// Move a stock to another status (1 to 5).
+    Status {
+        /// The stock_id.
+        id: String,
+        /// The new stock_status.
+        status: i64,
+    },
+}
+
+/// `coupon-ledger coupon ...`
+#[derive(Subcommand, Debug)]
+pub enum CouponAction {
+    /// Issue a coupon from a JSON file (`-`: standard input), as POST /admin/coupons.
+    Issue {
+        /// The request as JSON: stock_id, user_code, app_channel_id, request_id.
+        file: PathBuf,
+    },
+    /// One coupon with its journal.
+    Show {
+        /// The coupon_id.
+        id: String,
+    },
+    /// Redeem a coupon against an order.
+    Redeem {
+        /// The coupon_id.
+        id: String,
+        /// The order.
+        #[arg(long)]
+        order_id: String,
+        /// The order amount in fen (an integer).
+        #[arg(long)]
+        amount: i64,
+    },
+    /// Undo the redemption of an order.
+    Unredeem {
+        /// The coupon_id.
+        id: String,
+        /// The order that redeemed it.
+        #[arg(long)]
+        order_id: String,
+    },
+}
+
+fn admin_client(args: &ServerArgs) -> Result<AdminClient, String> {
+    AdminClient::resolve(
+        args.server.as_deref(),
+        args.token.as_deref(),
+        args.config.as_deref(),
+    )
+}
+
+/// A request body from a file, or standard input for `-`, sent as written.
+fn read_body(file: &Path) -> Result<Vec<u8>, String> {
+    if file.as_os_str() == "-" {
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut body)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        return Ok(body);
+    }
+    std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))
+}
+
+fn print_data(data: &Value) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(data).map_err(|e| e.to_string())?;
+    say!("{text}");
+    Ok(())
+}
+
+fn stock(action: StockAction, args: &ServerArgs) -> Result<(), String> {
+    let client = admin_client(args)?;
+    let data = match action {
+        StockAction::Create { file } => {
+            client.call("POST", "/admin/stocks", Some(&read_body(&file)?))?
+        }
+        StockAction::List => client.call("GET", "/admin/stocks", None)?,
+        StockAction::Show { id } => {
+            client.call("GET", &format!("/admin/stocks/{}", segment(&id)), None)?
+        }
+        StockAction::Status { id, status } => {
+            let body = json!({ "stock_status": status }).to_string();
+            client.call(
+                "POST",
+                &format!("/admin/stocks/{}/status", segment(&id)),
+                Some(body.as_bytes()),
+            )?
+        }
+    };
+    print_data(&data)
+}
+
+fn coupon(action: CouponAction, args: &ServerArgs) -> Result<(), String> {
+    let client = admin_client(args)?;
+    let data = match action {
+        CouponAction::Issue { file } => {
+            client.call("POST", "/admin/coupons", Some(&read_body(&file)?))?
+        }
+        CouponAction::Show { id } => {
+            client.call("GET", &format!("/admin/coupons/{}", segment(&id)), None)?
+        }
+        CouponAction::Redeem {
+            id,
+            order_id,
+            amount,
+        } => {
+            let body = json!({ "order_id": order_id, "order_amount": amount }).to_string();
+            client.call(
+                "POST",
+                &format!("/admin/coupons/{}/redeem", segment(&id)),
+                Some(body.as_bytes()),
+            )?
+        }
+        CouponAction::Unredeem { id, order_id } => {
+            let body = json!({ "order_id": order_id }).to_string();
+            client.call(
+                "POST",
+                &format!("/admin/coupons/{}/unredeem", segment(&id)),
+                Some(body.as_bytes()),
+            )?
+        }
+    };
+    print_data(&data)
+}
+
+fn report(date: &str, args: &ServerArgs) -> Result<(), String> {
+    let client = admin_client(args)?;
+    let csv = client.text(&format!("/admin/report?date={}", segment(date)))?;
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(csv.as_bytes());
+    Ok(())
 }
 
 /// `coupon-ledger outbox ...`
@@ -422,6 +606,9 @@ pub fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Voucher { action, db } => voucher(action, &db),
+        Command::Stock { action, server } => stock(action, &server),
+        Command::Coupon { action, server } => coupon(action, &server),
+        Command::Report { date, server } => report(&date, &server),
         Command::Backup { dest, db } => backup(&db, &dest),
         Command::MockPlatform {
             listen,

@@ -9,6 +9,7 @@ mod admin_api;
 mod admin_lists;
 mod bench;
 mod cli;
+mod cli_admin;
 mod durability;
 mod fd_exhaustion;
 mod hostile;
