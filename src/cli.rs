@@ -174,9 +174,10 @@ pub enum Command {
         /// The database file.
         #[arg(long, default_value = "ledger.db")]
         db: PathBuf,
-        /// Where the server listens.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        addr: String,
+        /// Where the server listens [default: the address the embedded default's
+        /// server last recorded in the database, else 127.0.0.1:8080].
+        #[arg(long)]
+        addr: Option<String>,
     },
 }
 
@@ -540,7 +541,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             file,
         } => sign_file(&secret, &sign_fields, key_name, &file),
         Command::Check { db } => check(&db),
-        Command::DemoCurl { db, addr } => demo_curl(&db, &addr),
+        Command::DemoCurl { db, addr } => demo_curl(&db, addr.as_deref()),
         Command::Outbox { action, db } => outbox(action, &db),
         Command::Bench {
             target,
@@ -731,7 +732,7 @@ fn check(db: &Path) -> Result<(), String> {
     ))
 }
 
-fn demo_curl(db: &Path, addr: &str) -> Result<(), String> {
+fn demo_curl(db: &Path, addr: Option<&str>) -> Result<(), String> {
     if !db.exists() {
         return Err(format!(
             "{}: no such database; run `coupon-ledger serve` first",
@@ -750,7 +751,15 @@ fn demo_curl(db: &Path, addr: &str) -> Result<(), String> {
     )?;
     match crate::demo::load(&store).map_err(|e| e.to_string())? {
         Some(demo) => {
-            say!("{}", demo.claim_curl(addr)?);
+            let addr = match addr {
+                Some(a) => a.to_string(),
+                None => store
+                    .meta(crate::demo::DEMO_LISTEN_KEY)
+                    .map_err(|e| e.to_string())?
+                    .map(|a| crate::admin_client::dial_addr(&a))
+                    .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            };
+            say!("{}", demo.claim_curl(&addr)?);
             Ok(())
         }
         None => Err(format!(
