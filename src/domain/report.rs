@@ -85,14 +85,15 @@ pub struct ReportRow {
     pub operator: Option<String>,
 }
 
-/// The totals of one kind of event.
+/// The totals of one kind of event. Sums of fen are `i128`: a day's sum may
+/// exceed the range of one amount.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KindTotal {
     pub count: i64,
-    pub order_amount: Fen,
-    pub discount_amount: Fen,
-    pub pay_amount: Fen,
-    pub uses: i64,
+    pub order_amount: i128,
+    pub discount_amount: i128,
+    pub pay_amount: i128,
+    pub uses: i128,
 }
 
 /// The totals of a statement: one per kind, every kind listed (zero when none).
@@ -102,11 +103,12 @@ pub fn totals(rows: &[ReportRow]) -> Vec<(EventKind, KindTotal)> {
         .map(|&kind| {
             let mut t = KindTotal::default();
             for r in rows.iter().filter(|r| r.kind == kind) {
+                let wide = |f: Option<Fen>| i128::from(f.unwrap_or(0));
                 t.count += 1;
-                t.order_amount += r.order_amount.unwrap_or(0);
-                t.discount_amount += r.discount_amount.unwrap_or(0);
-                t.pay_amount += r.pay_amount.unwrap_or(0);
-                t.uses += r.uses.unwrap_or(0);
+                t.order_amount += wide(r.order_amount);
+                t.discount_amount += wide(r.discount_amount);
+                t.pay_amount += wide(r.pay_amount);
+                t.uses += wide(r.uses);
             }
             (kind, t)
         })

@@ -4,7 +4,7 @@
 
 use time::UtcOffset;
 
-use crate::domain::money::{yuan, Fen};
+use crate::domain::money::{yuan, yuan_wide, Fen};
 use crate::domain::report::{totals, EventKind, KindTotal, ReportRow};
 use crate::domain::time::render_millis;
 
@@ -65,7 +65,7 @@ fn opt_fen(f: Option<Fen>) -> [String; 2] {
 fn total_line(out: &mut String, name: &str, t: &KindTotal) {
     let mut cells = vec![name.to_string(), t.count.to_string()];
     for f in [t.order_amount, t.discount_amount, t.pay_amount] {
-        cells.extend(opt_fen(Some(f)));
+        cells.extend([f.to_string(), yuan_wide(f)]);
     }
     cells.push(t.uses.to_string());
     line(out, &cells);
