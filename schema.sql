@@ -1,6 +1,7 @@
--- coupon-ledger schema, version 2 (PRAGMA user_version). A new database gets this
--- file; a version-1 database gets migrations/0002_outbox_abandon.sql, which ends
--- with the same tables, indexes and triggers.
+-- coupon-ledger schema, version 3 (PRAGMA user_version). A new database gets this
+-- file; an older database gets the migrations from its version on
+-- (migrations/0002_outbox_abandon.sql, migrations/0003_journal_operator.sql),
+-- which end with the same tables, indexes and triggers.
 -- The database itself refuses what the ledger's rules forbid: the code checks first to give
 -- precise error codes, and these constraints back every rule up.
 
@@ -186,7 +187,10 @@ END;
 
 -- Every state change of a stock, coupon or voucher, in the transaction that made it.
 -- Operator actions on sync calls are journaled as entity 'outbox' (entity_id: the
--- call's id; from/to_status NULL; the details in `detail`).
+-- call's id; from/to_status NULL; the details in `detail`). `operator` is the
+-- named operator of an admin API change, NULL for every other change. It is
+-- written the way `ALTER TABLE ... ADD COLUMN` leaves it in a migrated database,
+-- so both have the same schema text.
 CREATE TABLE journal (
     id          INTEGER PRIMARY KEY,
     entity      TEXT NOT NULL CHECK (entity IN ('stock', 'coupon', 'voucher', 'outbox')),
@@ -198,7 +202,7 @@ CREATE TABLE journal (
     seq_id      TEXT,
     at_ms       INTEGER NOT NULL,
     detail      TEXT
-) STRICT;
+    , operator  TEXT) STRICT;
 
 CREATE INDEX journal_by_entity ON journal (entity, entity_id, id);
 CREATE INDEX journal_by_time ON journal (at_ms);

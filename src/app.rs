@@ -256,6 +256,14 @@ pub fn start(mut config: Config) -> Result<Running, String> {
                 .map_err(|e| format!("cannot start the demo mock platform: {e}"))?;
             config.platform = Some(demo::platform(d, m.local_addr()));
             mock = Some(m);
+            // `demo-curl` signs for the port this server really listens on
+            // (`--listen 127.0.0.1:0` included).
+            let addr = listener
+                .local_addr()
+                .map_err(|e| format!("cannot read the listen address: {e}"))?;
+            store
+                .set_meta(vec![(demo::DEMO_LISTEN_KEY.into(), addr.to_string())])
+                .map_err(|e| format!("cannot record the demo's listen address: {e}"))?;
         }
         d
     } else {

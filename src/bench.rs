@@ -258,6 +258,7 @@ impl Client for StoreClient {
             source: Source::Platform,
             seq_id: Some(format!("bench-d{run}-{w}-{n}")),
             now: now_ms(),
+            operator: None,
         };
         self.next = Some((nonce, req, origin));
         true
@@ -637,6 +638,7 @@ impl BenchServer {
             source: Source::Admin,
             seq_id: None,
             now,
+            operator: None,
         };
         running
             .store()

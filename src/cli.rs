@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use crate::admin_client::{segment, AdminClient};
 use crate::app;
 use crate::config::Config;
 use crate::lock::DbLock;
@@ -75,6 +76,28 @@ pub enum Command {
         action: OutboxAction,
         #[command(flatten)]
         db: DbArgs,
+    },
+    /// Stocks, through the running server's admin API: create FILE, list, show ID, status ID N.
+    Stock {
+        #[command(subcommand)]
+        action: StockAction,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Coupons, through the running server's admin API: issue FILE, show ID, redeem, unredeem.
+    Coupon {
+        #[command(subcommand)]
+        action: CouponAction,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// The daily statement (对账) of one local day as CSV, from the running server.
+    Report {
+        /// The day, yyyy-MM-dd, in the server's utc_offset.
+        #[arg(long)]
+        date: String,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Import third-party vouchers (docs/protocol.md, voucher gateway).
     Voucher {
@@ -151,9 +174,10 @@ pub enum Command {
         /// The database file.
         #[arg(long, default_value = "ledger.db")]
         db: PathBuf,
-        /// Where the server listens.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        addr: String,
+        /// Where the server listens [default: the address the embedded default's
+        /// server last recorded in the database, else 127.0.0.1:8080].
+        #[arg(long)]
+        addr: Option<String>,
     },
 }
 
@@ -166,6 +190,167 @@ pub struct DbArgs {
     /// Take the database (and time offset) from this config file.
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
+}
+
+/// Which running server a mirror of the admin API talks to, and as whom.
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// The server's admin address, `http://host:port` or `host:port`.
+    #[arg(long, global = true)]
+    pub server: Option<String>,
+    /// An operator's admin token [default: the config's admin_token, else
+    /// COUPON_LEDGER_ADMIN_TOKEN].
+    #[arg(long, global = true)]
+    pub token: Option<String>,
+    /// Take the server (admin_listen, else listen) and admin_token from this config file.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// `coupon-ledger stock ...`
+#[derive(Subcommand, Debug)]
+pub enum StockAction {
+    /// Create a stock from a JSON file (`-`: standard input), as POST /admin/stocks.
+    Create {
+        /// The stock as JSON.
+        file: PathBuf,
+    },
+    /// Every stock with its counts.
+    List,
+    /// One stock with its counts.
+    Show {
+        /// The stock_id.
+        id: String,
+    },
+    /// Move a stock to another status (1 to 5).
+    Status {
+        /// The stock_id.
+        id: String,
+        /// The new stock_status.
+        status: i64,
+    },
+}
+
+/// `coupon-ledger coupon ...`
+#[derive(Subcommand, Debug)]
+pub enum CouponAction {
+    /// Issue a coupon from a JSON file (`-`: standard input), as POST /admin/coupons.
+    Issue {
+        /// The request as JSON: stock_id, user_code, app_channel_id, request_id.
+        file: PathBuf,
+    },
+    /// One coupon with its journal.
+    Show {
+        /// The coupon_id.
+        id: String,
+    },
+    /// Redeem a coupon against an order.
+    Redeem {
+        /// The coupon_id.
+        id: String,
+        /// The order.
+        #[arg(long)]
+        order_id: String,
+        /// The order amount in fen (an integer).
+        #[arg(long)]
+        amount: i64,
+    },
+    /// Undo the redemption of an order.
+    Unredeem {
+        /// The coupon_id.
+        id: String,
+        /// The order that redeemed it.
+        #[arg(long)]
+        order_id: String,
+    },
+}
+
+fn admin_client(args: &ServerArgs) -> Result<AdminClient, String> {
+    AdminClient::resolve(
+        args.server.as_deref(),
+        args.token.as_deref(),
+        args.config.as_deref(),
+    )
+}
+
+/// A request body from a file, or standard input for `-`, sent as written.
+fn read_body(file: &Path) -> Result<Vec<u8>, String> {
+    if file.as_os_str() == "-" {
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut body)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        return Ok(body);
+    }
+    std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))
+}
+
+fn print_data(data: &Value) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(data).map_err(|e| e.to_string())?;
+    say!("{text}");
+    Ok(())
+}
+
+fn stock(action: StockAction, args: &ServerArgs) -> Result<(), String> {
+    let client = admin_client(args)?;
+    let data = match action {
+        StockAction::Create { file } => {
+            client.call("POST", "/admin/stocks", Some(&read_body(&file)?))?
+        }
+        StockAction::List => client.call("GET", "/admin/stocks", None)?,
+        StockAction::Show { id } => {
+            client.call("GET", &format!("/admin/stocks/{}", segment(&id)), None)?
+        }
+        StockAction::Status { id, status } => {
+            let body = json!({ "stock_status": status }).to_string();
+            client.call(
+                "POST",
+                &format!("/admin/stocks/{}/status", segment(&id)),
+                Some(body.as_bytes()),
+            )?
+        }
+    };
+    print_data(&data)
+}
+
+fn coupon(action: CouponAction, args: &ServerArgs) -> Result<(), String> {
+    let client = admin_client(args)?;
+    let data = match action {
+        CouponAction::Issue { file } => {
+            client.call("POST", "/admin/coupons", Some(&read_body(&file)?))?
+        }
+        CouponAction::Show { id } => {
+            client.call("GET", &format!("/admin/coupons/{}", segment(&id)), None)?
+        }
+        CouponAction::Redeem {
+            id,
+            order_id,
+            amount,
+        } => {
+            let body = json!({ "order_id": order_id, "order_amount": amount }).to_string();
+            client.call(
+                "POST",
+                &format!("/admin/coupons/{}/redeem", segment(&id)),
+                Some(body.as_bytes()),
+            )?
+        }
+        CouponAction::Unredeem { id, order_id } => {
+            let body = json!({ "order_id": order_id }).to_string();
+            client.call(
+                "POST",
+                &format!("/admin/coupons/{}/unredeem", segment(&id)),
+                Some(body.as_bytes()),
+            )?
+        }
+    };
+    print_data(&data)
+}
+
+fn report(date: &str, args: &ServerArgs) -> Result<(), String> {
+    let client = admin_client(args)?;
+    let csv = client.text(&format!("/admin/report?date={}", segment(date)))?;
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(csv.as_bytes());
+    Ok(())
 }
 
 /// `coupon-ledger outbox ...`
@@ -223,17 +408,24 @@ fn voucher(action: VoucherAction, args: &DbArgs) -> Result<(), String> {
         "importing {} vouchers in one transaction",
         specs.len()
     ));
-    let origin = crate::domain::ledger::Origin {
-        source: crate::domain::ledger::Source::Admin,
-        seq_id: None,
-        now: crate::domain::time::now_ms(),
-    };
+    let origin = cli_origin();
     let n = store
         .import_vouchers(specs, origin)
         .map_err(|e| e.message())?;
     progress.done();
     say!("imported {n} vouchers");
     Ok(())
+}
+
+/// The origin of a change the command line makes on the database directly:
+/// source `admin`, and no named operator (it did not come through the admin API).
+fn cli_origin() -> crate::domain::ledger::Origin {
+    crate::domain::ledger::Origin {
+        source: crate::domain::ledger::Source::Admin,
+        seq_id: None,
+        now: crate::domain::time::now_ms(),
+        operator: None,
+    }
 }
 
 /// The database a command names: `--db`, else the config's, else `ledger.db`.
@@ -315,18 +507,14 @@ fn outbox(action: OutboxAction, args: &DbArgs) -> Result<(), String> {
             let (store, cfg, _lock) = open_store_for_write(args)?;
             let tz = cfg.utc_offset;
             let call = store
-                .outbox_retry(id, crate::domain::time::now_ms())
+                .outbox_retry(id, cli_origin())
                 .map_err(|e| e.to_string())?;
             say!("{}", crate::wire::render::outbox_call(&call, tz));
         }
         OutboxAction::Abandon { id, reason } => {
             let (store, cfg, _lock) = open_store_for_write(args)?;
             let tz = cfg.utc_offset;
-            let origin = crate::domain::ledger::Origin {
-                source: crate::domain::ledger::Source::Admin,
-                seq_id: None,
-                now: crate::domain::time::now_ms(),
-            };
+            let origin = cli_origin();
             let call = store
                 .outbox_abandon(id, &reason, origin)
                 .map_err(|e| e.to_string())?;
@@ -361,7 +549,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             file,
         } => sign_file(&secret, &sign_fields, key_name, &file),
         Command::Check { db } => check(&db),
-        Command::DemoCurl { db, addr } => demo_curl(&db, &addr),
+        Command::DemoCurl { db, addr } => demo_curl(&db, addr.as_deref()),
         Command::Outbox { action, db } => outbox(action, &db),
         Command::Bench {
             target,
@@ -427,6 +615,9 @@ pub fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Voucher { action, db } => voucher(action, &db),
+        Command::Stock { action, server } => stock(action, &server),
+        Command::Coupon { action, server } => coupon(action, &server),
+        Command::Report { date, server } => report(&date, &server),
         Command::Backup { dest, db } => backup(&db, &dest),
         Command::MockPlatform {
             listen,
@@ -551,7 +742,7 @@ fn check(db: &Path) -> Result<(), String> {
     ))
 }
 
-fn demo_curl(db: &Path, addr: &str) -> Result<(), String> {
+fn demo_curl(db: &Path, addr: Option<&str>) -> Result<(), String> {
     if !db.exists() {
         return Err(format!(
             "{}: no such database; run `coupon-ledger serve` first",
@@ -570,7 +761,15 @@ fn demo_curl(db: &Path, addr: &str) -> Result<(), String> {
     )?;
     match crate::demo::load(&store).map_err(|e| e.to_string())? {
         Some(demo) => {
-            say!("{}", demo.claim_curl(addr)?);
+            let addr = match addr {
+                Some(a) => a.to_string(),
+                None => store
+                    .meta(crate::demo::DEMO_LISTEN_KEY)
+                    .map_err(|e| e.to_string())?
+                    .map(|a| crate::admin_client::dial_addr(&a))
+                    .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            };
+            say!("{}", demo.claim_curl(&addr)?);
             Ok(())
         }
         None => Err(format!(

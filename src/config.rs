@@ -32,6 +32,40 @@ pub struct Partner {
     pub rate: Option<Rate>,
 }
 
+/// What a named operator may do through the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `GET` (and `HEAD`) only.
+    Read,
+    /// Every admin call.
+    Write,
+}
+
+impl Role {
+    /// The config's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+        }
+    }
+}
+
+/// One named operator of the admin API (`[[admins]]`).
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// Written to the journal with every change the operator makes.
+    pub name: String,
+    /// The bearer token.
+    pub token: String,
+    pub role: Role,
+}
+
+/// The operator name `admin_token` stands for.
+pub const ADMIN_TOKEN_OPERATOR: &str = "admin";
+/// The longest operator name, in characters.
+pub const MAX_OPERATOR_NAME: usize = 64;
+
 /// Where the sync calls to the platform go.
 #[derive(Debug, Clone)]
 pub struct Platform {
@@ -50,7 +84,11 @@ pub struct Config {
     pub listen: String,
     pub db: PathBuf,
     pub utc_offset: UtcOffset,
+    /// The single operator token: operator `admin`, role write. Empty: none
+    /// (only `[[admins]]`).
     pub admin_token: String,
+    /// Named operators (`[[admins]]`).
+    pub admins: Vec<Admin>,
     pub merchant_id: String,
     /// SQLite's `synchronous` setting (config key `sync`).
     pub durability: Durability,
@@ -111,6 +149,16 @@ struct RawConfig {
     #[serde(default)]
     partners: Vec<RawPartner>,
     platform: Option<RawPlatform>,
+    #[serde(default)]
+    admins: Vec<RawAdmin>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    name: String,
+    token: String,
+    role: String,
 }
 
 #[derive(Deserialize)]
@@ -150,6 +198,7 @@ impl Config {
             db: PathBuf::from(DEFAULT_DB),
             utc_offset: UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC),
             admin_token: String::new(),
+            admins: Vec::new(),
             merchant_id: "88888888".into(),
             durability: Durability::Full,
             timestamp_window_s: 300,
@@ -192,8 +241,18 @@ impl Config {
         let admin_token = raw
             .admin_token
             .or_else(|| env("COUPON_LEDGER_ADMIN_TOKEN"))
-            .filter(|t| !t.is_empty())
-            .ok_or("admin_token is missing (set it in the file or COUPON_LEDGER_ADMIN_TOKEN)")?;
+            .filter(|t| !t.is_empty());
+        let admins = admins(raw.admins, admin_token.as_deref())?;
+        let admin_token = match admin_token {
+            Some(t) => t,
+            None if !admins.is_empty() => String::new(),
+            None => {
+                return Err(
+                    "admin_token is missing (set it in the file or COUPON_LEDGER_ADMIN_TOKEN)"
+                        .into(),
+                )
+            }
+        };
         let durability = match raw.sync.as_deref() {
             None | Some("full") => Durability::Full,
             Some("normal") => Durability::Normal,
@@ -332,6 +391,7 @@ impl Config {
             db: raw.db.map(PathBuf::from).unwrap_or(base.db),
             utc_offset,
             admin_token,
+            admins,
             merchant_id: raw.merchant_id.unwrap_or(base.merchant_id),
             durability,
             timestamp_window_s,
@@ -369,6 +429,84 @@ impl Config {
     pub fn partner(&self, api_key: &str) -> Option<&Partner> {
         self.partners.iter().find(|p| p.api_key == api_key)
     }
+
+    /// Every operator of the admin API: the `[[admins]]`, then `admin_token`
+    /// as operator `admin` with role write (when set).
+    pub fn operators(&self) -> Vec<Admin> {
+        let mut all = self.admins.clone();
+        if !self.admin_token.is_empty() {
+            all.push(Admin {
+                name: ADMIN_TOKEN_OPERATOR.into(),
+                token: self.admin_token.clone(),
+                role: Role::Write,
+            });
+        }
+        all
+    }
+
+    /// The operator whose token is `given`. Every token is compared in
+    /// constant time, and all of them are compared whichever matches, so the
+    /// time taken does not tell which token (or how much of one) was right.
+    pub fn operator(&self, given: &str) -> Option<Admin> {
+        let mut found = None;
+        for op in self.operators() {
+            let same = crate::sign::constant_time_eq(given.as_bytes(), op.token.as_bytes());
+            if same && found.is_none() {
+                found = Some(op);
+            }
+        }
+        found
+    }
+}
+
+/// Validates `[[admins]]`: names and tokens present, unique (also against
+/// `admin_token`, which is operator `admin`), roles `read` or `write`.
+fn admins(raw: Vec<RawAdmin>, admin_token: Option<&str>) -> Result<Vec<Admin>, String> {
+    let mut admins: Vec<Admin> = Vec::new();
+    for (i, a) in raw.into_iter().enumerate() {
+        let at = format!("admins[{i}]");
+        if a.name.trim().is_empty() {
+            return Err(format!("{at}.name: must not be empty"));
+        }
+        if a.name.chars().count() > MAX_OPERATOR_NAME {
+            return Err(format!(
+                "{at}.name: longer than {MAX_OPERATOR_NAME} characters"
+            ));
+        }
+        if a.name.chars().any(char::is_control) {
+            return Err(format!("{at}.name: must not hold control characters"));
+        }
+        if admins.iter().any(|b| b.name == a.name) {
+            return Err(format!("{at}.name: {:?} appears twice", a.name));
+        }
+        if admin_token.is_some() && a.name == ADMIN_TOKEN_OPERATOR {
+            return Err(format!(
+                "{at}.name: {ADMIN_TOKEN_OPERATOR:?} is the operator of admin_token; choose another name"
+            ));
+        }
+        if a.token.is_empty() {
+            return Err(format!("{at}.token: must not be empty"));
+        }
+        if a.token.trim() != a.token {
+            return Err(format!("{at}.token: must not begin or end with whitespace"));
+        }
+        if admins.iter().any(|b| b.token == a.token) || admin_token == Some(a.token.as_str()) {
+            return Err(format!(
+                "{at}.token: the same token as another operator's; every operator needs its own"
+            ));
+        }
+        let role = match a.role.as_str() {
+            "read" => Role::Read,
+            "write" => Role::Write,
+            other => return Err(format!("{at}.role: {other:?} is not \"read\" or \"write\"")),
+        };
+        admins.push(Admin {
+            name: a.name,
+            token: a.token,
+            role,
+        });
+    }
+    Ok(admins)
 }
 
 fn sign_rule(
@@ -527,5 +665,101 @@ sign_key_name = "secretKey"
         assert!(Config::from_toml("", &no_env)
             .unwrap_err()
             .contains("admin_token"));
+    }
+
+    const ADMINS: &str = r#"
+[[admins]]
+name = "alice"
+token = "alice-token"
+role = "write"
+
+[[admins]]
+name = "bob"
+token = "bob-token"
+role = "read"
+"#;
+
+    #[test]
+    fn named_operators_parse_and_admin_token_is_operator_admin() {
+        let c = Config::from_toml(&format!("{GOOD}{ADMINS}"), &no_env).unwrap();
+        let names: Vec<(String, Role)> = c
+            .operators()
+            .into_iter()
+            .map(|a| (a.name, a.role))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("alice".to_string(), Role::Write),
+                ("bob".to_string(), Role::Read),
+                ("admin".to_string(), Role::Write)
+            ]
+        );
+        assert_eq!(c.operator("bob-token").map(|a| a.name), Some("bob".into()));
+        assert_eq!(c.operator("t0ken").map(|a| a.name), Some("admin".into()));
+        assert!(c.operator("bob-toke").is_none());
+        assert!(c.operator("").is_none());
+    }
+
+    #[test]
+    fn admins_alone_need_no_admin_token_but_nothing_at_all_is_refused() {
+        let without = GOOD.replace("admin_token = \"t0ken\"\n", "");
+        let c = Config::from_toml(&format!("{without}{ADMINS}"), &no_env).unwrap();
+        assert!(c.admin_token.is_empty());
+        assert_eq!(c.operators().len(), 2);
+        let e = Config::from_toml(&without, &no_env).unwrap_err();
+        assert_eq!(
+            e,
+            "admin_token is missing (set it in the file or COUPON_LEDGER_ADMIN_TOKEN)"
+        );
+    }
+
+    #[test]
+    fn bad_admins_are_refused_naming_the_entry() {
+        let one = |name: &str, token: &str, role: &str| {
+            format!("[[admins]]\nname = {name:?}\ntoken = {token:?}\nrole = {role:?}\n")
+        };
+        let cases = [
+            (one("a", "x", "root"), "admins[0].role: \"root\" is not"),
+            (one("", "x", "read"), "admins[0].name: must not be empty"),
+            (one("a", "", "read"), "admins[0].token: must not be empty"),
+            (
+                one("a", " x", "read"),
+                "admins[0].token: must not begin or end",
+            ),
+            (
+                one("a\nb", "x", "read"),
+                "admins[0].name: must not hold control",
+            ),
+            (
+                one(&"n".repeat(65), "x", "read"),
+                "admins[0].name: longer than 64",
+            ),
+            (
+                one("admin", "x", "read"),
+                "admins[0].name: \"admin\" is the operator of admin_token",
+            ),
+            (one("a", "t0ken", "read"), "admins[0].token: the same token"),
+            (
+                format!("{}{}", one("a", "x", "read"), one("a", "y", "read")),
+                "admins[1].name: \"a\" appears twice",
+            ),
+            (
+                format!("{}{}", one("a", "x", "read"), one("b", "x", "write")),
+                "admins[1].token: the same token",
+            ),
+            (
+                "[[admins]]\nname = \"a\"\ntoken = \"x\"\n".to_string(),
+                "missing field `role`",
+            ),
+            (
+                "[[admins]]\nname = \"a\"\ntoken = \"x\"\nrole = \"read\"\nextra = 1\n".to_string(),
+                "unknown field `extra`",
+            ),
+        ];
+        for (table, want) in cases {
+            let e = Config::from_toml(&format!("{GOOD}{table}"), &no_env).unwrap_err();
+            assert!(e.contains(want), "{table}: {e}");
+        }
     }
 }

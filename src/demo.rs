@@ -14,6 +14,10 @@ use crate::store::Store;
 
 /// The demo stock's id.
 pub const DEMO_STOCK: &str = "demo-stock";
+/// The `meta` key where the embedded default's server records the address it
+/// actually listens on, for `demo-curl`.
+pub const DEMO_LISTEN_KEY: &str = "demo_listen";
+
 /// The demo partner's `app_channel_id`.
 pub const DEMO_CHANNEL: i64 = 1;
 
@@ -118,6 +122,7 @@ pub fn ensure(store: &Store) -> Result<Option<Demo>, LedgerError> {
             source: Source::Admin,
             seq_id: Some("demo".into()),
             now,
+            operator: None,
         },
     )?;
     Ok(Some(demo))

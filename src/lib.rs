@@ -1,6 +1,7 @@
 //! coupon-ledger: a durable coupon ledger for a small coupon service provider.
 //! See ARCHITECTURE.md for the map of the code.
 
+pub mod admin_client;
 pub mod api;
 pub mod app;
 pub mod bench;

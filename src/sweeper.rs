@@ -24,6 +24,7 @@ pub fn sweep(store: &Store, batch: i64) -> Result<usize, LedgerError> {
             source: Source::Sweeper,
             seq_id: None,
             now: now_ms(),
+            operator: None,
         };
         let n = store.expire_due(batch, origin)?;
         total += n;

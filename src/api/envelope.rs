@@ -33,12 +33,13 @@ pub fn server_fault(e: &LedgerError) -> Option<u16> {
 }
 
 /// The HTTP status of a refusal: 200 for protocol codes, 401 for a bad admin
-/// token, 403 for a source not allowed, 429 when rate limited, 500 for an
+/// token, 403 for a source not allowed or a change asked by a read-only
+/// operator, 429 when rate limited, 500 for an
 /// internal error, 503 when storage is unavailable (the last two logged).
 pub fn http_status(e: &LedgerError) -> u16 {
     server_fault(e).unwrap_or(match e {
         LedgerError::BadAdminToken => 401,
-        LedgerError::SourceNotAllowed => 403,
+        LedgerError::SourceNotAllowed | LedgerError::ReadOnlyOperator(_) => 403,
         LedgerError::RateLimited { .. } => 429,
         _ => 200,
     })

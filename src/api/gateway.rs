@@ -67,6 +67,7 @@ fn origin(s: &Signed) -> Origin {
         source: Source::Shop,
         seq_id: s.seq_id.clone(),
         now: now_ms(),
+        operator: None,
     }
 }
 

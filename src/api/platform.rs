@@ -34,6 +34,7 @@ fn origin(signed: &Signed) -> Origin {
         source: Source::Platform,
         seq_id: signed.seq_id.clone(),
         now: now_ms(),
+        operator: None,
     }
 }
 

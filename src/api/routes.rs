@@ -33,6 +33,9 @@ pub enum AdminCall {
     ListOutbox,
     RetryOutbox(String),
     AbandonOutbox(String),
+    StockJournal(String),
+    ListVouchers,
+    Report,
     ReloadTls,
     /// Coupon journal events per hour and day (`?days=N`), for the admin page.
     Activity,
@@ -164,6 +167,7 @@ impl Route {
                 PatchStock(_) => ("PATCH", "/admin/stocks/{id}"),
                 SetStockStatus(_) => ("POST", "/admin/stocks/{id}/status"),
                 ResyncStock(_) => ("POST", "/admin/stocks/{id}/resync"),
+                StockJournal(_) => ("GET", "/admin/stocks/{id}/journal"),
                 IssueCoupon => ("POST", "/admin/coupons"),
                 ListCoupons => ("GET", "/admin/coupons"),
                 GetCoupon(_) => ("GET", "/admin/coupons/{id}"),
@@ -171,12 +175,14 @@ impl Route {
                 Unredeem(_) => ("POST", "/admin/coupons/{id}/unredeem"),
                 ResyncCoupon(_) => ("POST", "/admin/coupons/{id}/resync"),
                 ImportVouchers => ("POST", "/admin/vouchers"),
+                ListVouchers => ("GET", "/admin/vouchers"),
                 GetVoucher { .. } => ("GET", "/admin/vouchers/{type}/{couponNo}"),
                 ListOutbox => ("GET", "/admin/outbox"),
                 RetryOutbox(_) => ("POST", "/admin/outbox/{id}/retry"),
                 AbandonOutbox(_) => ("POST", "/admin/outbox/{id}/abandon"),
                 ReloadTls => ("POST", "/admin/tls/reload"),
                 Activity => ("GET", "/admin/activity"),
+                Report => ("GET", "/admin/report"),
             },
             Route::Admin(Err(_)) | Route::Miss(_) => return None,
         })
@@ -222,6 +228,9 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("GET", "/admin/assets/admin.js"),
     ("GET", "/admin/assets/admin.css"),
     ("GET", "/admin/activity"),
+    ("GET", "/admin/stocks/{id}/journal"),
+    ("GET", "/admin/vouchers"),
+    ("GET", "/admin/report"),
 ];
 
 fn admin(method: &str, parts: &[&str]) -> Result<AdminCall, Miss> {
@@ -237,6 +246,8 @@ fn admin(method: &str, parts: &[&str]) -> Result<AdminCall, Miss> {
         (["stocks", id, "status"], "POST") => SetStockStatus(s(id)),
         (["stocks", id, "resync"], "POST") => ResyncStock(s(id)),
         (["stocks", _, "status" | "resync"], _) => return Err(Miss::WrongMethod("POST")),
+        (["stocks", id, "journal"], "GET") => StockJournal(s(id)),
+        (["stocks", _, "journal"], _) => return Err(Miss::WrongMethod("GET")),
         (["coupons"], "POST") => IssueCoupon,
         (["coupons"], "GET") => ListCoupons,
         (["coupons"], _) => return Err(Miss::WrongMethod("GET, POST")),
@@ -249,7 +260,8 @@ fn admin(method: &str, parts: &[&str]) -> Result<AdminCall, Miss> {
             return Err(Miss::WrongMethod("POST"))
         }
         (["vouchers"], "POST") => ImportVouchers,
-        (["vouchers"], _) => return Err(Miss::WrongMethod("POST")),
+        (["vouchers"], "GET") => ListVouchers,
+        (["vouchers"], _) => return Err(Miss::WrongMethod("GET, POST")),
         (["vouchers", kind, no], "GET") => GetVoucher {
             kind: s(kind),
             coupon_no: s(no),
@@ -264,6 +276,8 @@ fn admin(method: &str, parts: &[&str]) -> Result<AdminCall, Miss> {
         (["tls", "reload"], _) => return Err(Miss::WrongMethod("POST")),
         (["activity"], "GET") => Activity,
         (["activity"], _) => return Err(Miss::WrongMethod("GET")),
+        (["report"], "GET") => Report,
+        (["report"], _) => return Err(Miss::WrongMethod("GET")),
         _ => return Err(Miss::NotFound),
     };
     Ok(call)
@@ -346,6 +360,30 @@ mod tests {
         assert_eq!(
             route("GET", "/admin/activity"),
             Route::Admin(Ok(AdminCall::Activity))
+        );
+    }
+
+    #[test]
+    fn the_operator_reads_have_their_routes() {
+        assert_eq!(
+            route("GET", "/admin/stocks/s1/journal"),
+            Route::Admin(Ok(AdminCall::StockJournal("s1".into())))
+        );
+        assert_eq!(
+            route("POST", "/admin/stocks/s1/journal"),
+            Route::Admin(Err(Miss::WrongMethod("GET")))
+        );
+        assert_eq!(
+            route("GET", "/admin/vouchers"),
+            Route::Admin(Ok(AdminCall::ListVouchers))
+        );
+        assert_eq!(
+            route("GET", "/admin/report"),
+            Route::Admin(Ok(AdminCall::Report))
+        );
+        assert_eq!(
+            route("POST", "/admin/report"),
+            Route::Admin(Err(Miss::WrongMethod("GET")))
         );
     }
 }

@@ -22,6 +22,8 @@ pub enum LedgerError {
     BadAdminToken,
     /// 40301: the caller's source address is not on its allowlist.
     SourceNotAllowed,
+    /// 40105 with HTTP 403: a named operator of role `read` asked for a change.
+    ReadOnlyOperator(String),
     /// 40401
     StockNotFound,
     /// 40402: also when the coupon belongs to someone else.
@@ -65,6 +67,7 @@ impl LedgerError {
             LedgerError::NonceReused => 40104,
             LedgerError::BadAdminToken => 40105,
             LedgerError::SourceNotAllowed => 40301,
+            LedgerError::ReadOnlyOperator(_) => 40105,
             LedgerError::StockNotFound => 40401,
             LedgerError::CouponNotFound => 40402,
             LedgerError::VoucherNotFound => 40403,
@@ -93,6 +96,11 @@ impl LedgerError {
             LedgerError::NonceReused => "nonce already used".into(),
             LedgerError::BadAdminToken => "bad or missing admin token".into(),
             LedgerError::SourceNotAllowed => "source address not allowed".into(),
+            LedgerError::ReadOnlyOperator(name) => {
+                format!(
+                    "operator {name} may only read (role read); this call would change the ledger"
+                )
+            }
             LedgerError::StockNotFound => "stock not found".into(),
             LedgerError::CouponNotFound => "coupon not found".into(),
             LedgerError::VoucherNotFound => "voucher not found or not valid at this shop".into(),

@@ -34,6 +34,9 @@ pub struct Origin {
     pub source: Source,
     pub seq_id: Option<String>,
     pub now: Millis,
+    /// The named operator of an admin API call (`[[admins]]`, or `admin` for
+    /// `admin_token`); `None` for every other source.
+    pub operator: Option<String>,
 }
 
 /// A stock as stored.
@@ -223,6 +226,8 @@ pub struct JournalEntry {
     pub seq_id: Option<String>,
     pub at_ms: Millis,
     pub detail: Option<String>,
+    /// The operator who made an admin API change; `None` otherwise.
+    pub operator: Option<String>,
 }
 
 /// Editable fields of a stock (docs/protocol.md, the ledger's rules); `None` leaves a field as it is.
@@ -266,9 +271,42 @@ pub struct CouponQuery {
     pub user_code: Option<String>,
     pub stock_id: Option<String>,
     pub status: Option<CouponStatus>,
+    /// The coupon this order redeemed (also when the redemption was undone).
+    pub order_id: Option<String>,
+    /// Issued at or after this time.
+    pub from: Option<Millis>,
+    /// Issued before this time.
+    pub to: Option<Millis>,
     pub limit: i64,
     /// Keyset cursor: the `next_after` of the previous page.
     pub after: Option<i64>,
+}
+
+/// One page of a keyset-paginated list, and how many items match the filters
+/// in all (every page together).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The cursor of the next page; `None` when this page was not full.
+    pub next_after: Option<i64>,
+    pub total: i64,
+}
+
+impl<T> Page<T> {
+    /// A page of `limit` asked items, each with its cursor: the next cursor is
+    /// the last item's when the page is full.
+    pub fn of(rows: Vec<(T, i64)>, limit: i64, total: i64) -> Page<T> {
+        let next_after = if rows.len() as i64 == limit {
+            rows.last().map(|(_, k)| *k)
+        } else {
+            None
+        };
+        Page {
+            items: rows.into_iter().map(|(t, _)| t).collect(),
+            next_after,
+            total,
+        }
+    }
 }
 
 /// A change the platform must hear about (docs/protocol.md, sync to the platform). Platform-initiated changes

@@ -7,6 +7,7 @@ pub mod ids;
 pub mod ledger;
 pub mod money;
 pub mod net;
+pub mod report;
 pub mod stock;
 pub mod time;
 pub mod voucher;

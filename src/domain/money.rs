@@ -5,6 +5,11 @@ pub type Fen = i64;
 
 /// Renders fen as a yuan string without trailing zeros: 10 → "0.1", 1000 → "10", 1234 → "12.34".
 pub fn yuan(fen: Fen) -> String {
+    yuan_wide(i128::from(fen))
+}
+
+/// [`yuan`] of a sum of amounts, which may exceed the range of one [`Fen`].
+pub fn yuan_wide(fen: i128) -> String {
     let sign = if fen < 0 { "-" } else { "" };
     let abs = fen.unsigned_abs();
     let (whole, cents) = (abs / 100, abs % 100);
@@ -27,5 +32,7 @@ mod tests {
         assert_eq!(yuan(5), "0.05");
         assert_eq!(yuan(0), "0");
         assert_eq!(yuan(100_000_000_001), "1000000000.01");
+        assert_eq!(yuan(-1999), "-19.99");
+        assert_eq!(yuan_wide(2 * i128::from(i64::MAX)), "184467440737095516.14");
     }
 }

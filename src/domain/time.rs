@@ -74,6 +74,23 @@ pub fn parse_time(s: &str) -> Result<Millis, String> {
     Ok(ms as Millis)
 }
 
+/// The local day `date` (`yyyy-MM-dd`) in `offset`, as UTC milliseconds:
+/// its first millisecond and the first of the next day.
+pub fn day_bounds(date: &str, offset: UtcOffset) -> Result<(Millis, Millis), String> {
+    let fmt = format_description!("[year]-[month]-[day]");
+    let day = (date.len() == 10)
+        .then(|| time::Date::parse(date, fmt).ok())
+        .flatten()
+        .ok_or("not a date of the form yyyy-MM-dd")?;
+    let next = day.next_day().ok_or("outside the years 1970..9999")?;
+    let start = day.midnight().assume_offset(offset).unix_timestamp() * 1000;
+    let end = next.midnight().assume_offset(offset).unix_timestamp() * 1000;
+    if start < MIN_MS - 86_400_000 || end > MAX_MS + 86_400_001 {
+        return Err("outside the years 1970..9999".into());
+    }
+    Ok((start, end))
+}
+
 /// Parses a UTC offset written `+08:00`, `-05:30` or `Z`.
 pub fn parse_offset(s: &str) -> Result<UtcOffset, String> {
     if s == "Z" || s == "+00:00" || s == "-00:00" {
@@ -150,6 +167,28 @@ mod tests {
         assert_eq!(parse_time("9999-12-31T23:59:59.999Z"), Ok(MAX_MS));
         assert!(parse_time("9999-12-31T23:59:59-01:00").is_err());
         let _ = render_rfc3339_seconds(i64::MIN, plus14);
+    }
+
+    #[test]
+    fn a_local_day_is_its_24_hours_in_the_offset() {
+        let (a, b) = day_bounds("2026-11-22", cst()).unwrap();
+        assert_eq!(render_millis(a, cst()), "2026-11-22T00:00:00.000+08:00");
+        assert_eq!(b - a, 86_400_000);
+        assert_eq!(
+            day_bounds("2026-11-22", UtcOffset::UTC).unwrap().0 - a,
+            8 * 3_600_000
+        );
+        for bad in [
+            "2026-11-31",
+            "2026-1-05",
+            "20261122",
+            "2026-11-22 ",
+            "",
+            "9999-12-31",
+            "2026-11-22T00:00",
+        ] {
+            assert!(day_bounds(bad, cst()).is_err(), "{bad}");
+        }
     }
 
     #[test]

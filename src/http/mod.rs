@@ -83,6 +83,19 @@ impl Request {
             })
     }
 
+    /// Every query parameter in order, name and value percent-decoded (`%XX`
+    /// and `+`); a parameter without `=` has the value `""`.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        self.query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (parse::percent_decode(k), parse::percent_decode(v))
+            })
+            .collect()
+    }
+
     /// The path's non-empty segments, each percent-decoded (`+` stays `+` in a path).
     pub fn path_segments(&self) -> Vec<String> {
         self.path

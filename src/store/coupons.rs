@@ -10,7 +10,7 @@ use super::tx::{from_constraint, Tx};
 use crate::domain::coupon::new_coupon_id;
 use crate::domain::ledger::{
     BatchOutcome, Blocker, ClaimRequest, Coupon, CouponQuery, DeactivateRequest, HeldCoupon,
-    Illegal, Settled, SyncEvent,
+    Illegal, Page, Settled, SyncEvent,
 };
 use crate::domain::stock::{CouponStatus, StockSpec, StockStatus};
 use crate::domain::time::Millis;
@@ -59,34 +59,48 @@ pub(super) fn get(conn: &Connection, coupon_id: &str) -> Result<Coupon, LedgerEr
     load(conn, coupon_id)?.ok_or(LedgerError::CouponNotFound)
 }
 
-/// A page of coupons in issue order, and the cursor of the next page.
-pub(super) fn page(
-    conn: &Connection,
-    q: &CouponQuery,
-) -> Result<(Vec<Coupon>, Option<i64>), LedgerError> {
+/// The filters of [`page`], on parameters ?1 to ?6.
+const COUPON_FILTER: &str = "(?1 IS NULL OR user_code = ?1) AND (?2 IS NULL OR stock_id = ?2)
+    AND (?3 IS NULL OR status = ?3)
+    AND (?4 IS NULL OR coupon_id IN (SELECT coupon_id FROM redemptions WHERE order_id = ?4))
+    AND (?5 IS NULL OR receive_ms >= ?5) AND (?6 IS NULL OR receive_ms < ?6)";
+
+/// A page of coupons in issue order, the cursor of the next page, and how
+/// many coupons match the filters in all.
+pub(super) fn page(conn: &Connection, q: &CouponQuery) -> Result<Page<Coupon>, LedgerError> {
+    let filters = params![
+        q.user_code,
+        q.stock_id,
+        q.status.map(|s| s.code()),
+        q.order_id,
+        q.from,
+        q.to
+    ];
+    let total: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM coupons WHERE {COUPON_FILTER}"
+        ))?
+        .query_row(filters, |r| r.get(0))?;
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COUPON_COLUMNS}, seq FROM coupons
-         WHERE (?1 IS NULL OR user_code = ?1) AND (?2 IS NULL OR stock_id = ?2)
-           AND (?3 IS NULL OR status = ?3) AND seq > ?4
-         ORDER BY seq LIMIT ?5"
+         WHERE {COUPON_FILTER} AND seq > ?7
+         ORDER BY seq LIMIT ?8"
     ))?;
     let rows = stmt.query_map(
         params![
             q.user_code,
             q.stock_id,
             q.status.map(|s| s.code()),
+            q.order_id,
+            q.from,
+            q.to,
             q.after.unwrap_or(0),
             q.limit
         ],
         |r| Ok((coupon_row(r)?, r.get::<_, i64>("seq")?)),
     )?;
-    let page = rows.collect::<Result<Vec<_>, _>>()?;
-    let next = if page.len() as i64 == q.limit {
-        page.last().map(|(_, seq)| *seq)
-    } else {
-        None
-    };
-    Ok((page.into_iter().map(|(c, _)| c).collect(), next))
+    let rows = rows.collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::of(rows, q.limit, total))
 }
 
 /// 领券 or an operator issue: every claim rule, then one new coupon.

@@ -73,8 +73,8 @@ impl<'r> JournalRow<'r> {
 
     pub(super) fn append(self, conn: &Connection, origin: &Origin) -> Result<(), LedgerError> {
         conn.prepare_cached(
-            "INSERT INTO journal (entity, entity_id, event, from_status, to_status, source, seq_id, at_ms, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO journal (entity, entity_id, event, from_status, to_status, source, seq_id, at_ms, detail, operator)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
         .execute(params![
             self.entity.as_str(),
@@ -85,7 +85,8 @@ impl<'r> JournalRow<'r> {
             origin.source.as_str(),
             self.seq_id.or(origin.seq_id.as_deref()),
             origin.now,
-            self.detail
+            self.detail,
+            origin.operator
         ])?;
         Ok(())
     }
@@ -104,6 +105,7 @@ fn entry(row: &Row) -> rusqlite::Result<JournalEntry> {
         seq_id: row.get("seq_id")?,
         at_ms: row.get("at_ms")?,
         detail: row.get("detail")?,
+        operator: row.get("operator")?,
     })
 }
 
@@ -114,7 +116,7 @@ pub(super) fn of(
     id: &str,
 ) -> Result<Vec<JournalEntry>, LedgerError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, entity, entity_id, event, from_status, to_status, source, seq_id, at_ms, detail
+        "SELECT id, entity, entity_id, event, from_status, to_status, source, seq_id, at_ms, detail, operator
          FROM journal WHERE entity = ?1 AND entity_id = ?2 ORDER BY id",
     )?;
     let rows = stmt.query_map([entity.as_str(), id], entry)?;

@@ -18,6 +18,7 @@ mod journal;
 mod nonces;
 mod outbox;
 mod redemptions;
+mod report;
 mod schema;
 mod stocks;
 mod tx;
@@ -47,12 +48,15 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::config::Durability;
 use crate::domain::ledger::{
     BatchOutcome, ClaimRequest, Coupon, CouponQuery, DeactivateRequest, JournalEntry, Origin,
-    OutboxCall, OutboxHealth, Redemption, ResyncTarget, Stock, StockCounts, StockPatch,
+    OutboxCall, OutboxHealth, Page, Redemption, ResyncTarget, Stock, StockCounts, StockPatch,
 };
 use crate::domain::money::Fen;
+use crate::domain::report::ReportRow;
 use crate::domain::stock::{StockSpec, StockStatus};
 use crate::domain::time::{now_ms, Millis};
-use crate::domain::voucher::{Verification, VerifyRequest, Voucher, VoucherSpec, VoucherType};
+use crate::domain::voucher::{
+    Verification, VerifyRequest, Voucher, VoucherQuery, VoucherSpec, VoucherType,
+};
 use crate::domain::LedgerError;
 use journal::Entity;
 use tx::Tx;
@@ -329,8 +333,9 @@ impl Store {
         })
     }
 
-    /// A page of coupons in issue order, and the cursor of the next page.
-    pub fn coupons(&self, q: &CouponQuery) -> Result<(Vec<Coupon>, Option<i64>), LedgerError> {
+    /// A page of coupons in issue order, the cursor of the next page, and how
+    /// many match in all (one snapshot).
+    pub fn coupons(&self, q: &CouponQuery) -> Result<Page<Coupon>, LedgerError> {
         self.read(|c| coupons::page(c, q))
     }
 
@@ -347,6 +352,7 @@ impl Store {
                 source: crate::domain::ledger::Source::Admin,
                 seq_id: None,
                 now: now_ms(),
+                operator: None,
             };
             self.write_tx(None, origin, move |tx| {
                 fill::fill(tx, &id, &run, first, count)
@@ -415,6 +421,12 @@ impl Store {
         coupon_no: &str,
     ) -> Result<(Voucher, Vec<Verification>), LedgerError> {
         self.read(|c| vouchers::with_verifications(c, kind, coupon_no))
+    }
+
+    /// A page of vouchers in import order, each with its shops, and how many
+    /// match in all (one snapshot).
+    pub fn vouchers(&self, q: &VoucherQuery) -> Result<Page<Voucher>, LedgerError> {
+        self.read(|c| vouchers::page(c, q))
     }
 
     /// The pre-redemption check: the voucher if it can be used at this shop now.
@@ -491,9 +503,21 @@ impl Store {
         outbox::list(self, state, after, limit)
     }
 
-    /// Puts a dead call back in line for an attempt now, with a fresh attempt budget.
-    pub fn outbox_retry(&self, id: i64, now: Millis) -> Result<OutboxCall, LedgerError> {
-        let result = outbox::retry(self, id, now);
+    /// A page of calls, optionally in one state, oldest first, and how many
+    /// are in that state in all (one snapshot).
+    pub fn outbox_page(
+        &self,
+        state: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Page<OutboxCall>, LedgerError> {
+        outbox::page(self, state, after, limit)
+    }
+
+    /// Puts a dead call back in line for an attempt now, with a fresh attempt
+    /// budget (journaled).
+    pub fn outbox_retry(&self, id: i64, origin: Origin) -> Result<OutboxCall, LedgerError> {
+        let result = outbox::retry(self, id, origin);
         self.outbox_changed();
         result
     }
@@ -543,6 +567,14 @@ impl Store {
 
     fn outbox_changed(&self) {
         self.inner.outbox_changes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    // ------------------------------------------------------------ reports
+
+    /// The daily statement's events: every coupon and voucher event journaled
+    /// in `[from, to)`, with its amounts, in one snapshot.
+    pub fn report_rows(&self, from: Millis, to: Millis) -> Result<Vec<ReportRow>, LedgerError> {
+        self.read(|c| report::rows(c, from, to))
     }
 
     // ------------------------------------------------------------ meta

@@ -12,7 +12,7 @@ use super::Store;
 use super::{coupons, stocks};
 use crate::domain::coupon::random_hex;
 use crate::domain::ledger::{
-    abandon_reason, Origin, OutboxCall, OutboxHealth, ResyncTarget, Source, SyncEvent,
+    abandon_reason, Origin, OutboxCall, OutboxHealth, Page, ResyncTarget, Source, SyncEvent,
 };
 use crate::domain::time::Millis;
 use crate::domain::LedgerError;
@@ -322,6 +322,31 @@ pub(super) fn record(
     })
 }
 
+/// A page of calls, optionally in one state, oldest first, and how many
+/// calls are in that state in all; one snapshot.
+pub(super) fn page(
+    store: &Store,
+    state: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> Result<Page<OutboxCall>, LedgerError> {
+    store.read(|c| {
+        let total: i64 = c
+            .prepare_cached("SELECT count(*) FROM outbox WHERE (?1 IS NULL OR state = ?1)")?
+            .query_row(params![state], |r| r.get(0))?;
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT {CALL_COLUMNS} FROM outbox WHERE (?1 IS NULL OR state = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(params![state, after, limit], |r| {
+            let c = call(r)?;
+            let id = c.id;
+            Ok((c, id))
+        })?;
+        let rows = rows.collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::of(rows, limit, total))
+    })
+}
+
 /// A page of calls, optionally in one state, oldest first.
 pub(super) fn list(
     store: &Store,
@@ -338,8 +363,9 @@ pub(super) fn list(
     })
 }
 
-/// Puts a dead (or waiting) call back in line for an attempt now, with a fresh attempt budget.
-pub(super) fn retry(store: &Store, id: i64, now: Millis) -> Result<OutboxCall, LedgerError> {
+/// Puts a dead (or waiting) call back in line for an attempt now, with a
+/// fresh attempt budget; journaled as entity `outbox`, event `retry`.
+pub(super) fn retry(store: &Store, id: i64, origin: Origin) -> Result<OutboxCall, LedgerError> {
     let calls = store.inner.sync.clone();
     let call = store.write(move |c| {
         let found = load_call(c, id)?.ok_or_else(no_such_call)?;
@@ -354,10 +380,20 @@ pub(super) fn retry(store: &Store, id: i64, now: Millis) -> Result<OutboxCall, L
                     .into(),
             ));
         }
+        let now = origin.now;
         c.prepare_cached(
             "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ms = ?2 WHERE id = ?1",
         )?
         .execute(params![id, now])?;
+        let detail = json!({
+            "path": found.path, "stock_id": found.stock_id, "coupon_id": found.coupon_id,
+            "from_state": found.state, "to_state": "pending",
+            "attempts": found.attempts, "last_error": found.last_error,
+        });
+        JournalRow::new(Entity::Outbox, &id.to_string(), "retry")
+            .seq_id(&found.seq_id)
+            .detail(detail)
+            .append(c, &origin)?;
         Ok(OutboxCall {
             state: "pending".into(),
             attempts: 0,

@@ -11,11 +11,14 @@ use crate::domain::LedgerError;
 /// The whole schema, applied to a new database.
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 128;
 /// Migrations from version `i + 1` to `i + 2`, applied in order on start.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0002_outbox_abandon.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0002_outbox_abandon.sql"),
+    include_str!("../../migrations/0003_journal_operator.sql"),
+];
 
 /// Opens the write connection with the durability settings, and migrates the schema.
 pub(super) fn open_writer(path: &Path, durability: Durability) -> Result<Connection, String> {

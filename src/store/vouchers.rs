@@ -5,9 +5,11 @@ use serde_json::json;
 
 use super::journal::{Entity, JournalRow};
 use crate::domain::coupon::new_coupon_id;
-use crate::domain::ledger::Origin;
+use crate::domain::ledger::{Origin, Page};
 use crate::domain::time::Millis;
-use crate::domain::voucher::{Verification, VerifyRequest, Voucher, VoucherSpec, VoucherType};
+use crate::domain::voucher::{
+    Verification, VerifyRequest, Voucher, VoucherQuery, VoucherSpec, VoucherType,
+};
 use crate::domain::LedgerError;
 
 const VOUCHER_COLUMNS: &str =
@@ -64,6 +66,53 @@ const VERIFICATION_SELECT: &str = "SELECT v.verify_id, w.type, w.coupon_no, v.sh
     v.remaining_after, v.verified_ms, v.cancelled_ms, v.issuer, v.voucher_id \
     FROM voucher_verifications v JOIN vouchers w ON w.id = v.voucher_id";
 
+/// Fills in a voucher's shops.
+fn with_shops(conn: &Connection, mut v: Voucher) -> Result<Voucher, LedgerError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT shop_id FROM voucher_shops WHERE voucher_id = ?1 ORDER BY shop_id",
+    )?;
+    v.spec.shop_ids = stmt
+        .query_map([v.id], |r| r.get(0))?
+        .collect::<Result<Vec<i64>, _>>()?;
+    Ok(v)
+}
+
+/// The filters of [`page`] on parameters ?1 (type), ?2 (status) and ?3 (now);
+/// the same statuses as [`crate::domain::voucher::VoucherStatus::of`].
+const VOUCHER_FILTER: &str = "(?1 IS NULL OR type = ?1) AND CASE ?2
+    WHEN 'used_up' THEN remaining = 0
+    WHEN 'expired' THEN remaining > 0 AND ?3 >= validity_end_ms
+    WHEN 'upcoming' THEN remaining > 0 AND ?3 < validity_begin_ms
+    WHEN 'usable' THEN remaining > 0 AND validity_begin_ms <= ?3 AND ?3 < validity_end_ms
+    ELSE 1 END";
+
+/// A page of vouchers in import order, and how many match the filters in all.
+pub(super) fn page(conn: &Connection, q: &VoucherQuery) -> Result<Page<Voucher>, LedgerError> {
+    let kind = q.kind.map(VoucherType::as_str);
+    let status = q.status.map(|s| s.as_str());
+    let total: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM vouchers WHERE {VOUCHER_FILTER}"
+        ))?
+        .query_row(params![kind, status, q.now], |r| r.get(0))?;
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE {VOUCHER_FILTER} AND id > ?4
+             ORDER BY id LIMIT ?5"
+        ))?
+        .query_map(
+            params![kind, status, q.now, q.after.unwrap_or(0), q.limit],
+            voucher_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = Vec::with_capacity(found.len());
+    for v in found {
+        let id = v.id;
+        rows.push((with_shops(conn, v)?, id));
+    }
+    Ok(Page::of(rows, q.limit, total))
+}
+
 fn load_voucher(
     conn: &Connection,
     kind: VoucherType,
@@ -75,14 +124,8 @@ fn load_voucher(
         ))?
         .query_row(params![kind.as_str(), coupon_no], voucher_row)
         .optional()?;
-    let Some(mut v) = found else { return Ok(None) };
-    let mut stmt = conn.prepare_cached(
-        "SELECT shop_id FROM voucher_shops WHERE voucher_id = ?1 ORDER BY shop_id",
-    )?;
-    v.spec.shop_ids = stmt
-        .query_map([v.id], |r| r.get(0))?
-        .collect::<Result<Vec<i64>, _>>()?;
-    Ok(Some(v))
+    let Some(v) = found else { return Ok(None) };
+    Ok(Some(with_shops(conn, v)?))
 }
 
 /// The voucher a shop may use now: known, valid at this shop, within its validity.

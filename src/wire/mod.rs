@@ -5,6 +5,7 @@
 
 pub mod fields;
 pub mod render;
+pub mod report;
 pub mod requests;
 pub mod sync;
 pub mod voucher;

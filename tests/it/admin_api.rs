@@ -305,9 +305,10 @@ fn list_stocks_shows_every_stock_with_counts_of_each_state() {
     settle(&client, &s, "u1", &ids[2], 4);
     settle(&client, &s, "u1", &ids[3], 4);
     let d = ok(&client.admin("GET", "/admin/stocks", None));
-    assert_eq!(keys(&d), vec!["stocks"]);
+    assert_eq!(keys(&d), vec!["stocks", "total"]);
     let stocks = d["stocks"].as_array().unwrap();
     assert_eq!(stocks.len(), 2);
+    assert_eq!(d["total"], 2);
     let find = |id: &str| {
         stocks
             .iter()
@@ -980,6 +981,8 @@ fn get_coupon_answers_the_coupon_and_its_journal() {
     );
     for j in d["journal"].as_array().unwrap() {
         ms(&j["time"]);
+        // admin_token is the operator `admin`.
+        assert_eq!(j["operator"], "admin", "{j}");
     }
     assert_checked(&server);
 }
@@ -1005,6 +1008,11 @@ fn journal_of_a_platform_claim_has_source_platform_and_the_seq_id() {
     assert_eq!(j[0]["to_status"], 1);
     assert_eq!(j[0]["source"], "platform");
     assert_eq!(j[0]["seq_id"], "trace-7");
+    assert_eq!(
+        j[0]["operator"],
+        Value::Null,
+        "no operator for a platform call"
+    );
 }
 
 #[test]

@@ -13,9 +13,8 @@ use crate::webdriver::{browser_available, Browser};
 
 /// How the test looks a coupon up. The order-id filter of `GET
 /// /admin/coupons` comes with the admin-filters branch.
-// AFTER MERGE of the admin-filters branch (`GET /admin/coupons?order_id=`):
-// switch to `LookupBy::Order` so the page is tested by order id.
-const LOOKUP_BY: LookupBy = LookupBy::Coupon;
+// The coupon is looked up by the order that redeemed it (`GET /admin/coupons?order_id=`).
+const LOOKUP_BY: LookupBy = LookupBy::Order;
 
 #[allow(dead_code)]
 enum LookupBy {

@@ -369,3 +369,93 @@ fn outbox_abandon_gives_up_on_a_dead_call_in_the_database() {
     let (ok, out) = check(&db);
     assert!(ok, "{out}");
 }
+
+#[test]
+fn demo_curl_signs_for_the_port_the_server_really_listens_on() {
+    let dir = TempDir::new();
+    // Port 0: only the server knows its port.
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let start = line.find("http://").unwrap() + 7;
+    let addr = &line[start..start + line[start..].find('/').unwrap()];
+    assert!(
+        addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
+        "{line}"
+    );
+    let out = Command::new(bin())
+        .arg("demo-curl")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let curl = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        curl.starts_with(&format!("curl -s http://{addr}/sp/coupon/receive ")),
+        "{curl}"
+    );
+    let body: Value = serde_json::from_str(
+        curl[curl.find("-d '").unwrap() + 4..]
+            .trim_end()
+            .trim_end_matches('\''),
+    )
+    .unwrap();
+    let c = Client {
+        addr: addr.parse().unwrap(),
+    };
+    let a = c.post("/sp/coupon/receive", &body).json();
+    assert_eq!(a["code"], 0, "{a}");
+    // --addr still wins.
+    let out = Command::new(bin())
+        .args(["demo-curl", "--addr", "127.0.0.1:9"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("curl -s http://127.0.0.1:9/"));
+    // The demo's admin token is operator `admin`, with role write.
+    let conn = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
+    let token: String = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'demo_admin_token'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    drop(conn);
+    let auth = format!("Bearer {token}");
+    let issued = raw_request(
+        c.addr,
+        "POST",
+        "/admin/coupons",
+        &[("Authorization", &auth)],
+        json!({"stock_id": "demo-stock", "user_code": "ops", "app_channel_id": 1, "request_id": "d1"})
+            .to_string()
+            .as_bytes(),
+    )
+    .json();
+    assert_eq!(issued["code"], 0, "{issued}");
+    let id = issued["data"]["coupon_id"].as_str().unwrap();
+    let shown = raw_request(
+        c.addr,
+        "GET",
+        &format!("/admin/coupons/{id}"),
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .json();
+    assert_eq!(shown["data"]["journal"][0]["operator"], "admin");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -6,9 +6,11 @@
 mod common;
 
 mod admin_api;
+mod admin_lists;
 mod admin_page;
 mod bench;
 mod cli;
+mod cli_admin;
 mod deploy;
 mod durability;
 mod edge;
@@ -19,12 +21,14 @@ mod metrics;
 mod migration;
 mod numbers;
 mod openapi;
+mod operators;
 mod partners;
 mod platform_api;
 mod production;
 mod progress;
 mod properties;
 mod replication;
+mod report;
 mod sync;
 mod tls;
 mod webdriver;

@@ -1,6 +1,6 @@
-//! Schema versions: a database written by schema version 1 is migrated to the
-//! current version on open, keeps every row, and ends with the same schema as
-//! a new database.
+//! Schema versions: a database written by schema version 1 or 2 is migrated to
+//! the current version on open, keeps every row, and ends with the same schema
+//! as a new database.
 
 use std::path::Path;
 
@@ -12,6 +12,8 @@ use rusqlite::Connection;
 
 /// The schema text of version 1, as it was shipped.
 const SCHEMA_V1: &str = include_str!("../fixtures/schema_v1.sql");
+/// The schema text of version 2, as it was shipped.
+const SCHEMA_V2: &str = include_str!("../fixtures/schema_v2.sql");
 
 fn open(db: &Path) -> Store {
     Store::open(
@@ -74,7 +76,7 @@ fn version_1_ledger(db: &Path) {
 
 #[test]
 fn a_version_1_database_migrates_keeps_its_rows_and_matches_a_new_one() {
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
     let dir = TempDir::new();
     let old = dir.path().join("v1.db");
     version_1_ledger(&old);
@@ -93,7 +95,7 @@ fn a_version_1_database_migrates_keeps_its_rows_and_matches_a_new_one() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let calls = store.outbox_list(None, 0, 100).unwrap();
     let summary: Vec<(i64, &str, &str, i64)> = calls
         .iter()
@@ -123,6 +125,14 @@ fn a_version_1_database_migrates_keeps_its_rows_and_matches_a_new_one() {
         )
         .unwrap();
     assert_eq!(journal, 1);
+    let operator: Option<String> = conn
+        .query_row(
+            "SELECT operator FROM journal WHERE entity_id = 'old-stock'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(operator, None, "rows from before named operators have none");
     let h = store.outbox_health().unwrap();
     assert_eq!(
         (h.pending, h.dead, h.delivered, h.abandoned, h.blocked),
@@ -145,6 +155,7 @@ fn a_version_1_database_migrates_keeps_its_rows_and_matches_a_new_one() {
         source: Source::Admin,
         seq_id: None,
         now: coupon_ledger::domain::time::now_ms(),
+        operator: None,
     };
     let call = store
         .outbox_abandon(2, "migrated and stuck", origin)
@@ -166,6 +177,78 @@ fn a_version_1_database_migrates_keeps_its_rows_and_matches_a_new_one() {
     assert!(ok, "{out}");
     // Opening again is a no-op.
     drop(open(&old));
+}
+
+#[test]
+fn a_version_2_database_gains_the_journal_operator_and_matches_a_new_one() {
+    let dir = TempDir::new();
+    let old = dir.path().join("v2.db");
+    let conn = Connection::open(&old).unwrap();
+    conn.execute_batch(SCHEMA_V2).unwrap();
+    conn.execute_batch(
+        "PRAGMA user_version = 2;
+         INSERT INTO stocks (stock_id, stock_name, app_channel_id, app_id, instructions, coupon_name,
+             coupon_desc, coupon_type, coupon_amount, transaction_minimum, max_coupons,
+             max_coupons_per_user, available_begin_ms, available_end_ms, create_ms, stock_status)
+         VALUES ('v2-stock', 'v2', 1, 'wx1', 'i', 'n', 'd', 1, 1000, 10000, 10, 1,
+             1000, 4102444800000, 1000, 3);
+         INSERT INTO journal (entity, entity_id, event, from_status, to_status, source, at_ms, detail)
+         VALUES ('stock', 'v2-stock', 'create', NULL, 3, 'admin', 1000, '{\"kept\":true}');",
+    )
+    .unwrap();
+    // Version 2 has no operator column: the migration has real work to do.
+    assert!(conn.prepare("SELECT operator FROM journal").is_err());
+    drop(conn);
+
+    let store = open(&old);
+    let conn = Connection::open(&old).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+    let journal = store.stock_journal("v2-stock").unwrap();
+    assert_eq!(journal.len(), 1);
+    assert_eq!(journal[0].detail.as_deref(), Some(r#"{"kept":true}"#));
+    assert_eq!(journal[0].operator, None);
+
+    let fresh = dir.path().join("new.db");
+    drop(open(&fresh));
+    let fresh_conn = Connection::open(&fresh).unwrap();
+    assert_eq!(schema_of(&conn), schema_of(&fresh_conn));
+    let columns = |c: &Connection| -> Vec<(String, String, bool)> {
+        let mut stmt = c.prepare("PRAGMA table_info(journal)").unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? == 1)))
+            .unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    assert_eq!(columns(&conn), columns(&fresh_conn));
+    assert_eq!(
+        columns(&conn).last(),
+        Some(&("operator".to_string(), "TEXT".to_string(), false))
+    );
+
+    // A new row written through the store carries its operator.
+    let origin = Origin {
+        source: Source::Admin,
+        seq_id: None,
+        now: coupon_ledger::domain::time::now_ms(),
+        operator: Some("alice".into()),
+    };
+    store
+        .set_stock_status(
+            "v2-stock",
+            coupon_ledger::domain::stock::StockStatus::Paused,
+            origin,
+        )
+        .unwrap();
+    let journal = store.stock_journal("v2-stock").unwrap();
+    assert_eq!(journal.len(), 2);
+    assert_eq!(journal[1].operator.as_deref(), Some("alice"));
+    drop(store);
+    drop(conn);
+    let (ok, out) = check(&old);
+    assert!(ok, "{out}");
 }
 
 #[test]
