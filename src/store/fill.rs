@@ -17,7 +17,7 @@ use crate::domain::stock::{CouponStatus, StockStatus};
 use crate::domain::LedgerError;
 
 /// Coupons inserted per transaction by `Store::bulk_fill`.
-pub const FILL_BATCH: u64 = 50_000;
+pub const FILL_BATCH: u64 = 5_000;
 
 /// Inserts coupons `first..first + count` of one fill run (user and request
 /// id `fill<run>x<i>`), as the operator.

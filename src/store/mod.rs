@@ -134,12 +134,6 @@ impl Store {
                 shared.health.stopped();
             })
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
-        let alive = Arc::downgrade(&store.inner);
-        let db = path.to_path_buf();
-        thread::Builder::new()
-            .name("ledger-checkpoint".into())
-            .spawn(move || schema::checkpoint_loop(&db, || alive.strong_count() > 0))
-            .map_err(|e| format!("cannot start the checkpoint thread: {e}"))?;
         Ok(store)
     }
 

@@ -41,8 +41,8 @@ pub(super) fn open_writer(path: &Path, durability: Durability) -> Result<Connect
         // temp_store = MEMORY: each job's savepoint keeps its sub-journal in
         // memory instead of a temp file (a fifth of the writer's time went
         // there); a 64 MiB page cache keeps the hot indexes in memory;
-        // wal_autocheckpoint = 0: checkpoints run on their own thread
-        // (`checkpoint_loop`), not inside a commit the callers wait for.
+        // wal_autocheckpoint = 0: the writer checkpoints between batches
+        // (`writer::checkpoint`), not inside a commit the callers wait for.
         "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;
          PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;"
     ))
@@ -95,35 +95,4 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, LedgerError> {
         "PRAGMA busy_timeout = 5000; PRAGMA query_only = ON; PRAGMA temp_store = MEMORY;\n         PRAGMA cache_size = -1024;",
     )?;
     Ok(conn)
-}
-
-/// How often the checkpointer copies the WAL back into the database.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// Copies committed WAL frames back into the database file (a PASSIVE
-/// checkpoint: it never waits for, nor blocks, the writer or a reader) every
-/// half second, on its own connection, while `alive` says the store is open.
-/// Off the writer's thread, a checkpoint no longer lengthens the commit that
-/// happens to cross the WAL's size limit.
-pub(super) fn checkpoint_loop(path: &Path, alive: impl Fn() -> bool) {
-    let conn = match Connection::open(path) {
-        Ok(c) => c,
-        Err(e) => {
-            log::error!("checkpointer: cannot open {}: {e}", path.display());
-            return;
-        }
-    };
-    let _ = conn.execute_batch("PRAGMA busy_timeout = 1000; PRAGMA wal_autocheckpoint = 0;");
-    let mut failing = false;
-    while alive() {
-        std::thread::sleep(CHECKPOINT_EVERY);
-        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            Ok(()) => failing = false,
-            Err(e) if !failing => {
-                failing = true;
-                log::warn!("checkpoint of {} failed (retrying): {e}", path.display());
-            }
-            Err(_) => {}
-        }
-    }
 }

@@ -172,8 +172,24 @@ pub(super) fn writer_loop(
     max_batch: usize,
 ) {
     let mut last_purge = Instant::now();
+    let mut last_checkpoint = Instant::now();
+    let mut committed_since_checkpoint = false;
     loop {
-        let first = match rx.recv_timeout(Duration::from_secs(5)) {
+        // The checkpoint runs here, after the last batch's callers were
+        // answered and before the next batch starts: never inside a commit a
+        // caller waits for. A full PASSIVE checkpoint lets the next write
+        // transaction restart the WAL from its beginning, so it stays small.
+        if committed_since_checkpoint && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            checkpoint(&conn);
+            last_checkpoint = Instant::now();
+            committed_since_checkpoint = false;
+        }
+        let wait = if committed_since_checkpoint {
+            CHECKPOINT_EVERY
+        } else {
+            Duration::from_secs(5)
+        };
+        let first = match rx.recv_timeout(wait) {
             Ok(job) => Some(job),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
@@ -197,6 +213,18 @@ pub(super) fn writer_loop(
         let outcome = run_batch(&conn, batch);
         health.batch_ended(now_ms(), outcome.as_ref().err());
         shared.batch_sizes.lock().record(n);
+        committed_since_checkpoint = true;
+    }
+}
+
+/// How often, at most, the writer copies the WAL back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// A PASSIVE checkpoint (it never waits for a reader); a failure is only
+/// logged: the WAL keeps every committed frame until the next one succeeds.
+fn checkpoint(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        log::warn!("checkpoint failed (the next one retries): {e}");
     }
 }
 
