@@ -119,23 +119,10 @@ impl Route {
     /// The route's name in the access log; `None` for admin calls and misses,
     /// which are logged with their path.
     pub fn name(&self) -> Option<&'static str> {
-        Some(match self {
-            Route::Platform(PlatformCall::StockQuery) => "/sp/stock/query",
-            Route::Platform(PlatformCall::Claim) => "/sp/coupon/receive",
-            Route::Platform(PlatformCall::Deactivate) => "/sp/coupon/deactivate",
-            Route::Platform(PlatformCall::BatchDeactivate) => "/sp/coupon/batch-deactivate",
-            Route::CouponQuery => "/wx/coupon/query",
-            Route::Gateway => "/gateway",
-            Route::Livez => "/livez",
-            Route::Readyz => "/readyz",
-            Route::Healthz => "/healthz",
-            Route::Metrics => "/metrics",
-            Route::OpenApi => "/openapi.json",
-            Route::AdminPage(PageAsset::Index) => "/admin/",
-            Route::AdminPage(PageAsset::Script) => "/admin/assets/admin.js",
-            Route::AdminPage(PageAsset::Style) => "/admin/assets/admin.css",
-            Route::Admin(_) | Route::Miss(_) => return None,
-        })
+        match self {
+            Route::Admin(_) | Route::Miss(_) => None,
+            served => served.template().map(|(_, path)| path),
+        }
     }
 
     /// The method and path template this route serves (`GET` also answers
