@@ -524,6 +524,32 @@ pub struct SelfContained {
     pub duration: Duration,
     /// Coupons pre-filled into each server's stock before measuring (0: none).
     pub scale: u64,
+    /// The rows to run, in table order.
+    pub rows: Vec<&'static str>,
+}
+
+/// The rows named in `--rows` (every row when `None`), in table order; the
+/// HTTP ceiling always runs, since every row is compared with it.
+pub fn pick_rows(list: Option<&str>) -> Result<Vec<&'static str>, String> {
+    let Some(list) = list else {
+        return Ok(ROWS.iter().map(|(name, _)| *name).collect());
+    };
+    let wanted: Vec<&str> = list.split(',').map(str::trim).collect();
+    if let Some(bad) = wanted
+        .iter()
+        .find(|w| !ROWS.iter().any(|(name, _)| name == *w))
+    {
+        let names: Vec<&str> = ROWS.iter().map(|(name, _)| *name).collect();
+        return Err(format!(
+            "--rows: {bad:?} is not a row (rows: {})",
+            names.join(", ")
+        ));
+    }
+    Ok(ROWS
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| *name == "http-ceiling" || wanted.contains(name))
+        .collect())
 }
 
 /// What a self-contained run prints, and what went wrong in it.
@@ -725,7 +751,7 @@ pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
         log::set_max_level(log::LevelFilter::Warn);
     }
     let dir = TempDir::new()?;
-    let mut progress = Progress::new(opts.connections.len() * ROWS.len());
+    let mut progress = Progress::new(opts.connections.len() * opts.rows.len());
     progress.say("starting two in-process servers ...");
     let mut group = BenchServer::start(&dir.0, "group", crate::store::DEFAULT_MAX_BATCH)?;
     let mut single = match BenchServer::start(&dir.0, "no-group", 1) {
@@ -753,7 +779,7 @@ pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
         text.push('\n');
         text.push_str(&table(&rows));
         text.push('\n');
-        for (name, what) in ROWS {
+        for (name, what) in ROWS.iter().filter(|(n, _)| opts.rows.contains(n)) {
             let _ = writeln!(text, "{name}: {what}");
         }
         let _ = writeln!(
@@ -761,7 +787,8 @@ pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
             "x ceiling: the row's req/s over http-ceiling's at the same connections"
         );
         text.push('\n');
-        for &c in &opts.connections {
+        let both = opts.rows.contains(&"claim") && opts.rows.contains(&"claim-no-group");
+        for &c in opts.connections.iter().filter(|_| both) {
             let rate = |name: &str| {
                 rows.iter()
                     .find(|r| r.name == name && r.connections == c)
@@ -855,7 +882,7 @@ fn measure_all(
     }
     let mut rows = Vec::new();
     for &c in &opts.connections {
-        for (name, _) in ROWS {
+        for &name in &opts.rows {
             progress.next(name, c);
             let m = match name {
                 "http-ceiling" => load(

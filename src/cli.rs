@@ -144,6 +144,10 @@ pub enum Command {
         /// `check` and print the bytes per coupon. Not with --target.
         #[arg(long, conflicts_with = "target")]
         scale: Option<u64>,
+        /// Without --target: run only these rows, a comma list such as claim,writer-direct
+        /// (http-ceiling is added when a row is compared with it). Default: every row.
+        #[arg(long, conflicts_with = "target")]
+        rows: Option<String>,
         /// With --target: partner api_key (default: the embedded default's demo partner, read
         /// from --db).
         #[arg(long, requires = "target")]
@@ -557,6 +561,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             connections,
             seconds,
             scale,
+            rows,
             api_key,
             secret,
             stock,
@@ -569,6 +574,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
                     connections,
                     duration: std::time::Duration::from_secs(seconds.unwrap_or(5).max(1)),
                     scale: scale.unwrap_or(0),
+                    rows: crate::bench::pick_rows(rows.as_deref())?,
                 };
                 let report = crate::bench::run_self_contained(&opts)?;
                 say!("{}", report.text.trim_end());
