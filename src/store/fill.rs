@@ -16,8 +16,14 @@ use crate::domain::ledger::{Coupon, SyncEvent};
 use crate::domain::stock::{CouponStatus, StockStatus};
 use crate::domain::LedgerError;
 
-/// Coupons inserted per transaction by `Store::bulk_fill`.
-pub const FILL_BATCH: u64 = 5_000;
+/// Coupons inserted per write job by `Store::bulk_fill`. Jobs stay small
+/// because SQLite's in-memory sub-journal makes each statement in a job cost
+/// time in proportion to what the job already changed: 5,000 coupons in one
+/// job filled 1,700 coupons/s, 100 per job fill many times faster. The writer
+/// still commits many jobs together.
+pub const FILL_BATCH: u64 = 100;
+/// Fill jobs queued for the writer at once, so that it can group them.
+pub(super) const FILL_JOBS_IN_FLIGHT: usize = 64;
 
 /// Inserts coupons `first..first + count` of one fill run (user and request
 /// id `fill<run>x<i>`), as the operator.

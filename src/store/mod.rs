@@ -28,6 +28,7 @@ mod writer;
 pub use activity::HourCount;
 pub use backup::{backup, backup_with, BackupReport};
 pub use check::check_database;
+use fill::FILL_JOBS_IN_FLIGHT;
 pub use fill::FILL_BATCH;
 pub use health::{Readiness, WriterStatus};
 pub use nonces::NonceUse;
@@ -340,24 +341,44 @@ impl Store {
     }
 
     /// Issues `n` coupons of `stock_id` to `n` new users, [`FILL_BATCH`] per
-    /// transaction, as the operator; for benchmarks. The stock must be running,
-    /// inside its window, with room for them. On an error, earlier batches stay.
+    /// write job, as the operator; for benchmarks. The stock must be running,
+    /// inside its window, with room for them. On an error, earlier jobs stay.
     pub fn bulk_fill(&self, stock_id: &str, n: u64) -> Result<u64, LedgerError> {
         let run = crate::domain::coupon::random_hex(4).map_err(LedgerError::Internal)?;
-        let mut done = 0u64;
+        // Refused up front when there is no room for all of them, so that a
+        // fill that cannot finish leaves nothing behind (each job checks again).
+        let stock = self.stock(stock_id)?;
+        if stock.issued.saturating_add(i64::try_from(n).unwrap_or(i64::MAX)) > stock.spec.max_coupons {
+            return Err(LedgerError::SoldOut);
+        }
+        let mut in_flight = std::collections::VecDeque::new();
+        let (mut queued, mut done) = (0u64, 0u64);
         while done < n {
-            let count = (n - done).min(FILL_BATCH);
-            let (id, run, first) = (stock_id.to_string(), run.clone(), done);
-            let origin = Origin {
-                source: crate::domain::ledger::Source::Admin,
-                seq_id: None,
-                now: now_ms(),
-                operator: None,
+            // Keep the writer fed: it folds the queued jobs into large
+            // transactions, while each job stays small (see `FILL_BATCH`).
+            while queued < n && in_flight.len() < FILL_JOBS_IN_FLIGHT {
+                let count = (n - queued).min(FILL_BATCH);
+                let (id, run, first) = (stock_id.to_string(), run.clone(), queued);
+                let origin = Origin {
+                    source: crate::domain::ledger::Source::Admin,
+                    seq_id: None,
+                    now: now_ms(),
+                    operator: None,
+                };
+                let sync = self.inner.sync.clone();
+                let rx = writer::submit(&self.inner.jobs, move |conn: &Connection| {
+                    fill::fill(&Tx::new(conn, &origin, sync.as_ref()), &id, &run, first, count)
+                        .map(|()| count)
+                })?;
+                in_flight.push_back(rx);
+                queued += count;
+            }
+            let Some(rx) = in_flight.pop_front() else {
+                break;
             };
-            self.write_tx(None, origin, move |tx| {
-                fill::fill(tx, &id, &run, first, count)
-            })?;
-            done += count;
+            let result = writer::wait(rx, None);
+            self.note(&result);
+            done += result?;
         }
         Ok(done)
     }
