@@ -1,6 +1,7 @@
--- coupon-ledger schema, version 3 (PRAGMA user_version). A new database gets this
+-- coupon-ledger schema, version 4 (PRAGMA user_version). A new database gets this
 -- file; an older database gets the migrations from its version on
--- (migrations/0002_outbox_abandon.sql, migrations/0003_journal_operator.sql),
+-- (migrations/0002_outbox_abandon.sql, migrations/0003_journal_operator.sql,
+-- migrations/0004_lean_claims.sql),
 -- which end with the same tables, indexes and triggers.
 -- The database itself refuses what the ledger's rules forbid: the code checks first to give
 -- precise error codes, and these constraints back every rule up.
@@ -11,6 +12,10 @@ CREATE TABLE meta (
 ) STRICT;
 
 -- 批次. `issued` is kept by a trigger on coupons; its CHECK is the hard stop at max_coupons.
+-- `used`, `expired` and `deactivated` count the stock's coupons in those states,
+-- kept by a trigger on coupons, so a stock's counts cost one row read however
+-- many coupons it has (`check` recounts them). They are written the way
+-- `ALTER TABLE ... ADD COLUMN` leaves them in a migrated database.
 CREATE TABLE stocks (
     stock_id             TEXT PRIMARY KEY CHECK (length(stock_id) BETWEEN 1 AND 30),
     stock_name           TEXT NOT NULL,
@@ -30,7 +35,7 @@ CREATE TABLE stocks (
     available_end_ms     INTEGER NOT NULL,
     create_ms            INTEGER NOT NULL,
     stock_status         INTEGER NOT NULL CHECK (stock_status BETWEEN 1 AND 5),
-    issued               INTEGER NOT NULL DEFAULT 0 CHECK (issued >= 0 AND issued <= max_coupons),
+    issued               INTEGER NOT NULL DEFAULT 0 CHECK (issued >= 0 AND issued <= max_coupons), used INTEGER NOT NULL DEFAULT 0, expired INTEGER NOT NULL DEFAULT 0, deactivated INTEGER NOT NULL DEFAULT 0,
     CHECK (available_begin_ms < available_end_ms),
     CHECK ((coupon_type IN (1, 2) AND coupon_amount IS NOT NULL
               AND discount_percent IS NULL AND discount_amount_max IS NULL)
@@ -94,7 +99,7 @@ CREATE TABLE coupons (
     issuer               TEXT NOT NULL,
     request_id           TEXT NOT NULL,
     app_id               TEXT NOT NULL,
-    coupon_type          INTEGER NOT NULL CHECK (coupon_type IN (1, 2, 3)),
+    coupon_type          INTEGER NOT NULL CHECK (coupon_type BETWEEN 1 AND 3),
     coupon_amount        INTEGER,
     transaction_minimum  INTEGER NOT NULL,
     discount_percent     INTEGER,
@@ -108,25 +113,26 @@ CREATE TABLE coupons (
     UNIQUE (issuer, request_id)
 ) STRICT;
 
-CREATE INDEX coupons_by_holder ON coupons (stock_id, app_channel_id, user_code);
-CREATE INDEX coupons_by_user ON coupons (user_code, seq);
-CREATE INDEX coupons_by_expiry ON coupons (status, available_end_ms);
+-- A user's coupons: the per-user limit of a claim, and the operator's lookup by user.
+CREATE INDEX coupons_by_holder ON coupons (user_code, stock_id, app_channel_id);
+-- Available coupons by the end of their window: what the sweeper expires next.
+CREATE INDEX coupons_due ON coupons (available_end_ms) WHERE status = 1;
 
--- Claim rules, enforced again by the database.
+-- Claim rules, enforced again by the database, with one read of the stock.
 CREATE TRIGGER coupons_claim_rules
 BEFORE INSERT ON coupons
 BEGIN
-    SELECT RAISE(ABORT, 'ledger: stock not running')
-     WHERE (SELECT stock_status FROM stocks WHERE stock_id = NEW.stock_id) IS NOT 3;
-    SELECT RAISE(ABORT, 'ledger: app_channel_id differs from the stock')
-     WHERE (SELECT app_channel_id FROM stocks WHERE stock_id = NEW.stock_id) IS NOT NEW.app_channel_id;
-    SELECT RAISE(ABORT, 'ledger: user limit reached')
-     WHERE (SELECT count(*) FROM coupons
-             WHERE stock_id = NEW.stock_id AND app_channel_id = NEW.app_channel_id
-               AND user_code = NEW.user_code)
-        >= (SELECT max_coupons_per_user FROM stocks WHERE stock_id = NEW.stock_id);
-    SELECT RAISE(ABORT, 'ledger: a new coupon starts available')
-     WHERE NEW.status IS NOT 1;
+    SELECT CASE
+        WHEN s.stock_status IS NOT 3 THEN RAISE(ABORT, 'ledger: stock not running')
+        WHEN s.app_channel_id IS NOT NEW.app_channel_id
+            THEN RAISE(ABORT, 'ledger: app_channel_id differs from the stock')
+        WHEN (SELECT count(*) FROM coupons
+               WHERE user_code = NEW.user_code AND stock_id = NEW.stock_id
+                 AND app_channel_id = NEW.app_channel_id) >= s.max_coupons_per_user
+            THEN RAISE(ABORT, 'ledger: user limit reached')
+        WHEN NEW.status IS NOT 1 THEN RAISE(ABORT, 'ledger: a new coupon starts available')
+    END
+    FROM (SELECT 1) LEFT JOIN stocks AS s ON s.stock_id = NEW.stock_id;
 END;
 
 -- Counting in the same statement makes the CHECK on stocks.issued the sold-out stop.
@@ -140,10 +146,22 @@ END;
 CREATE TRIGGER coupons_status_transition
 BEFORE UPDATE OF status ON coupons
 WHEN NEW.status IS NOT OLD.status
- AND NOT ((OLD.status = 1 AND NEW.status IN (2, 3, 4))
+ AND NOT ((OLD.status = 1 AND NEW.status BETWEEN 2 AND 4)
        OR (OLD.status = 2 AND NEW.status = 1))
 BEGIN
     SELECT RAISE(ABORT, 'ledger: illegal coupon status transition');
+END;
+
+-- The stock's counts of used, expired and deactivated coupons follow each move.
+CREATE TRIGGER coupons_count_status
+AFTER UPDATE OF status ON coupons
+WHEN NEW.status IS NOT OLD.status
+BEGIN
+    UPDATE stocks
+       SET used = used + (NEW.status = 2) - (OLD.status = 2),
+           expired = expired + (NEW.status = 3) - (OLD.status = 3),
+           deactivated = deactivated + (NEW.status = 4) - (OLD.status = 4)
+     WHERE stock_id = NEW.stock_id;
 END;
 
 CREATE TRIGGER coupons_keep_terms
@@ -185,6 +203,10 @@ BEGIN
     SELECT RAISE(ABORT, 'ledger: redemptions are never deleted');
 END;
 
+-- A CHECK that lists more than two values is written as `=` ... OR ..., or
+-- BETWEEN, never IN (...): SQLite builds a temporary table for such an IN list
+-- each time the statement runs, which cost every claim three of them.
+--
 -- Every state change of a stock, coupon or voucher, in the transaction that made it.
 -- Operator actions on sync calls are journaled as entity 'outbox' (entity_id: the
 -- call's id; from/to_status NULL; the details in `detail`). `operator` is the
@@ -193,12 +215,12 @@ END;
 -- so both have the same schema text.
 CREATE TABLE journal (
     id          INTEGER PRIMARY KEY,
-    entity      TEXT NOT NULL CHECK (entity IN ('stock', 'coupon', 'voucher', 'outbox')),
+    entity      TEXT NOT NULL CHECK (entity = 'stock' OR entity = 'coupon' OR entity = 'voucher' OR entity = 'outbox'),
     entity_id   TEXT NOT NULL,
     event       TEXT NOT NULL,
     from_status INTEGER,
     to_status   INTEGER,
-    source      TEXT NOT NULL CHECK (source IN ('platform', 'admin', 'sweeper', 'shop')),
+    source      TEXT NOT NULL CHECK (source = 'platform' OR source = 'admin' OR source = 'sweeper' OR source = 'shop'),
     seq_id      TEXT,
     at_ms       INTEGER NOT NULL,
     detail      TEXT
@@ -239,13 +261,13 @@ CREATE INDEX nonces_by_age ON nonces (seen_ms);
 CREATE TABLE outbox (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     seq_id          TEXT NOT NULL UNIQUE,
-    path            TEXT NOT NULL CHECK (path IN ('/stock/rsync', '/coupon/rsync',
-                                                  '/stock/status/rsync', '/coupon/status/rsync')),
+    path            TEXT NOT NULL CHECK (path = '/stock/rsync' OR path = '/coupon/rsync'
+                                         OR path = '/stock/status/rsync' OR path = '/coupon/status/rsync'),
     body            TEXT NOT NULL,
     lane            TEXT NOT NULL,
     stock_id        TEXT NOT NULL,
     coupon_id       TEXT,
-    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead', 'abandoned')),
+    state           TEXT NOT NULL CHECK (state = 'pending' OR state = 'delivered' OR state = 'dead' OR state = 'abandoned'),
     attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     next_attempt_ms INTEGER NOT NULL,
     created_ms      INTEGER NOT NULL,

@@ -52,6 +52,8 @@ fn run_checks(conn: &Connection, v: &mut Vec<String>) -> rusqlite::Result<()> {
         "journal_append_only_update",
         "journal_append_only_delete",
         "coupons_claim_rules",
+        "coupons_count_issue",
+        "coupons_count_status",
     ] {
         let n: i64 = conn.query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?1",
@@ -64,9 +66,18 @@ fn run_checks(conn: &Connection, v: &mut Vec<String>) -> rusqlite::Result<()> {
     }
     v.extend(strings(
         conn,
-        "SELECT 'stock ' || s.stock_id || ': issued counter ' || s.issued || ' but ' || count(c.seq) || ' coupons'
-         FROM stocks s LEFT JOIN coupons c ON c.stock_id = s.stock_id
-         GROUP BY s.stock_id HAVING s.issued <> count(c.seq)",
+        // One pass over the coupons, grouped by stock, against the counters
+        // the triggers keep on each stock's row.
+        "WITH n AS (SELECT stock_id, count(*) AS issued, sum(status = 2) AS used,
+                           sum(status = 3) AS expired, sum(status = 4) AS deactivated
+                    FROM coupons GROUP BY stock_id)
+         SELECT 'stock ' || s.stock_id || ': counters issued/used/expired/deactivated '
+                || s.issued || '/' || s.used || '/' || s.expired || '/' || s.deactivated
+                || ' but its coupons are ' || coalesce(n.issued, 0) || '/' || coalesce(n.used, 0)
+                || '/' || coalesce(n.expired, 0) || '/' || coalesce(n.deactivated, 0)
+         FROM stocks s LEFT JOIN n ON n.stock_id = s.stock_id
+         WHERE s.issued <> coalesce(n.issued, 0) OR s.used <> coalesce(n.used, 0)
+            OR s.expired <> coalesce(n.expired, 0) OR s.deactivated <> coalesce(n.deactivated, 0)",
     )?);
     v.extend(strings(
         conn,
@@ -78,7 +89,7 @@ fn run_checks(conn: &Connection, v: &mut Vec<String>) -> rusqlite::Result<()> {
         "SELECT 'stock ' || c.stock_id || ': user ' || c.app_channel_id || '/' || c.user_code || ' holds '
                 || count(*) || ', over max_coupons_per_user ' || s.max_coupons_per_user
          FROM coupons c JOIN stocks s ON s.stock_id = c.stock_id
-         GROUP BY c.stock_id, c.app_channel_id, c.user_code
+         GROUP BY c.user_code, c.stock_id, c.app_channel_id
          HAVING count(*) > s.max_coupons_per_user",
     )?);
     v.extend(strings(

@@ -28,8 +28,8 @@ mod writer;
 pub use activity::HourCount;
 pub use backup::{backup, backup_with, BackupReport};
 pub use check::check_database;
-use fill::FILL_JOBS_IN_FLIGHT;
 pub use fill::FILL_BATCH;
+use fill::FILL_JOBS_IN_FLIGHT;
 pub use health::{Readiness, WriterStatus};
 pub use nonces::NonceUse;
 pub use outbox::{Attempt, SyncCalls};
@@ -348,7 +348,11 @@ impl Store {
         // Refused up front when there is no room for all of them, so that a
         // fill that cannot finish leaves nothing behind (each job checks again).
         let stock = self.stock(stock_id)?;
-        if stock.issued.saturating_add(i64::try_from(n).unwrap_or(i64::MAX)) > stock.spec.max_coupons {
+        if stock
+            .issued
+            .saturating_add(i64::try_from(n).unwrap_or(i64::MAX))
+            > stock.spec.max_coupons
+        {
             return Err(LedgerError::SoldOut);
         }
         let mut in_flight = std::collections::VecDeque::new();
@@ -367,8 +371,14 @@ impl Store {
                 };
                 let sync = self.inner.sync.clone();
                 let rx = writer::submit(&self.inner.jobs, move |conn: &Connection| {
-                    fill::fill(&Tx::new(conn, &origin, sync.as_ref()), &id, &run, first, count)
-                        .map(|()| count)
+                    fill::fill(
+                        &Tx::new(conn, &origin, sync.as_ref()),
+                        &id,
+                        &run,
+                        first,
+                        count,
+                    )
+                    .map(|()| count)
                 })?;
                 in_flight.push_back(rx);
                 queued += count;

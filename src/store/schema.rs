@@ -11,13 +11,46 @@ use crate::domain::LedgerError;
 /// The whole schema, applied to a new database.
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 128;
 /// Migrations from version `i + 1` to `i + 2`, applied in order on start.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_outbox_abandon.sql"),
     include_str!("../../migrations/0003_journal_operator.sql"),
+    include_str!("../../migrations/0004_lean_claims.sql"),
+];
+
+/// CHECK constraints of version 3 that list values with IN, and the same
+/// rule without it (version 4): SQLite builds a temporary table for an IN
+/// list of more than two values each time a statement checks it. Text as a
+/// new database has it, whitespace folded.
+const CHECK_REWRITES: &[(&str, &str, &str)] = &[
+    (
+        "coupons",
+        "CHECK (coupon_type IN (1, 2, 3))",
+        "CHECK (coupon_type BETWEEN 1 AND 3)",
+    ),
+    (
+        "journal",
+        "CHECK (entity IN ('stock', 'coupon', 'voucher', 'outbox'))",
+        "CHECK (entity = 'stock' OR entity = 'coupon' OR entity = 'voucher' OR entity = 'outbox')",
+    ),
+    (
+        "journal",
+        "CHECK (source IN ('platform', 'admin', 'sweeper', 'shop'))",
+        "CHECK (source = 'platform' OR source = 'admin' OR source = 'sweeper' OR source = 'shop')",
+    ),
+    (
+        "outbox",
+        "CHECK (path IN ('/stock/rsync', '/coupon/rsync', '/stock/status/rsync', '/coupon/status/rsync'))",
+        "CHECK (path = '/stock/rsync' OR path = '/coupon/rsync' OR path = '/stock/status/rsync' OR path = '/coupon/status/rsync')",
+    ),
+    (
+        "outbox",
+        "CHECK (state IN ('pending', 'delivered', 'dead', 'abandoned'))",
+        "CHECK (state = 'pending' OR state = 'delivered' OR state = 'dead' OR state = 'abandoned')",
+    ),
 ];
 
 /// Opens the write connection with the durability settings, and migrates the schema.
@@ -75,13 +108,47 @@ fn migrate(conn: &Connection) -> Result<(), String> {
             sql.push_str(step);
         }
     }
-    sql.push_str(&format!(
-        "\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
-    ));
-    conn.execute_batch(&sql).map_err(|e| {
+    sql.push_str(&format!("\nPRAGMA user_version = {SCHEMA_VERSION};"));
+    let migrated = conn.execute_batch(&sql).and_then(|()| {
+        if version > 0 && version < 4 {
+            rewrite_checks(conn)?;
+        }
+        conn.execute_batch("COMMIT")
+    });
+    migrated.map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");
         format!("schema migration from version {version} failed: {e}")
     })
+}
+
+/// Rewrites the CHECKs of [`CHECK_REWRITES`] in place, in the migration's
+/// transaction. Changing a CHECK into an equivalent one leaves every stored row
+/// valid and the file format unchanged, which is the case SQLite documents
+/// editing `sqlite_schema` for; copying a table of millions of coupons would
+/// make the upgrade take minutes instead.
+fn rewrite_checks(conn: &Connection) -> rusqlite::Result<()> {
+    let schema_version: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+    conn.execute_batch("PRAGMA writable_schema = ON")?;
+    let rewritten = (|| {
+        for table in ["coupons", "journal", "outbox"] {
+            let sql: String = conn.query_row(
+                "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )?;
+            let mut folded = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+            for (_, old, new) in CHECK_REWRITES.iter().filter(|(t, _, _)| *t == table) {
+                folded = folded.replace(old, new);
+            }
+            conn.execute(
+                "UPDATE sqlite_schema SET sql = ?2 WHERE type = 'table' AND name = ?1",
+                [table, folded.as_str()],
+            )?;
+        }
+        conn.execute_batch(&format!("PRAGMA schema_version = {}", schema_version + 1))
+    })();
+    conn.execute_batch("PRAGMA writable_schema = RESET")?;
+    rewritten
 }
 
 pub(super) fn open_reader(path: &Path) -> Result<Connection, LedgerError> {

@@ -7,7 +7,7 @@ use super::tx::{from_constraint, Tx};
 use crate::domain::ledger::{Stock, StockCounts, StockPatch, SyncEvent};
 use crate::domain::money::Fen;
 use crate::domain::stock::{
-    CouponKind, CouponStatus, DiscountBlock, FixedBlock, StockDraft, StockSpec, StockStatus,
+    CouponKind, DiscountBlock, FixedBlock, StockDraft, StockSpec, StockStatus,
 };
 use crate::domain::LedgerError;
 
@@ -112,27 +112,27 @@ pub(super) fn all(conn: &Connection) -> Result<Vec<Stock>, LedgerError> {
     Ok(stocks.collect::<Result<Vec<_>, _>>()?)
 }
 
-/// Counts a stock's coupons by state.
+/// A stock's coupons by state, from the counters the schema keeps on the
+/// stock's row (one row read, whatever the number of coupons).
 pub(super) fn counts(conn: &Connection, stock_id: &str) -> Result<StockCounts, LedgerError> {
-    let mut counts = StockCounts::default();
-    let mut stmt = conn.prepare_cached(
-        "SELECT status, count(*) FROM coupons WHERE stock_id = ?1 GROUP BY status",
-    )?;
-    let rows = stmt.query_map([stock_id], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-    })?;
-    for row in rows {
-        let (status, n) = row?;
-        counts.issued += n;
-        match CouponStatus::from_code(status) {
-            Some(CouponStatus::Available) => counts.available = n,
-            Some(CouponStatus::Used) => counts.used = n,
-            Some(CouponStatus::Expired) => counts.expired = n,
-            Some(CouponStatus::Deactivated) => counts.deactivated = n,
-            None => {}
-        }
-    }
-    Ok(counts)
+    conn.prepare_cached(
+        "SELECT issued, used, expired, deactivated FROM stocks WHERE stock_id = ?1",
+    )?
+    .query_row([stock_id], |r| {
+        let issued: i64 = r.get("issued")?;
+        let used: i64 = r.get("used")?;
+        let expired: i64 = r.get("expired")?;
+        let deactivated: i64 = r.get("deactivated")?;
+        Ok(StockCounts {
+            issued,
+            available: issued - used - expired - deactivated,
+            used,
+            expired,
+            deactivated,
+        })
+    })
+    .optional()?
+    .ok_or(LedgerError::StockNotFound)
 }
 
 /// Inserts a stock, or overwrites the editable fields of an existing one; the

@@ -14,6 +14,8 @@ use rusqlite::Connection;
 const SCHEMA_V1: &str = include_str!("../fixtures/schema_v1.sql");
 /// The schema text of version 2, as it was shipped.
 const SCHEMA_V2: &str = include_str!("../fixtures/schema_v2.sql");
+/// The schema text of version 3, as it was shipped.
+const SCHEMA_V3: &str = include_str!("../fixtures/schema_v3.sql");
 
 fn open(db: &Path) -> Store {
     Store::open(
@@ -76,7 +78,7 @@ fn version_1_ledger(db: &Path) {
 
 #[test]
 fn a_version_1_database_migrates_keeps_its_rows_and_matches_a_new_one() {
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
     let dir = TempDir::new();
     let old = dir.path().join("v1.db");
     version_1_ledger(&old);
@@ -95,7 +97,7 @@ fn a_version_1_database_migrates_keeps_its_rows_and_matches_a_new_one() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, SCHEMA_VERSION);
     let calls = store.outbox_list(None, 0, 100).unwrap();
     let summary: Vec<(i64, &str, &str, i64)> = calls
         .iter()
@@ -205,7 +207,7 @@ fn a_version_2_database_gains_the_journal_operator_and_matches_a_new_one() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, SCHEMA_VERSION);
     let journal = store.stock_journal("v2-stock").unwrap();
     assert_eq!(journal.len(), 1);
     assert_eq!(journal[0].detail.as_deref(), Some(r#"{"kept":true}"#));
@@ -249,6 +251,103 @@ fn a_version_2_database_gains_the_journal_operator_and_matches_a_new_one() {
     drop(conn);
     let (ok, out) = check(&old);
     assert!(ok, "{out}");
+}
+
+#[test]
+fn a_version_3_database_gains_stock_counters_and_checks_without_in_lists() {
+    let dir = TempDir::new();
+    let old = dir.path().join("v3.db");
+    let conn = Connection::open(&old).unwrap();
+    conn.execute_batch(SCHEMA_V3).unwrap();
+    // Coupons in every state, inserted the way version 3 allowed.
+    let mut rows = String::from(
+        "PRAGMA user_version = 3;
+         INSERT INTO stocks (stock_id, stock_name, app_channel_id, app_id, instructions, coupon_name,
+             coupon_desc, coupon_type, coupon_amount, transaction_minimum, max_coupons,
+             max_coupons_per_user, available_begin_ms, available_end_ms, create_ms, stock_status)
+         VALUES ('v3-stock', 'v3', 1, 'wx1', 'i', 'n', 'd', 1, 1000, 10000, 100, 1,
+             1000, 4102444800000, 1000, 3);",
+    );
+    for i in 1..=10 {
+        rows.push_str(&format!(
+            "INSERT INTO coupons (coupon_id, stock_id, app_channel_id, user_code, issuer, request_id,
+                 app_id, coupon_type, coupon_amount, transaction_minimum, available_begin_ms,
+                 available_end_ms, receive_ms, status, status_ms)
+             VALUES ('10000000000000000{i:02}', 'v3-stock', 1, 'u{i}', 'admin', 'r{i}', 'wx1', 1,
+                 1000, 10000, 1000, 4102444800000, 2000, 1, 2000);"
+        ));
+    }
+    // 3 used (with their redemptions), 2 expired, 1 deactivated, 4 available.
+    rows.push_str(
+        "UPDATE coupons SET status = 2, usage_ms = 3000 WHERE user_code IN ('u1', 'u2', 'u3');
+         INSERT INTO redemptions (order_id, coupon_id, order_amount, discount_amount, pay_amount, usage_ms)
+             SELECT 'o-' || user_code, coupon_id, 20000, 1000, 19000, 3000 FROM coupons WHERE status = 2;
+         UPDATE coupons SET status = 3 WHERE user_code IN ('u4', 'u5');
+         UPDATE coupons SET status = 4 WHERE user_code = 'u6';",
+    );
+    conn.execute_batch(&rows).unwrap();
+    assert!(conn.prepare("SELECT used FROM stocks").is_err());
+    drop(conn);
+
+    let store = open(&old);
+    let (stock, counts) = store.stock_with_counts("v3-stock").unwrap();
+    assert_eq!(stock.issued, 10);
+    assert_eq!(
+        (
+            counts.issued,
+            counts.available,
+            counts.used,
+            counts.expired,
+            counts.deactivated
+        ),
+        (10, 4, 3, 2, 1)
+    );
+    let conn = Connection::open(&old).unwrap();
+    let fresh = dir.path().join("new.db");
+    drop(open(&fresh));
+    let fresh_conn = Connection::open(&fresh).unwrap();
+    assert_eq!(schema_of(&conn), schema_of(&fresh_conn));
+    // The tables every claim writes check no IN list (stocks and vouchers,
+    // written rarely, keep theirs).
+    for (_, name, sql) in schema_of(&conn) {
+        if ["coupons", "journal", "outbox"].contains(&name.as_str()) {
+            assert!(!sql.contains(" IN ("), "{name}: {sql}");
+        }
+    }
+    // The rewritten CHECKs still refuse what they refused.
+    let e = conn
+        .execute(
+            "INSERT INTO journal (entity, entity_id, event, source, at_ms)
+             VALUES ('nobody', 'x', 'e', 'admin', 1)",
+            [],
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("CHECK"), "{e}");
+    // The counters follow later moves.
+    drop(conn);
+    let origin = Origin {
+        source: Source::Admin,
+        seq_id: None,
+        now: coupon_ledger::domain::time::now_ms(),
+        operator: None,
+    };
+    let coupon = store
+        .coupons(&coupon_ledger::domain::ledger::CouponQuery {
+            user_code: Some("u7".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    let id = coupon.items[0].coupon_id.clone();
+    store.redeem(&id, "o-u7", 20000, origin).unwrap();
+    let (_, counts) = store.stock_with_counts("v3-stock").unwrap();
+    assert_eq!((counts.available, counts.used), (3, 4));
+    drop(store);
+    // The rows above were written without journal rows, which `check`
+    // reports; the counters themselves must agree with the coupons.
+    let (ok, out) = check(&old);
+    assert!(!ok && out.contains("no journal rows"), "{out}");
+    assert!(!out.contains("counters"), "{out}");
 }
 
 #[test]
