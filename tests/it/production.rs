@@ -695,6 +695,51 @@ fn backup_under_load_is_consistent_and_passes_check() {
 
 // ---------------------------------------------------------------- logs
 
+/// The line `serve` prints once it listens: a message to the person who
+/// started it, not a log line, so it carries no timestamp.
+const START_BANNER: &str = "coupon-ledger listening on ";
+
+/// Every line of a server's stderr, but the start banner, begins with an
+/// RFC 3339 UTC timestamp: `[2026-11-24T13:48:19.824Z INFO  target] ...`.
+fn assert_every_line_is_timestamped(text: &str) {
+    let lines: Vec<&str> = text.lines().collect();
+    let banners = lines.iter().filter(|l| l.starts_with(START_BANNER)).count();
+    assert_eq!(banners, 1, "one start banner expected:\n{text}");
+    let logged: Vec<&str> = lines
+        .into_iter()
+        .filter(|l| !l.starts_with(START_BANNER))
+        .collect();
+    assert!(logged.len() >= 3, "too few log lines to judge:\n{text}");
+    for line in logged {
+        let ts = line
+            .strip_prefix('[')
+            .and_then(|rest| rest.get(..24))
+            .unwrap_or_else(|| panic!("a log line without a timestamp: {line:?}"));
+        assert!(
+            time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok(),
+            "no RFC 3339 timestamp: {line:?}"
+        );
+        assert!(ts.ends_with('Z'), "not UTC: {line:?}");
+    }
+}
+
+#[test]
+fn a_line_without_a_timestamp_fails_the_log_check() {
+    let good = "[2026-11-24T13:48:19.824Z INFO  access] GET /livez status=200\n\
+                coupon-ledger listening on http://127.0.0.1:1 (database x)\n\
+                [2026-11-24T13:48:19.825Z INFO  app] stopping\n\
+                [2026-11-24T13:48:19.826Z INFO  app] stopped\n";
+    assert_every_line_is_timestamped(good);
+    for bad in [
+        format!("{good}continued on a second line\n"),
+        format!("{good}[not a time at all, but in brackets] x\n"),
+        format!("{good}[2026-11-24T21:48:19.826+08:00 INFO  app] local time\n"),
+    ] {
+        let caught = std::panic::catch_unwind(|| assert_every_line_is_timestamped(&bad));
+        assert!(caught.is_err(), "not caught:\n{bad}");
+    }
+}
+
 #[test]
 fn logs_have_timestamps_access_lines_with_codes_and_no_secrets() {
     let (_dir, db, cfg) = config_file("");
@@ -725,15 +770,7 @@ fn logs_have_timestamps_access_lines_with_codes_and_no_secrets() {
     assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
 
     let text = std::fs::read_to_string(&log).unwrap();
-    for line in text.lines().filter(|l| l.starts_with('[')) {
-        // [2026-11-24T13:48:19.824Z INFO  target] ...
-        let ts = &line[1..25];
-        assert!(
-            time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok(),
-            "no RFC 3339 timestamp: {line}"
-        );
-        assert!(ts.ends_with('Z'), "not UTC: {line}");
-    }
+    assert_every_line_is_timestamped(&text);
     let access = text
         .lines()
         .find(|l| l.contains("/sp/coupon/receive"))
