@@ -811,6 +811,56 @@ fn logs_have_timestamps_access_lines_with_codes_and_no_secrets() {
     }
 }
 
+/// A stock query from the main partner with a sign that does not match.
+fn badly_signed_query(c: &Client) -> Answer {
+    let mut bad = signed(json!({"stock_id": "x"}));
+    bad["stock_id"] = json!("y");
+    c.post("/sp/stock/query", &bad)
+}
+
+#[test]
+fn refused_authentications_beyond_the_budget_are_counted_in_one_line() {
+    use coupon_ledger::logging::{AUTH_LINES_PER_WINDOW, AUTH_WINDOW};
+    let (_dir, db, cfg) = config_file("");
+    let port = free_port();
+    let log = db.with_extension("log");
+    let mut child = spawn_logged(&cfg, port, &log, &[("COUPON_LEDGER_LOG", "warn")]);
+    let c = Client {
+        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+    };
+    let over = 7;
+    let sent = AUTH_LINES_PER_WINDOW as usize + over;
+    let first = Instant::now();
+    for _ in 0..sent {
+        assert_eq!(badly_signed_query(&c).code(), 40102);
+    }
+    assert!(
+        first.elapsed() < AUTH_WINDOW,
+        "the flood took {:?}, longer than one window",
+        first.elapsed()
+    );
+    let refusals = |text: &str| text.matches("refused: bad signature").count();
+    // Within the window, the lines stop at the budget (give the log a moment).
+    thread::sleep(Duration::from_millis(300));
+    let during = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(refusals(&during), AUTH_LINES_PER_WINDOW as usize, "{during}");
+    assert!(!during.contains("not logged"), "{during}");
+
+    // The first refusal of the next window logs the count of the rest, then itself.
+    thread::sleep(AUTH_WINDOW.saturating_sub(first.elapsed()) + Duration::from_millis(200));
+    assert_eq!(badly_signed_query(&c).code(), 40102);
+    signal(&child, "TERM");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let summary = format!("{over} more refused authentications were not logged");
+    let at = text
+        .find(&summary)
+        .unwrap_or_else(|| panic!("no summary line {summary:?}:\n{text}"));
+    assert!(text[..at].lines().last().is_some_and(|l| l.contains("WARN  auth]")));
+    assert_eq!(refusals(&text), AUTH_LINES_PER_WINDOW as usize + 1, "{text}");
+    assert_eq!(refusals(&text[at..]), 1, "{text}");
+}
+
 #[test]
 fn the_log_level_is_read_case_insensitively_with_filters() {
     let (_dir, db, cfg) = config_file("");
