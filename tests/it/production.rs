@@ -861,6 +861,87 @@ fn refused_authentications_beyond_the_budget_are_counted_in_one_line() {
     assert_eq!(refusals(&text[at..]), 1, "{text}");
 }
 
+/// Sends `raw` on a fresh connection and reads until the server closes it.
+fn exchange(addr: SocketAddr, raw: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(raw).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).to_string()
+}
+
+/// The access line in `text` holding every one of `parts`.
+fn access_line<'a>(text: &'a str, parts: &[&str]) -> &'a str {
+    text.lines()
+        .find(|l| l.contains("INFO  access]") && parts.iter().all(|p| l.contains(p)))
+        .unwrap_or_else(|| panic!("no access line with {parts:?}:\n{text}"))
+}
+
+#[test]
+fn answers_of_the_http_layer_itself_have_access_lines() {
+    let (_dir, db, cfg) = config_file("");
+    let port = free_port();
+    let log = db.with_extension("log");
+    let mut child = spawn_logged(&cfg, port, &log, &[]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    // 408: a head that never ends (the read timeout is 10 s).
+    let slow = thread::spawn(move || exchange(addr, b"GET /livez HTTP/1.1\r\nHost: t\r\n"));
+    let a = exchange(addr, b"NOT HTTP AT ALL\r\n\r\n");
+    assert!(a.starts_with("HTTP/1.1 400 "), "{a}");
+    let a = exchange(
+        addr,
+        b"POST /sp/coupon/receive?k=secret-in-query HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n",
+    );
+    assert!(a.starts_with("HTTP/1.1 413 "), "{a}");
+    let big = format!(
+        "GET /livez HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "x".repeat(9 * 1024)
+    );
+    let a = exchange(addr, big.as_bytes());
+    assert!(a.starts_with("HTTP/1.1 431 "), "{a}");
+
+    // 503: one address holds its share (256) of connections, each with a
+    // request under way, so the next is turned away at accept. A connection
+    // whose thread has not read its first bytes yet still looks idle and may
+    // be closed to make room, so more are opened until one is turned away.
+    let partial = || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /livez HTTP/1.1\r\n").unwrap();
+        s
+    };
+    let mut held: Vec<TcpStream> = (0..256).map(|_| partial()).collect();
+    let busy = wait_until(Duration::from_secs(10), || {
+        if held.len() < 512 {
+            held.push(partial());
+        }
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("status=503"))
+    });
+    assert!(busy, "no connection was turned away");
+    drop(held);
+    let a = slow.join().unwrap();
+    assert!(a.starts_with("HTTP/1.1 408 "), "{a}");
+    signal(&child, "TERM");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    access_line(&text, &["- - status=400 code=40000 ms=", "peer=127.0.0.1:"]);
+    let too_large = access_line(&text, &["POST /sp/coupon/receive status=413 code=41300 ms="]);
+    assert!(!too_large.contains("secret-in-query"), "{too_large}");
+    access_line(&text, &["- - status=431 code=43100 ms="]);
+    access_line(&text, &["- - status=503 code=50300 ms="]);
+    let timeout = access_line(&text, &["status=408 code=40800 ms="]);
+    // The latency is the time the request took to fail: the read timeout.
+    let ms: f64 = timeout
+        .split("ms=")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no latency: {timeout}"));
+    assert!(ms >= 9_000.0, "{timeout}");
+}
+
 #[test]
 fn the_log_level_is_read_case_insensitively_with_filters() {
     let (_dir, db, cfg) = config_file("");
