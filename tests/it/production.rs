@@ -458,6 +458,191 @@ fn sigint_also_shuts_down_gracefully_and_sighup_does_not_stop() {
     assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
 }
 
+/// A connection with half a request sent: the server waits for the rest
+/// until its read timeout (10 s), so a graceful stop waits for it too.
+fn half_a_request(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"POST /sp/coupon/receive HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    s
+}
+
+#[test]
+fn a_second_signal_during_the_graceful_stop_exits_at_once() {
+    let (_dir, db, cfg) = config_file("shutdown_grace_s = 60\n");
+    let port = free_port();
+    let log = db.with_extension("log");
+    let mut child = spawn_logged(&cfg, port, &log, &[]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _stuck = half_a_request(addr);
+    thread::sleep(Duration::from_millis(200));
+    signal(&child, "TERM");
+    // The stop waits for the request under way.
+    thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the stop did not wait for the request under way"
+    );
+    let second = Instant::now();
+    signal(&child, "INT");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), Some(1));
+    assert!(
+        second.elapsed() < Duration::from_secs(2),
+        "the second signal took {:?}",
+        second.elapsed()
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("second signal"), "{text}");
+}
+
+/// A platform that accepts connections and never answers; counts them.
+struct HangingPlatform {
+    port: u16,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl HangingPlatform {
+    fn start() -> HangingPlatform {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, done) = (accepted.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut held = Vec::new();
+            while !done.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        held.push(s);
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        HangingPlatform {
+            port,
+            accepted,
+            stop,
+        }
+    }
+
+    fn toml(&self, grace_s: u64) -> String {
+        platform_section(&format!("127.0.0.1:{}", self.port), grace_s)
+    }
+
+    /// Waits until a sync call is under way: the dispatcher has connected.
+    fn wait_for_a_call(&self) {
+        let called = wait_until(Duration::from_secs(20), || {
+            self.accepted.load(Ordering::SeqCst) > 0
+        });
+        assert!(called, "the dispatcher never called the platform");
+    }
+}
+
+impl Drop for HangingPlatform {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+const PLATFORM_SECRET: &str = "platform-secret-for-shutdown";
+
+/// Top-level `shutdown_grace_s`, then a `[platform]` at `addr`.
+fn platform_section(addr: &str, grace_s: u64) -> String {
+    format!(
+        "shutdown_grace_s = {grace_s}\n[platform]\nbase_url = \"http://{addr}\"\n\
+         api_key = \"SP-1\"\nsecret = \"{PLATFORM_SECRET}\"\nretry_base_ms = 100\nretry_max_ms = 200\n"
+    )
+}
+
+#[test]
+fn a_stuck_request_and_a_hanging_platform_do_not_hold_the_exit_past_the_grace_time() {
+    let platform = HangingPlatform::start();
+    let grace = 2;
+    let (_dir, db, cfg) = config_file(&platform.toml(grace));
+    let port = free_port();
+    let log = db.with_extension("log");
+    let mut child = spawn_logged(&cfg, port, &log, &[]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    Client { addr }.create_stock(json!({}));
+    platform.wait_for_a_call();
+    let _stuck = half_a_request(addr);
+    thread::sleep(Duration::from_millis(200));
+    let asked = Instant::now();
+    signal(&child, "TERM");
+    let code = wait_exit(&mut child, Duration::from_secs(15));
+    let took = asked.elapsed();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        took < Duration::from_secs(grace) + Duration::from_millis(1500),
+        "the stop took {took:?} with shutdown_grace_s = {grace}:\n{text}"
+    );
+    assert!(
+        took >= Duration::from_secs(grace) - Duration::from_millis(100),
+        "the stop did not wait for the request under way ({took:?})"
+    );
+    assert!(text.contains("did not stop within the grace time"), "{text}");
+}
+
+/// The outbox straight from the database file: (seq_id, state, attempts).
+fn outbox_rows(db: &Path) -> Vec<(String, String, i64)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT seq_id, state, attempts FROM outbox ORDER BY id")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[test]
+fn a_sync_call_in_flight_at_sigterm_is_kept_and_sent_after_the_restart() {
+    let platform = HangingPlatform::start();
+    let (dir, db, cfg) = config_file(&platform.toml(2));
+    let port = free_port();
+    let log = db.with_extension("log");
+    let mut child = spawn_logged(&cfg, port, &log, &[]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    Client { addr }.create_stock(json!({}));
+    platform.wait_for_a_call();
+    signal(&child, "TERM");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
+
+    // Nothing was delivered and nothing is lost: each call is still pending,
+    // with or without an attempt recorded.
+    let stopped = outbox_rows(&db);
+    assert!(!stopped.is_empty(), "no sync call was queued");
+    for (seq_id, state, attempts) in &stopped {
+        assert_eq!(state, "pending", "{seq_id} ({attempts} attempts)");
+    }
+
+    // After a restart against a platform that answers, every call arrives.
+    let mock =
+        coupon_ledger::outbox::mock::MockPlatform::start("127.0.0.1:0", PLATFORM_SECRET, 0.0)
+            .unwrap();
+    let mock_addr = mock.local_addr().to_string();
+    write_private(
+        &cfg,
+        &config_toml(&db, "127.0.0.1:0", &platform_section(&mock_addr, 2)),
+    );
+    let mut again = spawn_logged(&cfg, free_port(), &dir.path().join("again.log"), &[]);
+    let delivered = wait_until(Duration::from_secs(20), || {
+        outbox_rows(&db).iter().all(|(_, state, _)| state == "delivered")
+    });
+    signal(&again, "TERM");
+    assert_eq!(wait_exit(&mut again, Duration::from_secs(15)), Some(0));
+    assert!(delivered, "{:?}", outbox_rows(&db));
+    let received: Vec<String> = mock.received().iter().map(|r| r.seq_id.clone()).collect();
+    for (seq_id, _, _) in &stopped {
+        assert!(received.contains(seq_id), "{seq_id} never reached the platform");
+    }
+}
+
 // ---------------------------------------------------------------- storage faults
 
 fn is_root() -> bool {
