@@ -280,6 +280,45 @@ fn a_dead_sync_call_makes_health_degraded_and_names_it() {
 }
 
 #[test]
+fn calls_waiting_behind_a_dead_call_are_named_in_health_problems() {
+    let closed = free_port();
+    let s = TestServer::start_stepped(&format!(
+        "[platform]\nbase_url = \"http://127.0.0.1:{closed}\"\napi_key = \"P\"\nsecret = \"S\"\nmax_attempts = 1\n"
+    ));
+    let c = s.client();
+    let stock = sid(&c.create_stock(json!({})));
+    // The stock's first call dies; everything queued after it about the
+    // stock, or a coupon of it, waits behind it.
+    assert_eq!(s.deliver_all(), 1);
+    for user in ["u-1", "u-2"] {
+        let issued = c.admin(
+            "POST",
+            "/admin/coupons",
+            Some(
+                json!({"stock_id": stock, "user_code": user, "app_channel_id": 1,
+                        "request_id": unique("r")}),
+            ),
+        );
+        expect(&issued, 0);
+    }
+    assert_eq!(s.deliver_all(), 0, "a blocked call was sent");
+    let h = expect(&get(s.addr, "/healthz"), 0)["data"].clone();
+    // One call for each issued coupon.
+    assert_eq!(h["outbox"]["blocked_by_dead"], 2, "{h}");
+    assert_eq!(h["outbox"]["pending"], 2, "{h}");
+    assert_eq!(h["status"], "degraded", "{h}");
+    let line = "2 sync call(s) blocked behind a dead call";
+    let problems = h["problems"].as_array().unwrap();
+    assert!(problems.iter().any(|p| p == &json!(line)), "{h}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.as_str().unwrap().starts_with("1 dead sync call(s)")),
+        "{h}"
+    );
+}
+
+#[test]
 fn an_old_pending_call_makes_health_degraded() {
     let closed = free_port();
     let s = TestServer::start_with(&format!(
@@ -585,7 +624,10 @@ fn a_stuck_request_and_a_hanging_platform_do_not_hold_the_exit_past_the_grace_ti
         took >= Duration::from_secs(grace) - Duration::from_millis(100),
         "the stop did not wait for the request under way ({took:?})"
     );
-    assert!(text.contains("did not stop within the grace time"), "{text}");
+    assert!(
+        text.contains("did not stop within the grace time"),
+        "{text}"
+    );
 }
 
 /// The outbox straight from the database file: (seq_id, state, attempts).
@@ -632,14 +674,19 @@ fn a_sync_call_in_flight_at_sigterm_is_kept_and_sent_after_the_restart() {
     );
     let mut again = spawn_logged(&cfg, free_port(), &dir.path().join("again.log"), &[]);
     let delivered = wait_until(Duration::from_secs(20), || {
-        outbox_rows(&db).iter().all(|(_, state, _)| state == "delivered")
+        outbox_rows(&db)
+            .iter()
+            .all(|(_, state, _)| state == "delivered")
     });
     signal(&again, "TERM");
     assert_eq!(wait_exit(&mut again, Duration::from_secs(15)), Some(0));
     assert!(delivered, "{:?}", outbox_rows(&db));
     let received: Vec<String> = mock.received().iter().map(|r| r.seq_id.clone()).collect();
     for (seq_id, _, _) in &stopped {
-        assert!(received.contains(seq_id), "{seq_id} never reached the platform");
+        assert!(
+            received.contains(seq_id),
+            "{seq_id} never reached the platform"
+        );
     }
 }
 
@@ -878,6 +925,43 @@ fn backup_under_load_is_consistent_and_passes_check() {
     assert!(err.contains("/nonexistent/x.db"), "{err}");
 }
 
+#[test]
+fn backup_with_a_config_file_copies_the_database_it_names() {
+    let s = TestServer::start();
+    let c = s.client();
+    let stock = sid(&c.create_stock(json!({})));
+    let claimed = claim_ok(&c, &stock, "u-cfg");
+    let cfg = s.dir.path().join("ledger.toml");
+    write_private(&cfg, &config_toml(&s.db(), "127.0.0.1:0", ""));
+    // From another directory, so no ./ledger.db can stand in for the configured one.
+    let elsewhere = TempDir::new();
+    let dest = elsewhere.path().join("copy.db");
+    let (ok, out, err, _) = run(
+        &[
+            "backup",
+            "--config",
+            cfg.to_str().unwrap(),
+            dest.to_str().unwrap(),
+        ],
+        elsewhere.path(),
+    );
+    assert!(ok, "backup --config failed: {err}");
+    assert!(out.starts_with("ok: "), "{out}");
+    assert!(out.contains(&s.db().display().to_string()), "{out}");
+    let (ok, report) = check(&dest);
+    assert!(ok, "{report}");
+    let conn = rusqlite::Connection::open(&dest).unwrap();
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM coupons WHERE coupon_id = ?1",
+            [&claimed],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1, "the claimed coupon is not in the copy");
+    assert_eq!(files_in(elsewhere.path()), ["copy.db"]);
+}
+
 // ---------------------------------------------------------------- logs
 
 /// The line `serve` prints once it listens: a message to the person who
@@ -1028,7 +1112,11 @@ fn refused_authentications_beyond_the_budget_are_counted_in_one_line() {
     // Within the window, the lines stop at the budget (give the log a moment).
     thread::sleep(Duration::from_millis(300));
     let during = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(refusals(&during), AUTH_LINES_PER_WINDOW as usize, "{during}");
+    assert_eq!(
+        refusals(&during),
+        AUTH_LINES_PER_WINDOW as usize,
+        "{during}"
+    );
     assert!(!during.contains("not logged"), "{during}");
 
     // The first refusal of the next window logs the count of the rest, then itself.
@@ -1041,8 +1129,15 @@ fn refused_authentications_beyond_the_budget_are_counted_in_one_line() {
     let at = text
         .find(&summary)
         .unwrap_or_else(|| panic!("no summary line {summary:?}:\n{text}"));
-    assert!(text[..at].lines().last().is_some_and(|l| l.contains("WARN  auth]")));
-    assert_eq!(refusals(&text), AUTH_LINES_PER_WINDOW as usize + 1, "{text}");
+    assert!(text[..at]
+        .lines()
+        .last()
+        .is_some_and(|l| l.contains("WARN  auth]")));
+    assert_eq!(
+        refusals(&text),
+        AUTH_LINES_PER_WINDOW as usize + 1,
+        "{text}"
+    );
     assert_eq!(refusals(&text[at..]), 1, "{text}");
 }
 
@@ -1112,7 +1207,10 @@ fn answers_of_the_http_layer_itself_have_access_lines() {
 
     let text = std::fs::read_to_string(&log).unwrap();
     access_line(&text, &["- - status=400 code=40000 ms=", "peer=127.0.0.1:"]);
-    let too_large = access_line(&text, &["POST /sp/coupon/receive status=413 code=41300 ms="]);
+    let too_large = access_line(
+        &text,
+        &["POST /sp/coupon/receive status=413 code=41300 ms="],
+    );
     assert!(!too_large.contains("secret-in-query"), "{too_large}");
     access_line(&text, &["- - status=431 code=43100 ms="]);
     access_line(&text, &["- - status=503 code=50300 ms="]);
