@@ -14,8 +14,31 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use serde_json::{json, Value};
 
+/// A child process killed when dropped, so a failing test leaves no server behind.
+struct Spawned(Child);
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The binary serving `cfg` on `port`, its stderr written to `log`.
-fn spawn_logged(cfg: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Child {
+fn spawn_logged(cfg: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Spawned {
     let file = std::fs::File::create(log).unwrap();
     let mut cmd = Command::new(bin());
     cmd.args(["serve", "--config"])
@@ -28,7 +51,7 @@ fn spawn_logged(cfg: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Chil
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().unwrap();
+    let child = Spawned(cmd.spawn().unwrap());
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     assert!(
         wait_until(Duration::from_secs(20), || TcpStream::connect(addr).is_ok()),
@@ -76,6 +99,27 @@ fn run(args: &[&str], dir: &Path) -> (bool, String, String, Duration) {
         String::from_utf8_lossy(&out.stderr).to_string(),
         started.elapsed(),
     )
+}
+
+/// Like [`run`] for a command that must end by itself: one still running
+/// after `within` (a server that should have been refused) is killed and
+/// fails the test.
+fn run_to_exit(args: &[&str], dir: &Path, within: Duration) -> (bool, String) {
+    let err_file = dir.join(unique("stderr-"));
+    let mut child = Spawned(
+        Command::new(bin())
+            .args(args)
+            .current_dir(dir)
+            .env_remove("RUST_LOG")
+            .env_remove("COUPON_LEDGER_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err_file).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let code = wait_exit(&mut child, within);
+    let err = std::fs::read_to_string(&err_file).unwrap_or_default();
+    (code == Some(0), err)
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
@@ -154,6 +198,47 @@ fn a_second_server_on_the_same_database_is_refused_and_the_first_is_unaffected()
     // The first server still serves and writes.
     let a = c.claim(&sid(&stock), "u-lock", &unique("r"));
     assert_eq!(a.code(), 0, "{}", show(&a));
+}
+
+#[test]
+fn a_second_name_for_the_same_database_is_refused_too() {
+    use std::os::unix::fs::symlink;
+    let (dir, _db, cfg) = config_file("");
+    let real = dir.path().join("real");
+    std::fs::create_dir_all(&real).unwrap();
+    symlink(&real, dir.path().join("alias")).unwrap();
+    // The first server names its database through a symlinked directory,
+    // before the file exists.
+    let first_db = dir.path().join("alias").join("ledger.db");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let child = Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .arg("--db")
+        .arg(&first_db)
+        .args(["--listen", &addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _first = BinServer { child, addr };
+    let up = wait_until(Duration::from_secs(20), || TcpStream::connect(addr).is_ok());
+    assert!(up, "the first server did not come up");
+    symlink("real/ledger.db", dir.path().join("link.db")).unwrap();
+    for other in ["real/ledger.db", "link.db", "real/../alias/ledger.db"] {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let serve = ["serve", "--config", cfg.to_str().unwrap(), "--db", other];
+        let (ok, err) = run_to_exit(
+            &[&serve[..], &["--listen", &listen]].concat(),
+            dir.path(),
+            Duration::from_secs(10),
+        );
+        assert!(!ok, "a second server started on {other}");
+        assert!(err.contains("in use by"), "{other}: {err}");
+        let (ok, _, err, _) = run(&["outbox", "retry", "1", "--db", other], dir.path());
+        assert!(!ok && err.contains("in use by"), "{other}: {err}");
+    }
+    assert_eq!(get(addr, "/readyz").status, 200);
 }
 
 #[test]
