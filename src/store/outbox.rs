@@ -64,22 +64,23 @@ fn literal(state: OutboxState) -> String {
 /// `/healthz` can still count every call abandoned.
 const PRUNED_ABANDONED: &str = "outbox_pruned_abandoned";
 
+/// Builds a call from a row selected with [`CALL_COLUMNS`], by column name.
 fn call(row: &Row) -> rusqlite::Result<OutboxCall> {
     Ok(OutboxCall {
-        id: row.get(0)?,
-        seq_id: row.get(1)?,
-        path: row.get(2)?,
-        body: row.get(3)?,
-        stock_id: row.get(4)?,
-        coupon_id: row.get(5)?,
-        state: row.get(6)?,
-        attempts: row.get(7)?,
-        next_attempt_ms: row.get(8)?,
-        created_ms: row.get(9)?,
-        delivered_ms: row.get(10)?,
-        last_error: row.get(11)?,
-        abandoned_ms: row.get(12)?,
-        abandon_reason: row.get(13)?,
+        id: row.get("id")?,
+        seq_id: row.get("seq_id")?,
+        path: row.get("path")?,
+        body: row.get("body")?,
+        stock_id: row.get("stock_id")?,
+        coupon_id: row.get("coupon_id")?,
+        state: row.get("state")?,
+        attempts: row.get("attempts")?,
+        next_attempt_ms: row.get("next_attempt_ms")?,
+        created_ms: row.get("created_ms")?,
+        delivered_ms: row.get("delivered_ms")?,
+        last_error: row.get("last_error")?,
+        abandoned_ms: row.get("abandoned_ms")?,
+        abandon_reason: row.get("abandon_reason")?,
     })
 }
 
