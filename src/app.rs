@@ -100,7 +100,8 @@ impl Running {
     }
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully. A second
-    /// signal ends the process at once. SIGHUP is logged and otherwise ignored.
+    /// signal ends the process at once. SIGHUP reloads the HTTPS certificate
+    /// and key (only logged without HTTPS) and never stops the server.
     /// `signals` come from [`catch_signals`], called before [`start`] so that
     /// a signal during start-up is not fatal.
     pub fn run_until_signal(self, mut signals: Signals) -> Result<(), String> {

@@ -10,7 +10,7 @@ use crate::domain::time::parse_offset;
 use crate::sign::{SignFields, SignRule};
 
 /// How durable a commit is: SQLite's `synchronous` setting (the config key
-/// `sync`, kept for compatibility).
+/// `durability`; its old name `sync` is still read, with a warning).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
     /// fsync on every commit: an acknowledged write survives power loss.
@@ -90,7 +90,7 @@ pub struct Config {
     /// Named operators (`[[admins]]`).
     pub admins: Vec<Admin>,
     pub merchant_id: String,
-    /// SQLite's `synchronous` setting (config key `sync`).
+    /// SQLite's `synchronous` setting (config key `durability`).
     pub durability: Durability,
     pub timestamp_window_s: i64,
     pub sweep_interval_s: u64,
@@ -131,6 +131,9 @@ struct RawConfig {
     utc_offset: Option<String>,
     admin_token: Option<String>,
     merchant_id: Option<String>,
+    durability: Option<String>,
+    /// The old name of `durability`, read with a warning: "sync" elsewhere
+    /// means sending changes to the platform.
     sync: Option<String>,
     timestamp_window_s: Option<i64>,
     sweep_interval_s: Option<u64>,
@@ -253,11 +256,7 @@ impl Config {
                 )
             }
         };
-        let durability = match raw.sync.as_deref() {
-            None | Some("full") => Durability::Full,
-            Some("normal") => Durability::Normal,
-            Some(other) => return Err(format!("sync: {other:?} is not \"full\" or \"normal\"")),
-        };
+        let durability = durability(raw.durability, raw.sync)?;
         let timestamp_window_s = raw.timestamp_window_s.unwrap_or(base.timestamp_window_s);
         if timestamp_window_s < 1 {
             return Err("timestamp_window_s: must be at least 1".into());
@@ -456,6 +455,30 @@ impl Config {
             }
         }
         found
+    }
+}
+
+/// `durability` ("full" or "normal", default full), or its deprecated old
+/// name `sync` (warned about at start); both at once is refused.
+fn durability(new: Option<String>, old: Option<String>) -> Result<Durability, String> {
+    let (key, value) = match (new, old) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "durability and sync: give only durability (sync is its deprecated old name)"
+                    .into(),
+            )
+        }
+        (Some(v), None) => ("durability", Some(v)),
+        (None, Some(v)) => {
+            log::warn!("config key sync is deprecated: rename it to durability (same values)");
+            ("sync", Some(v))
+        }
+        (None, None) => ("durability", None),
+    };
+    match value.as_deref() {
+        None | Some("full") => Ok(Durability::Full),
+        Some("normal") => Ok(Durability::Normal),
+        Some(other) => Err(format!("{key}: {other:?} is not \"full\" or \"normal\"")),
     }
 }
 
@@ -658,6 +681,31 @@ sign_key_name = "secretKey"
                 .unwrap_err();
             assert!(e.contains("write_batch_max"), "{e}");
         }
+    }
+
+    #[test]
+    fn durability_is_full_or_normal_and_sync_is_its_old_name() {
+        let with = |line: &str| Config::from_toml(&format!("{line}\n{GOOD}"), &no_env);
+        assert_eq!(with("").unwrap().durability, Durability::Full);
+        let cases = [
+            ("durability = \"full\"", Durability::Full),
+            ("durability = \"normal\"", Durability::Normal),
+            ("sync = \"normal\"", Durability::Normal),
+            ("sync = \"full\"", Durability::Full),
+        ];
+        for (line, want) in cases {
+            assert_eq!(with(line).unwrap().durability, want, "{line}");
+        }
+        let e = with("durability = \"fast\"").unwrap_err();
+        assert_eq!(e, "durability: \"fast\" is not \"full\" or \"normal\"");
+        let e = with("sync = \"fast\"").unwrap_err();
+        assert_eq!(e, "sync: \"fast\" is not \"full\" or \"normal\"");
+        let e = with("durability = \"full\"\nsync = \"full\"").unwrap_err();
+        assert!(
+            e.starts_with("durability and sync: give only durability"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
     }
 
     #[test]

@@ -406,5 +406,37 @@ pub struct OutboxHealth {
     pub oldest_pending_ms: Option<Millis>,
 }
 
-/// The states of a sync call in the outbox.
-pub const OUTBOX_STATES: [&str; 4] = ["pending", "dead", "delivered", "abandoned"];
+/// The state of a sync call in the outbox, as `outbox.state` stores it.
+/// The SQL of the store takes its words from here, never from literals, so
+/// the two cannot drift apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxState {
+    /// Not delivered yet, still being tried.
+    Pending,
+    /// Parked after `max_attempts`: waits for an operator's retry or abandon.
+    Dead,
+    /// Delivered: final.
+    Delivered,
+    /// Given up on by an operator: final.
+    Abandoned,
+}
+
+impl OutboxState {
+    /// The stored word.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Dead => "dead",
+            OutboxState::Delivered => "delivered",
+            OutboxState::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// The states of a sync call in the outbox, in their stored words.
+pub const OUTBOX_STATES: [&str; 4] = [
+    OutboxState::Pending.as_str(),
+    OutboxState::Dead.as_str(),
+    OutboxState::Delivered.as_str(),
+    OutboxState::Abandoned.as_str(),
+];

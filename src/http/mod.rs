@@ -245,6 +245,11 @@ impl HttpError {
         self.parts().0
     }
 
+    /// The error code of the JSON answer (`40000`, `41300`, ...).
+    pub fn code(&self) -> u32 {
+        self.parts().1
+    }
+
     /// The JSON error answer: `{"code": <int>, "message": <str>}`.
     pub fn to_response(&self) -> Response {
         let (status, code, message) = self.parts();

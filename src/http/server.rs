@@ -429,11 +429,13 @@ fn is_wake_up(stream: &TcpStream) -> bool {
 /// Starts a connection thread, or answers 503 when at the connection cap (or
 /// when no thread can be started). Returns false when it answered 503.
 fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64) -> bool {
+    let accepted = Instant::now();
     let ip = peer.ip();
     if shared.connections_from(ip) >= shared.limits.max_connections_per_ip
         && !shared.evict_idle(Some(ip))
     {
         log::debug!("HTTP {peer}: at the per-address cap, answering 503");
+        log_rejected(peer, None, &HttpError::Busy, accepted);
         reject_busy(&stream);
         return false;
     }
@@ -441,6 +443,7 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, i
     if before >= shared.limits.max_connections && !shared.evict_idle(None) {
         shared.active.fetch_sub(1, Ordering::SeqCst);
         log::debug!("HTTP {peer}: at connection cap, answering 503");
+        log_rejected(peer, None, &HttpError::Busy, accepted);
         reject_busy(&stream);
         return false;
     }
@@ -470,6 +473,7 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, i
             log::warn!("HTTP {peer}: cannot start connection thread: {e}");
             shared.conns.lock().remove(&id);
             shared.active.fetch_sub(1, Ordering::SeqCst);
+            log_rejected(peer, None, &HttpError::Busy, accepted);
             reject_busy(&conn.stream);
             false
         }
@@ -690,12 +694,17 @@ fn handle_connection(shared: &Shared, conn: &Conn, peer: SocketAddr) {
         }
         conn.idle.store(false, Ordering::SeqCst);
         conn.fresh.store(false, Ordering::SeqCst);
+        let started = Instant::now();
         let deadline = deadline_after(limits.read_timeout);
         let (head, body) = match read_request(&mut io, limits, deadline) {
             Ok(request) => request,
-            Err(Fail::Gone) => break,
-            Err(Fail::Http(err)) => {
+            Err((Fail::Gone, _)) => break,
+            Err((Fail::Http(err), head)) => {
                 log::debug!("HTTP {peer}: rejecting request: {err}");
+                let seen = head
+                    .as_ref()
+                    .map(|h| (h.method.as_str(), h.target.as_str()));
+                log_rejected(peer, seen, &err, started);
                 let bytes = serialize_response(&err.to_response(), false, ConnHeader::Close);
                 if io.write_all(&bytes).is_ok() {
                     io.linger_close();
@@ -753,12 +762,22 @@ fn deadline_after(d: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-/// Reads one whole request (head and body) within `deadline`.
+/// Reads one whole request (head and body) within `deadline`. A failure
+/// carries the head when it was read, so the rejection can name the request.
 fn read_request(
     io: &mut ConnIo<'_>,
     limits: &Limits,
     deadline: Instant,
-) -> Result<(Head, Vec<u8>), Fail> {
+) -> Result<(Head, Vec<u8>), (Fail, Option<Head>)> {
+    let head = read_head(io, limits, deadline).map_err(|f| (f, None))?;
+    match read_body(io, &head, limits, deadline) {
+        Ok(body) => Ok((head, body)),
+        Err(f) => Err((f, Some(head))),
+    }
+}
+
+/// Reads and parses a request head within `deadline`.
+fn read_head(io: &mut ConnIo<'_>, limits: &Limits, deadline: Instant) -> Result<Head, Fail> {
     let head = loop {
         if let Some(head) = parse::parse_head(&io.buf, limits.max_header_bytes)? {
             break head;
@@ -766,6 +785,16 @@ fn read_request(
         io.fill(deadline)?;
     };
     io.buf.drain(..head.len);
+    Ok(head)
+}
+
+/// Reads the body `head` announces (within the body cap) by `deadline`.
+fn read_body(
+    io: &mut ConnIo<'_>,
+    head: &Head,
+    limits: &Limits,
+    deadline: Instant,
+) -> Result<Vec<u8>, Fail> {
     // Enforces the body cap from the declared length before reading anything.
     let kind = parse::body_kind(&head.headers, limits.max_body_bytes)?;
     if kind != BodyKind::Empty && parse::expects_continue(head.minor, &head.headers) {
@@ -792,11 +821,43 @@ fn read_request(
             }
         }
     };
-    Ok((head, body))
+    Ok(body)
+}
+
+/// Longest request path written in an access line.
+const MAX_LOGGED_PATH: usize = 100;
+
+/// The access line (target `access`, info) of a request this layer answered
+/// itself (or whose handler panicked), in the shape of the application's own access lines, so that every
+/// answer, even one that never reached the handler, is in the access log.
+/// `seen` is the method and target when the head could be read; the query is
+/// never logged.
+fn log_rejected(peer: SocketAddr, seen: Option<(&str, &str)>, err: &HttpError, started: Instant) {
+    if !log::log_enabled!(target: "access", log::Level::Info) {
+        return;
+    }
+    let (method, target) = seen.unwrap_or(("-", "-"));
+    let path: String = parse::split_target(target)
+        .0
+        .chars()
+        .take(MAX_LOGGED_PATH)
+        .collect();
+    let micros = started.elapsed().as_micros();
+    log::info!(
+        target: "access",
+        "{} {} status={} code={} ms={}.{:03} partner=- seq_id=- peer={peer}",
+        method.escape_debug(),
+        path.escape_debug(),
+        err.status(),
+        err.code(),
+        micros / 1000,
+        micros % 1000,
+    );
 }
 
 /// Runs the handler, turning a panic or an invalid status into a 500.
 fn call_handler(handler: &Handler, request: &Request) -> Response {
+    let started = Instant::now();
     match catch_unwind(AssertUnwindSafe(|| handler(request))) {
         Ok(response) if (200..=599).contains(&response.status) => response,
         Ok(response) => {
@@ -815,6 +876,9 @@ fn call_handler(handler: &Handler, request: &Request) -> Response {
                 request.path,
                 panic_message(payload.as_ref())
             );
+            // The handler's own access line was lost with its stack.
+            let seen = Some((request.method.as_str(), request.path.as_str()));
+            log_rejected(request.peer, seen, &HttpError::Internal, started);
             HttpError::Internal.to_response()
         }
     }

@@ -24,8 +24,18 @@ pub fn check_database(path: &Path) -> Result<Vec<String>, String> {
 }
 
 fn strings(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
+    strings_with(conn, sql, [])
+}
+
+/// [`strings`] with bound parameters: the ledger's states come from their
+/// Rust types, never from literals in the SQL.
+fn strings_with(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let rows = stmt.query_map(params, |r| r.get::<_, String>(0))?;
     rows.collect()
 }
 
@@ -102,14 +112,15 @@ fn run_checks(conn: &Connection, v: &mut Vec<String>) -> rusqlite::Result<()> {
             OR c.discount_amount_max IS NOT s.discount_amount_max
             OR c.app_channel_id IS NOT s.app_channel_id",
     )?);
-    v.extend(strings(
+    v.extend(strings_with(
         conn,
         "SELECT 'coupon ' || c.coupon_id || ': status ' || c.status || ' with '
                 || (SELECT count(*) FROM redemptions r WHERE r.coupon_id = c.coupon_id AND r.undone_ms IS NULL)
                 || ' live redemptions'
          FROM coupons c
-         WHERE (c.status = 2) <> ((SELECT count(*) FROM redemptions r
-                                   WHERE r.coupon_id = c.coupon_id AND r.undone_ms IS NULL) = 1)",
+         WHERE (c.status = ?1) <> ((SELECT count(*) FROM redemptions r
+                                    WHERE r.coupon_id = c.coupon_id AND r.undone_ms IS NULL) = 1)",
+        [CouponStatus::Used.code()],
     )?);
     v.extend(strings(
         conn,

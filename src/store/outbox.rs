@@ -12,7 +12,8 @@ use super::Store;
 use super::{coupons, stocks};
 use crate::domain::coupon::random_hex;
 use crate::domain::ledger::{
-    abandon_reason, Origin, OutboxCall, OutboxHealth, Page, ResyncTarget, Source, SyncEvent,
+    abandon_reason, Origin, OutboxCall, OutboxHealth, OutboxState, Page, ResyncTarget, Source,
+    SyncEvent,
 };
 use crate::domain::time::Millis;
 use crate::domain::LedgerError;
@@ -47,26 +48,39 @@ impl SyncCalls {
 const CALL_COLUMNS: &str = "id, seq_id, path, body, stock_id, coupon_id, state, attempts, \
     next_attempt_ms, created_ms, delivered_ms, last_error, abandoned_ms, abandon_reason";
 
+/// The stored words of the states, bound as parameters by the statements below.
+const PENDING: &str = OutboxState::Pending.as_str();
+const DEAD: &str = OutboxState::Dead.as_str();
+const DELIVERED: &str = OutboxState::Delivered.as_str();
+const ABANDONED: &str = OutboxState::Abandoned.as_str();
+
+/// A state as an SQL string literal (`'pending'`), for a statement whose plan
+/// depends on seeing it (see [`ready_sql`]). The words hold no quote.
+fn literal(state: OutboxState) -> String {
+    format!("'{}'", state.as_str())
+}
+
 /// The `meta` key counting abandoned calls that retention has deleted, so
 /// `/healthz` can still count every call abandoned.
 const PRUNED_ABANDONED: &str = "outbox_pruned_abandoned";
 
+/// Builds a call from a row selected with [`CALL_COLUMNS`], by column name.
 fn call(row: &Row) -> rusqlite::Result<OutboxCall> {
     Ok(OutboxCall {
-        id: row.get(0)?,
-        seq_id: row.get(1)?,
-        path: row.get(2)?,
-        body: row.get(3)?,
-        stock_id: row.get(4)?,
-        coupon_id: row.get(5)?,
-        state: row.get(6)?,
-        attempts: row.get(7)?,
-        next_attempt_ms: row.get(8)?,
-        created_ms: row.get(9)?,
-        delivered_ms: row.get(10)?,
-        last_error: row.get(11)?,
-        abandoned_ms: row.get(12)?,
-        abandon_reason: row.get(13)?,
+        id: row.get("id")?,
+        seq_id: row.get("seq_id")?,
+        path: row.get("path")?,
+        body: row.get("body")?,
+        stock_id: row.get("stock_id")?,
+        coupon_id: row.get("coupon_id")?,
+        state: row.get("state")?,
+        attempts: row.get("attempts")?,
+        next_attempt_ms: row.get("next_attempt_ms")?,
+        created_ms: row.get("created_ms")?,
+        delivered_ms: row.get("delivered_ms")?,
+        last_error: row.get("last_error")?,
+        abandoned_ms: row.get("abandoned_ms")?,
+        abandon_reason: row.get("abandon_reason")?,
     })
 }
 
@@ -91,7 +105,7 @@ pub fn enqueue(
     let seq_id = format!("sp-{}", random_hex(16).map_err(LedgerError::Internal)?);
     conn.prepare_cached(
         "INSERT INTO outbox (seq_id, path, body, lane, stock_id, coupon_id, state, next_attempt_ms, created_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?7)",
     )?
     .execute(params![
         seq_id,
@@ -100,7 +114,8 @@ pub fn enqueue(
         lane,
         event.stock_id(),
         event.coupon_id(),
-        origin.now
+        origin.now,
+        PENDING,
     ])?;
     // Counted before the commit: a rolled-back call only costs the dispatcher one look.
     calls.bump();
@@ -126,21 +141,21 @@ fn abandon_tx(
     origin: &Origin,
 ) -> Result<OutboxCall, LedgerError> {
     let found = load_call(conn, id)?.ok_or_else(no_such_call)?;
-    if found.state != "dead" {
+    if found.state != DEAD {
         return Err(LedgerError::StateConflict(format!(
             "outbox call {id} is {}; only a dead call can be abandoned",
             found.state
         )));
     }
     conn.prepare_cached(
-        "UPDATE outbox SET state = 'abandoned', abandoned_ms = ?2, abandon_reason = ?3
-         WHERE id = ?1 AND state = 'dead'",
+        "UPDATE outbox SET state = ?4, abandoned_ms = ?2, abandon_reason = ?3
+         WHERE id = ?1 AND state = ?5",
     )?
-    .execute(params![id, origin.now, reason])?;
+    .execute(params![id, origin.now, reason, ABANDONED, DEAD])?;
     let detail = json!({
         "reason": reason, "path": found.path, "seq_id": found.seq_id,
         "stock_id": found.stock_id, "coupon_id": found.coupon_id,
-        "from_state": "dead", "to_state": "abandoned",
+        "from_state": DEAD, "to_state": ABANDONED,
         "attempts": found.attempts, "last_error": found.last_error,
     });
     JournalRow::new(Entity::Outbox, &id.to_string(), "abandon")
@@ -148,7 +163,7 @@ fn abandon_tx(
         .detail(detail)
         .append(conn, origin)?;
     Ok(OutboxCall {
-        state: "abandoned".into(),
+        state: ABANDONED.into(),
         abandoned_ms: Some(origin.now),
         abandon_reason: Some(reason.to_string()),
         ..found
@@ -214,7 +229,7 @@ fn sync_disabled() -> LedgerError {
 /// `before`, delivered ones first; answers how many it deleted.
 fn prune_tx(conn: &Connection, before: Millis, limit: i64) -> Result<usize, LedgerError> {
     let mut deleted = 0usize;
-    for state in ["delivered", "abandoned"] {
+    for state in [DELIVERED, ABANDONED] {
         let room = limit - deleted as i64;
         if room <= 0 {
             break;
@@ -226,7 +241,7 @@ fn prune_tx(conn: &Connection, before: Millis, limit: i64) -> Result<usize, Ledg
                       AND coalesce(delivered_ms, abandoned_ms) < ?2 LIMIT ?3)",
             )?
             .execute(params![state, before, room])?;
-        if state == "abandoned" && n > 0 {
+        if state == ABANDONED && n > 0 {
             conn.prepare_cached(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
                  ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ?2 AS TEXT)",
@@ -263,6 +278,24 @@ pub(super) fn writes(store: &Store) -> u64 {
         .map_or(0, |s| s.written.load(Ordering::SeqCst))
 }
 
+/// The due calls that head their lane, on ?1 (now) and ?2 (limit). The
+/// open states are written into the SQL as literals, not bound: only then
+/// can SQLite use the partial indexes on open calls (`WHERE state IN
+/// ('pending', 'dead')`), so a backlog stays cheap to look through.
+fn ready_sql() -> String {
+    let (pending, dead) = (literal(OutboxState::Pending), literal(OutboxState::Dead));
+    format!(
+        "SELECT {CALL_COLUMNS} FROM outbox o
+         WHERE o.state = {pending} AND o.next_attempt_ms <= ?1
+           AND NOT EXISTS (SELECT 1 FROM outbox p
+                           WHERE p.lane = o.lane AND p.id < o.id AND p.state IN ({pending}, {dead}))
+           AND NOT EXISTS (SELECT 1 FROM outbox p
+                           WHERE p.stock_id = o.stock_id AND p.coupon_id IS NULL
+                             AND p.id < o.id AND p.state IN ({pending}, {dead}))
+         ORDER BY o.id LIMIT ?2"
+    )
+}
+
 /// Calls due by `now` that head their lane (nothing older about the same
 /// coupon or stock is undelivered), oldest first, skipping `in_flight`.
 pub(super) fn ready(
@@ -272,16 +305,7 @@ pub(super) fn ready(
     limit: usize,
 ) -> Result<Vec<OutboxCall>, LedgerError> {
     store.read(|c| {
-        let mut stmt = c.prepare_cached(&format!(
-            "SELECT {CALL_COLUMNS} FROM outbox o
-             WHERE o.state = 'pending' AND o.next_attempt_ms <= ?1
-               AND NOT EXISTS (SELECT 1 FROM outbox p
-                               WHERE p.lane = o.lane AND p.id < o.id AND p.state IN ('pending', 'dead'))
-               AND NOT EXISTS (SELECT 1 FROM outbox p
-                               WHERE p.stock_id = o.stock_id AND p.coupon_id IS NULL
-                                 AND p.id < o.id AND p.state IN ('pending', 'dead'))
-             ORDER BY o.id LIMIT ?2"
-        ))?;
+        let mut stmt = c.prepare_cached(&ready_sql())?;
         let rows = stmt.query_map(params![now, (limit + in_flight.len()) as i64], call)?;
         let mut ready = Vec::new();
         for r in rows {
@@ -305,17 +329,17 @@ pub(super) fn record(
         let mut stmt = c.prepare_cached(
             "UPDATE outbox SET attempts = attempts + 1, state = ?2, delivered_ms = ?3,
                 next_attempt_ms = ?4, last_error = ?5
-             WHERE id = ?1 AND state = 'pending'",
+             WHERE id = ?1 AND state = ?6",
         )?;
         match attempt {
             Attempt::Delivered => {
-                stmt.execute(params![id, "delivered", now, now, None::<String>])?
+                stmt.execute(params![id, DELIVERED, now, now, None::<String>, PENDING])?
             }
             Attempt::Retry { error, at } => {
-                stmt.execute(params![id, "pending", None::<i64>, at, error])?
+                stmt.execute(params![id, PENDING, None::<i64>, at, error, PENDING])?
             }
             Attempt::Dead { error } => {
-                stmt.execute(params![id, "dead", None::<i64>, now, error])?
+                stmt.execute(params![id, DEAD, None::<i64>, now, error, PENDING])?
             }
         };
         Ok(())
@@ -369,12 +393,12 @@ pub(super) fn retry(store: &Store, id: i64, origin: Origin) -> Result<OutboxCall
     let calls = store.inner.sync.clone();
     let call = store.write(move |c| {
         let found = load_call(c, id)?.ok_or_else(no_such_call)?;
-        if found.state == "delivered" {
+        if found.state == DELIVERED {
             return Err(LedgerError::StateConflict(
                 "outbox call is already delivered".into(),
             ));
         }
-        if found.state == "abandoned" {
+        if found.state == ABANDONED {
             return Err(LedgerError::StateConflict(
                 "outbox call is abandoned; resync its stock or coupon to send the current state"
                     .into(),
@@ -382,12 +406,12 @@ pub(super) fn retry(store: &Store, id: i64, origin: Origin) -> Result<OutboxCall
         }
         let now = origin.now;
         c.prepare_cached(
-            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ms = ?2 WHERE id = ?1",
+            "UPDATE outbox SET state = ?3, attempts = 0, next_attempt_ms = ?2 WHERE id = ?1",
         )?
-        .execute(params![id, now])?;
+        .execute(params![id, now, PENDING])?;
         let detail = json!({
             "path": found.path, "stock_id": found.stock_id, "coupon_id": found.coupon_id,
-            "from_state": found.state, "to_state": "pending",
+            "from_state": found.state, "to_state": PENDING,
             "attempts": found.attempts, "last_error": found.last_error,
         });
         JournalRow::new(Entity::Outbox, &id.to_string(), "retry")
@@ -395,7 +419,7 @@ pub(super) fn retry(store: &Store, id: i64, origin: Origin) -> Result<OutboxCall
             .detail(detail)
             .append(c, &origin)?;
         Ok(OutboxCall {
-            state: "pending".into(),
+            state: PENDING.into(),
             attempts: 0,
             next_attempt_ms: now,
             ..found
@@ -457,24 +481,22 @@ pub(super) fn health(store: &Store) -> Result<OutboxHealth, LedgerError> {
                     .query_row([state], |r| r.get(0))?,
             )
         };
-        let pending = count("pending")?;
-        let dead = count("dead")?;
+        let pending = count(PENDING)?;
+        let dead = count(DEAD)?;
         let pruned_abandoned: i64 = c
             .prepare_cached("SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1")?
             .query_row([PRUNED_ABANDONED], |r| r.get(0))
             .optional()?
             .unwrap_or(0);
-        let abandoned = count("abandoned")? + pruned_abandoned;
+        let abandoned = count(ABANDONED)? + pruned_abandoned;
         let total: i64 = c
             .prepare_cached(
                 "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'outbox'",
             )?
             .query_row([], |r| r.get(0))?;
         let oldest_pending_ms = c
-            .prepare_cached(
-                "SELECT created_ms FROM outbox WHERE state = 'pending' ORDER BY id LIMIT 1",
-            )?
-            .query_row([], |r| r.get(0))
+            .prepare_cached("SELECT created_ms FROM outbox WHERE state = ?1 ORDER BY id LIMIT 1")?
+            .query_row([PENDING], |r| r.get(0))
             .optional()?;
         // Pending calls held back by a dead call in their lane; only worth
         // counting when something is dead.
@@ -482,11 +504,11 @@ pub(super) fn health(store: &Store) -> Result<OutboxHealth, LedgerError> {
             0
         } else {
             c.prepare_cached(
-                "SELECT count(*) FROM outbox o WHERE o.state = 'pending' AND EXISTS (
-                    SELECT 1 FROM outbox d WHERE d.state = 'dead' AND d.id < o.id
+                "SELECT count(*) FROM outbox o WHERE o.state = ?1 AND EXISTS (
+                    SELECT 1 FROM outbox d WHERE d.state = ?2 AND d.id < o.id
                       AND (d.lane = o.lane OR (d.coupon_id IS NULL AND d.stock_id = o.stock_id)))",
             )?
-            .query_row([], |r| r.get(0))?
+            .query_row([PENDING, DEAD], |r| r.get(0))?
         };
         Ok(OutboxHealth {
             pending,
@@ -497,4 +519,46 @@ pub(super) fn health(store: &Store) -> Result<OutboxHealth, LedgerError> {
             oldest_pending_ms,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ledger::OUTBOX_STATES;
+
+    #[test]
+    fn the_schema_allows_exactly_the_states_of_the_code() {
+        let schema = super::super::schema::SCHEMA;
+        let allowed = schema
+            .split("state           TEXT NOT NULL CHECK (state IN (")
+            .nth(1)
+            .and_then(|rest| rest.split("))").next())
+            .expect("the outbox's state CHECK");
+        let mut words: Vec<&str> = allowed
+            .split(',')
+            .map(|w| w.trim().trim_matches('\''))
+            .collect();
+        words.sort_unstable();
+        let mut ours = OUTBOX_STATES.to_vec();
+        ours.sort_unstable();
+        assert_eq!(words, ours);
+    }
+
+    #[test]
+    fn due_calls_are_found_through_the_partial_indexes_on_open_calls() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(super::super::schema::SCHEMA).unwrap();
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", ready_sql()))
+            .unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(params![0, 10], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("\n");
+        for index in ["outbox_open_lane", "outbox_open_stock"] {
+            assert!(plan.contains(index), "{index} unused:\n{plan}");
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The daily statement (对账): the journal's events of one period, with the
 //! redemption and verify rows they refer to, read in one snapshot.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, Row};
 
 use crate::domain::report::{EventKind, ReportRow};
 use crate::domain::time::Millis;
@@ -17,9 +17,12 @@ pub(super) fn rows(
     to: Millis,
 ) -> Result<Vec<ReportRow>, LedgerError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT j.id, j.at_ms, j.entity, j.entity_id, j.event, j.source, j.operator,
-                c.stock_id, r.order_id, r.order_amount, r.discount_amount, r.pay_amount,
-                v.verify_id, v.count, v.shop_id
+        "SELECT j.id AS journal_id, j.at_ms AS at_ms, j.entity AS entity,
+                j.entity_id AS entity_id, j.event AS event, j.source AS source,
+                j.operator AS operator, c.stock_id AS stock_id, r.order_id AS order_id,
+                r.order_amount AS order_amount, r.discount_amount AS discount_amount,
+                r.pay_amount AS pay_amount, v.verify_id AS verify_id, v.count AS uses,
+                v.shop_id AS shop_id
          FROM journal j
          LEFT JOIN coupons c ON j.entity = 'coupon' AND c.coupon_id = j.entity_id
          LEFT JOIN redemptions r ON j.entity = 'coupon' AND j.event IN ('redeem', 'unredeem')
@@ -31,37 +34,7 @@ pub(super) fn rows(
              OR (j.entity = 'voucher' AND j.event IN ('verify', 'cancel')))
          ORDER BY j.id",
     )?;
-    let rows = stmt.query_map(params![from, to], |r| {
-        let entity: String = r.get(2)?;
-        let entity_id: String = r.get(3)?;
-        let event: String = r.get(4)?;
-        let verify_id: Option<String> = r.get(12)?;
-        let stock_id: Option<String> = r.get(7)?;
-        let (subject, item_id) = if entity == "voucher" {
-            (entity_id, verify_id.unwrap_or_default())
-        } else {
-            (stock_id.unwrap_or_default(), entity_id)
-        };
-        Ok((
-            entity,
-            event,
-            ReportRow {
-                journal_id: r.get(0)?,
-                at_ms: r.get(1)?,
-                kind: EventKind::Issue,
-                subject,
-                item_id,
-                order_id: r.get(8)?,
-                order_amount: r.get(9)?,
-                discount_amount: r.get(10)?,
-                pay_amount: r.get(11)?,
-                uses: r.get(13)?,
-                shop_id: r.get(14)?,
-                source: r.get(5)?,
-                operator: r.get(6)?,
-            },
-        ))
-    })?;
+    let rows = stmt.query_map(params![from, to], report_row)?;
     let mut out = Vec::new();
     for row in rows {
         let (entity, event, row) = row?;
@@ -70,4 +43,35 @@ pub(super) fn rows(
         }
     }
     Ok(out)
+}
+
+/// One row of [`rows`]' query, read by column name: its entity and event
+/// (which decide its kind), and the statement row, its kind still to be set.
+fn report_row(r: &Row) -> rusqlite::Result<(String, String, ReportRow)> {
+    let entity: String = r.get("entity")?;
+    let entity_id: String = r.get("entity_id")?;
+    let event: String = r.get("event")?;
+    let verify_id: Option<String> = r.get("verify_id")?;
+    let stock_id: Option<String> = r.get("stock_id")?;
+    let (subject, item_id) = if entity == "voucher" {
+        (entity_id, verify_id.unwrap_or_default())
+    } else {
+        (stock_id.unwrap_or_default(), entity_id)
+    };
+    let row = ReportRow {
+        journal_id: r.get("journal_id")?,
+        at_ms: r.get("at_ms")?,
+        kind: EventKind::Issue,
+        subject,
+        item_id,
+        order_id: r.get("order_id")?,
+        order_amount: r.get("order_amount")?,
+        discount_amount: r.get("discount_amount")?,
+        pay_amount: r.get("pay_amount")?,
+        uses: r.get("uses")?,
+        shop_id: r.get("shop_id")?,
+        source: r.get("source")?,
+        operator: r.get("operator")?,
+    };
+    Ok((entity, event, row))
 }

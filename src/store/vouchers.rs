@@ -4,6 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::json;
 
 use super::journal::{Entity, JournalRow};
+use super::stocks::bad_row;
 use crate::domain::coupon::new_coupon_id;
 use crate::domain::ledger::{Origin, Page};
 use crate::domain::time::Millis;
@@ -12,58 +13,59 @@ use crate::domain::voucher::{
 };
 use crate::domain::LedgerError;
 
+/// The columns of a voucher row, read by name in [`voucher_row`].
 const VOUCHER_COLUMNS: &str =
     "id, type, coupon_no, coupon_name, value_fen, price_fen, coupon_type, \
     total, remaining, validity_begin_ms, validity_end_ms, templates, deal";
 
-fn bad(at: usize, what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        at,
-        rusqlite::types::Type::Text,
-        what.to_string().into(),
-    )
-}
-
+/// Builds a voucher (without its shops) from a row selected with
+/// [`VOUCHER_COLUMNS`], by column name.
 fn voucher_row(row: &Row) -> rusqlite::Result<Voucher> {
-    let kind: String = row.get(1)?;
-    let templates: String = row.get(11)?;
-    let deal: String = row.get(12)?;
+    let kind: String = row.get("type")?;
+    let templates: String = row.get("templates")?;
+    let deal: String = row.get("deal")?;
     Ok(Voucher {
-        id: row.get(0)?,
+        id: row.get("id")?,
         spec: VoucherSpec {
-            kind: VoucherType::parse(&kind).ok_or_else(|| bad(1, "voucher type"))?,
-            coupon_no: row.get(2)?,
+            kind: VoucherType::parse(&kind).ok_or_else(|| bad_row("type", "voucher type"))?,
+            coupon_no: row.get("coupon_no")?,
             shop_ids: Vec::new(),
-            coupon_name: row.get(3)?,
-            value_fen: row.get(4)?,
-            price_fen: row.get(5)?,
-            coupon_type: row.get(6)?,
-            count: row.get(7)?,
-            validity_begin: row.get(9)?,
-            validity_end: row.get(10)?,
-            templates: serde_json::from_str(&templates).map_err(|_| bad(11, "templates"))?,
-            deal: serde_json::from_str(&deal).map_err(|_| bad(12, "deal"))?,
+            coupon_name: row.get("coupon_name")?,
+            value_fen: row.get("value_fen")?,
+            price_fen: row.get("price_fen")?,
+            coupon_type: row.get("coupon_type")?,
+            count: row.get("total")?,
+            validity_begin: row.get("validity_begin_ms")?,
+            validity_end: row.get("validity_end_ms")?,
+            templates: serde_json::from_str(&templates)
+                .map_err(|_| bad_row("templates", "not JSON"))?,
+            deal: serde_json::from_str(&deal).map_err(|_| bad_row("deal", "not JSON"))?,
         },
-        remaining: row.get(8)?,
+        remaining: row.get("remaining")?,
     })
 }
 
+/// Builds a verify from a row selected with [`VERIFICATION_SELECT`], by column name.
 fn verification_row(row: &Row) -> rusqlite::Result<Verification> {
-    let kind: String = row.get(1)?;
+    let kind: String = row.get("type")?;
     Ok(Verification {
-        verify_id: row.get(0)?,
-        kind: VoucherType::parse(&kind).ok_or_else(|| bad(1, "voucher type"))?,
-        coupon_no: row.get(2)?,
-        shop_id: row.get(3)?,
-        count: row.get(4)?,
-        remaining_after: row.get(5)?,
-        verified_ms: row.get(6)?,
-        cancelled_ms: row.get(7)?,
+        verify_id: row.get("verify_id")?,
+        kind: VoucherType::parse(&kind).ok_or_else(|| bad_row("type", "voucher type"))?,
+        coupon_no: row.get("coupon_no")?,
+        shop_id: row.get("shop_id")?,
+        count: row.get("count")?,
+        remaining_after: row.get("remaining_after")?,
+        verified_ms: row.get("verified_ms")?,
+        cancelled_ms: row.get("cancelled_ms")?,
     })
 }
 
-const VERIFICATION_SELECT: &str = "SELECT v.verify_id, w.type, w.coupon_no, v.shop_id, v.count, \
-    v.remaining_after, v.verified_ms, v.cancelled_ms, v.issuer, v.voucher_id \
+/// A verify with its voucher's type and number; every column is named with
+/// `AS`, since SQLite does not promise the name of a qualified column.
+const VERIFICATION_SELECT: &str = "SELECT v.verify_id AS verify_id, w.type AS type, \
+    w.coupon_no AS coupon_no, v.shop_id AS shop_id, v.count AS count, \
+    v.remaining_after AS remaining_after, v.verified_ms AS verified_ms, \
+    v.cancelled_ms AS cancelled_ms, v.issuer AS issuer, v.voucher_id AS voucher_id \
     FROM voucher_verifications v JOIN vouchers w ON w.id = v.voucher_id";
 
 /// Fills in a voucher's shops.
@@ -302,7 +304,7 @@ pub(super) fn cancel_tx(
     let found = conn
         .prepare_cached(&format!("{VERIFICATION_SELECT} WHERE v.verify_id = ?1"))?
         .query_row([verify_id], |r| {
-            Ok((verification_row(r)?, r.get::<_, String>(8)?))
+            Ok((verification_row(r)?, r.get::<_, String>("issuer")?))
         })
         .optional()?;
     // Another shop's or another partner's verify is as good as unknown.

@@ -98,6 +98,52 @@ fn bad_config_stops_with_a_one_line_error() {
 }
 
 #[test]
+fn the_old_key_sync_still_sets_durability_with_a_warning_and_both_keys_are_refused() {
+    let dir = TempDir::new();
+    let db = dir.path().join("x.db");
+    let both = dir.path().join("both.toml");
+    write_private(
+        &both,
+        &config_toml(&db, "127.0.0.1:0", "durability = \"full\"\nsync = \"full\""),
+    );
+    let err = serve_error(&["--config", both.to_str().unwrap()], dir.path());
+    assert!(err.contains("durability and sync"), "{err}");
+    assert!(!db.exists(), "nothing is created by a refused config");
+
+    let old = dir.path().join("old.toml");
+    write_private(&old, &config_toml(&db, "127.0.0.1:0", "sync = \"normal\""));
+    let log = dir.path().join("old.log");
+    let port = free_port();
+    let child = Command::new(bin())
+        .args(["serve", "--config", old.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("RUST_LOG")
+        .env_remove("COUPON_LEDGER_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let server = BinServer {
+        child,
+        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+    };
+    let up = wait_until(std::time::Duration::from_secs(20), || {
+        std::net::TcpStream::connect(server.addr).is_ok()
+    });
+    assert!(up, "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    server.kill9();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let warning = text
+        .lines()
+        .find(|l| l.contains("sync is deprecated"))
+        .unwrap_or_else(|| panic!("no warning:\n{text}"));
+    assert!(
+        warning.contains("WARN") && warning.contains("durability"),
+        "{warning}"
+    );
+}
+
+#[test]
 fn sign_prints_the_string_to_sign_and_the_sign() {
     let dir = TempDir::new();
     let file = dir.path().join("body.json");

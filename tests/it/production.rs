@@ -14,8 +14,31 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use serde_json::{json, Value};
 
+/// A child process killed when dropped, so a failing test leaves no server behind.
+struct Spawned(Child);
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The binary serving `cfg` on `port`, its stderr written to `log`.
-fn spawn_logged(cfg: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Child {
+fn spawn_logged(cfg: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Spawned {
     let file = std::fs::File::create(log).unwrap();
     let mut cmd = Command::new(bin());
     cmd.args(["serve", "--config"])
@@ -28,7 +51,7 @@ fn spawn_logged(cfg: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Chil
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().unwrap();
+    let child = Spawned(cmd.spawn().unwrap());
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     assert!(
         wait_until(Duration::from_secs(20), || TcpStream::connect(addr).is_ok()),
@@ -76,6 +99,27 @@ fn run(args: &[&str], dir: &Path) -> (bool, String, String, Duration) {
         String::from_utf8_lossy(&out.stderr).to_string(),
         started.elapsed(),
     )
+}
+
+/// Like [`run`] for a command that must end by itself: one still running
+/// after `within` (a server that should have been refused) is killed and
+/// fails the test.
+fn run_to_exit(args: &[&str], dir: &Path, within: Duration) -> (bool, String) {
+    let err_file = dir.join(unique("stderr-"));
+    let mut child = Spawned(
+        Command::new(bin())
+            .args(args)
+            .current_dir(dir)
+            .env_remove("RUST_LOG")
+            .env_remove("COUPON_LEDGER_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err_file).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let code = wait_exit(&mut child, within);
+    let err = std::fs::read_to_string(&err_file).unwrap_or_default();
+    (code == Some(0), err)
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
@@ -154,6 +198,47 @@ fn a_second_server_on_the_same_database_is_refused_and_the_first_is_unaffected()
     // The first server still serves and writes.
     let a = c.claim(&sid(&stock), "u-lock", &unique("r"));
     assert_eq!(a.code(), 0, "{}", show(&a));
+}
+
+#[test]
+fn a_second_name_for_the_same_database_is_refused_too() {
+    use std::os::unix::fs::symlink;
+    let (dir, _db, cfg) = config_file("");
+    let real = dir.path().join("real");
+    std::fs::create_dir_all(&real).unwrap();
+    symlink(&real, dir.path().join("alias")).unwrap();
+    // The first server names its database through a symlinked directory,
+    // before the file exists.
+    let first_db = dir.path().join("alias").join("ledger.db");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let child = Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .arg("--db")
+        .arg(&first_db)
+        .args(["--listen", &addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _first = BinServer { child, addr };
+    let up = wait_until(Duration::from_secs(20), || TcpStream::connect(addr).is_ok());
+    assert!(up, "the first server did not come up");
+    symlink("real/ledger.db", dir.path().join("link.db")).unwrap();
+    for other in ["real/ledger.db", "link.db", "real/../alias/ledger.db"] {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let serve = ["serve", "--config", cfg.to_str().unwrap(), "--db", other];
+        let (ok, err) = run_to_exit(
+            &[&serve[..], &["--listen", &listen]].concat(),
+            dir.path(),
+            Duration::from_secs(10),
+        );
+        assert!(!ok, "a second server started on {other}");
+        assert!(err.contains("in use by"), "{other}: {err}");
+        let (ok, _, err, _) = run(&["outbox", "retry", "1", "--db", other], dir.path());
+        assert!(!ok && err.contains("in use by"), "{other}: {err}");
+    }
+    assert_eq!(get(addr, "/readyz").status, 200);
 }
 
 #[test]
@@ -277,6 +362,45 @@ fn a_dead_sync_call_makes_health_degraded_and_names_it() {
     // Readiness is about writes, which still commit.
     assert_eq!(get(s.addr, "/readyz").status, 200);
     assert_eq!(get(s.addr, "/livez").status, 200);
+}
+
+#[test]
+fn calls_waiting_behind_a_dead_call_are_named_in_health_problems() {
+    let closed = free_port();
+    let s = TestServer::start_stepped(&format!(
+        "[platform]\nbase_url = \"http://127.0.0.1:{closed}\"\napi_key = \"P\"\nsecret = \"S\"\nmax_attempts = 1\n"
+    ));
+    let c = s.client();
+    let stock = sid(&c.create_stock(json!({})));
+    // The stock's first call dies; everything queued after it about the
+    // stock, or a coupon of it, waits behind it.
+    assert_eq!(s.deliver_all(), 1);
+    for user in ["u-1", "u-2"] {
+        let issued = c.admin(
+            "POST",
+            "/admin/coupons",
+            Some(
+                json!({"stock_id": stock, "user_code": user, "app_channel_id": 1,
+                        "request_id": unique("r")}),
+            ),
+        );
+        expect(&issued, 0);
+    }
+    assert_eq!(s.deliver_all(), 0, "a blocked call was sent");
+    let h = expect(&get(s.addr, "/healthz"), 0)["data"].clone();
+    // One call for each issued coupon.
+    assert_eq!(h["outbox"]["blocked_by_dead"], 2, "{h}");
+    assert_eq!(h["outbox"]["pending"], 2, "{h}");
+    assert_eq!(h["status"], "degraded", "{h}");
+    let line = "2 sync call(s) blocked behind a dead call";
+    let problems = h["problems"].as_array().unwrap();
+    assert!(problems.iter().any(|p| p == &json!(line)), "{h}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.as_str().unwrap().starts_with("1 dead sync call(s)")),
+        "{h}"
+    );
 }
 
 #[test]
@@ -456,6 +580,199 @@ fn sigint_also_shuts_down_gracefully_and_sighup_does_not_stop() {
     assert_eq!(get(addr, "/livez").status, 200);
     signal(&child, "INT");
     assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
+}
+
+/// A connection with half a request sent: the server waits for the rest
+/// until its read timeout (10 s), so a graceful stop waits for it too.
+fn half_a_request(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"POST /sp/coupon/receive HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    s
+}
+
+#[test]
+fn a_second_signal_during_the_graceful_stop_exits_at_once() {
+    let (_dir, db, cfg) = config_file("shutdown_grace_s = 60\n");
+    let port = free_port();
+    let log = db.with_extension("log");
+    let mut child = spawn_logged(&cfg, port, &log, &[]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _stuck = half_a_request(addr);
+    thread::sleep(Duration::from_millis(200));
+    signal(&child, "TERM");
+    // The stop waits for the request under way.
+    thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the stop did not wait for the request under way"
+    );
+    let second = Instant::now();
+    signal(&child, "INT");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), Some(1));
+    assert!(
+        second.elapsed() < Duration::from_secs(2),
+        "the second signal took {:?}",
+        second.elapsed()
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("second signal"), "{text}");
+}
+
+/// A platform that accepts connections and never answers; counts them.
+struct HangingPlatform {
+    port: u16,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl HangingPlatform {
+    fn start() -> HangingPlatform {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, done) = (accepted.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut held = Vec::new();
+            while !done.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        held.push(s);
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        HangingPlatform {
+            port,
+            accepted,
+            stop,
+        }
+    }
+
+    fn toml(&self, grace_s: u64) -> String {
+        platform_section(&format!("127.0.0.1:{}", self.port), grace_s)
+    }
+
+    /// Waits until a sync call is under way: the dispatcher has connected.
+    fn wait_for_a_call(&self) {
+        let called = wait_until(Duration::from_secs(20), || {
+            self.accepted.load(Ordering::SeqCst) > 0
+        });
+        assert!(called, "the dispatcher never called the platform");
+    }
+}
+
+impl Drop for HangingPlatform {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+const PLATFORM_SECRET: &str = "platform-secret-for-shutdown";
+
+/// Top-level `shutdown_grace_s`, then a `[platform]` at `addr`.
+fn platform_section(addr: &str, grace_s: u64) -> String {
+    format!(
+        "shutdown_grace_s = {grace_s}\n[platform]\nbase_url = \"http://{addr}\"\n\
+         api_key = \"SP-1\"\nsecret = \"{PLATFORM_SECRET}\"\nretry_base_ms = 100\nretry_max_ms = 200\n"
+    )
+}
+
+#[test]
+fn a_stuck_request_and_a_hanging_platform_do_not_hold_the_exit_past_the_grace_time() {
+    let platform = HangingPlatform::start();
+    let grace = 2;
+    let (_dir, db, cfg) = config_file(&platform.toml(grace));
+    let port = free_port();
+    let log = db.with_extension("log");
+    let mut child = spawn_logged(&cfg, port, &log, &[]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    Client { addr }.create_stock(json!({}));
+    platform.wait_for_a_call();
+    let _stuck = half_a_request(addr);
+    thread::sleep(Duration::from_millis(200));
+    let asked = Instant::now();
+    signal(&child, "TERM");
+    let code = wait_exit(&mut child, Duration::from_secs(15));
+    let took = asked.elapsed();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        took < Duration::from_secs(grace) + Duration::from_millis(1500),
+        "the stop took {took:?} with shutdown_grace_s = {grace}:\n{text}"
+    );
+    assert!(
+        took >= Duration::from_secs(grace) - Duration::from_millis(100),
+        "the stop did not wait for the request under way ({took:?})"
+    );
+    assert!(
+        text.contains("did not stop within the grace time"),
+        "{text}"
+    );
+}
+
+/// The outbox straight from the database file: (seq_id, state, attempts).
+fn outbox_rows(db: &Path) -> Vec<(String, String, i64)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT seq_id, state, attempts FROM outbox ORDER BY id")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[test]
+fn a_sync_call_in_flight_at_sigterm_is_kept_and_sent_after_the_restart() {
+    let platform = HangingPlatform::start();
+    let (dir, db, cfg) = config_file(&platform.toml(2));
+    let port = free_port();
+    let log = db.with_extension("log");
+    let mut child = spawn_logged(&cfg, port, &log, &[]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    Client { addr }.create_stock(json!({}));
+    platform.wait_for_a_call();
+    signal(&child, "TERM");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
+
+    // Nothing was delivered and nothing is lost: each call is still pending,
+    // with or without an attempt recorded.
+    let stopped = outbox_rows(&db);
+    assert!(!stopped.is_empty(), "no sync call was queued");
+    for (seq_id, state, attempts) in &stopped {
+        assert_eq!(state, "pending", "{seq_id} ({attempts} attempts)");
+    }
+
+    // After a restart against a platform that answers, every call arrives.
+    let mock =
+        coupon_ledger::outbox::mock::MockPlatform::start("127.0.0.1:0", PLATFORM_SECRET, 0.0)
+            .unwrap();
+    let mock_addr = mock.local_addr().to_string();
+    write_private(
+        &cfg,
+        &config_toml(&db, "127.0.0.1:0", &platform_section(&mock_addr, 2)),
+    );
+    let mut again = spawn_logged(&cfg, free_port(), &dir.path().join("again.log"), &[]);
+    let delivered = wait_until(Duration::from_secs(20), || {
+        outbox_rows(&db)
+            .iter()
+            .all(|(_, state, _)| state == "delivered")
+    });
+    signal(&again, "TERM");
+    assert_eq!(wait_exit(&mut again, Duration::from_secs(15)), Some(0));
+    assert!(delivered, "{:?}", outbox_rows(&db));
+    let received: Vec<String> = mock.received().iter().map(|r| r.seq_id.clone()).collect();
+    for (seq_id, _, _) in &stopped {
+        assert!(
+            received.contains(seq_id),
+            "{seq_id} never reached the platform"
+        );
+    }
 }
 
 // ---------------------------------------------------------------- storage faults
@@ -693,7 +1010,89 @@ fn backup_under_load_is_consistent_and_passes_check() {
     assert!(err.contains("/nonexistent/x.db"), "{err}");
 }
 
+#[test]
+fn backup_with_a_config_file_copies_the_database_it_names() {
+    let s = TestServer::start();
+    let c = s.client();
+    let stock = sid(&c.create_stock(json!({})));
+    let claimed = claim_ok(&c, &stock, "u-cfg");
+    let cfg = s.dir.path().join("ledger.toml");
+    write_private(&cfg, &config_toml(&s.db(), "127.0.0.1:0", ""));
+    // From another directory, so no ./ledger.db can stand in for the configured one.
+    let elsewhere = TempDir::new();
+    let dest = elsewhere.path().join("copy.db");
+    let (ok, out, err, _) = run(
+        &[
+            "backup",
+            "--config",
+            cfg.to_str().unwrap(),
+            dest.to_str().unwrap(),
+        ],
+        elsewhere.path(),
+    );
+    assert!(ok, "backup --config failed: {err}");
+    assert!(out.starts_with("ok: "), "{out}");
+    assert!(out.contains(&s.db().display().to_string()), "{out}");
+    let (ok, report) = check(&dest);
+    assert!(ok, "{report}");
+    let conn = rusqlite::Connection::open(&dest).unwrap();
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM coupons WHERE coupon_id = ?1",
+            [&claimed],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1, "the claimed coupon is not in the copy");
+    assert_eq!(files_in(elsewhere.path()), ["copy.db"]);
+}
+
 // ---------------------------------------------------------------- logs
+
+/// The line `serve` prints once it listens: a message to the person who
+/// started it, not a log line, so it carries no timestamp.
+const START_BANNER: &str = "coupon-ledger listening on ";
+
+/// Every line of a server's stderr, but the start banner, begins with an
+/// RFC 3339 UTC timestamp: `[2026-11-24T13:48:19.824Z INFO  target] ...`.
+fn assert_every_line_is_timestamped(text: &str) {
+    let lines: Vec<&str> = text.lines().collect();
+    let banners = lines.iter().filter(|l| l.starts_with(START_BANNER)).count();
+    assert_eq!(banners, 1, "one start banner expected:\n{text}");
+    let logged: Vec<&str> = lines
+        .into_iter()
+        .filter(|l| !l.starts_with(START_BANNER))
+        .collect();
+    assert!(logged.len() >= 3, "too few log lines to judge:\n{text}");
+    for line in logged {
+        let ts = line
+            .strip_prefix('[')
+            .and_then(|rest| rest.get(..24))
+            .unwrap_or_else(|| panic!("a log line without a timestamp: {line:?}"));
+        assert!(
+            time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok(),
+            "no RFC 3339 timestamp: {line:?}"
+        );
+        assert!(ts.ends_with('Z'), "not UTC: {line:?}");
+    }
+}
+
+#[test]
+fn a_line_without_a_timestamp_fails_the_log_check() {
+    let good = "[2026-11-24T13:48:19.824Z INFO  access] GET /livez status=200\n\
+                coupon-ledger listening on http://127.0.0.1:1 (database x)\n\
+                [2026-11-24T13:48:19.825Z INFO  app] stopping\n\
+                [2026-11-24T13:48:19.826Z INFO  app] stopped\n";
+    assert_every_line_is_timestamped(good);
+    for bad in [
+        format!("{good}continued on a second line\n"),
+        format!("{good}[not a time at all, but in brackets] x\n"),
+        format!("{good}[2026-11-24T21:48:19.826+08:00 INFO  app] local time\n"),
+    ] {
+        let caught = std::panic::catch_unwind(|| assert_every_line_is_timestamped(&bad));
+        assert!(caught.is_err(), "not caught:\n{bad}");
+    }
+}
 
 #[test]
 fn logs_have_timestamps_access_lines_with_codes_and_no_secrets() {
@@ -725,15 +1124,7 @@ fn logs_have_timestamps_access_lines_with_codes_and_no_secrets() {
     assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
 
     let text = std::fs::read_to_string(&log).unwrap();
-    for line in text.lines().filter(|l| l.starts_with('[')) {
-        // [2026-11-24T13:48:19.824Z INFO  target] ...
-        let ts = &line[1..25];
-        assert!(
-            time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok(),
-            "no RFC 3339 timestamp: {line}"
-        );
-        assert!(ts.ends_with('Z'), "not UTC: {line}");
-    }
+    assert_every_line_is_timestamped(&text);
     let access = text
         .lines()
         .find(|l| l.contains("/sp/coupon/receive"))
@@ -772,6 +1163,151 @@ fn logs_have_timestamps_access_lines_with_codes_and_no_secrets() {
     ] {
         assert!(!text.contains(secret), "{secret} is in the log:\n{text}");
     }
+}
+
+/// A stock query from the main partner with a sign that does not match.
+fn badly_signed_query(c: &Client) -> Answer {
+    let mut bad = signed(json!({"stock_id": "x"}));
+    bad["stock_id"] = json!("y");
+    c.post("/sp/stock/query", &bad)
+}
+
+#[test]
+fn refused_authentications_beyond_the_budget_are_counted_in_one_line() {
+    use coupon_ledger::logging::{AUTH_LINES_PER_WINDOW, AUTH_WINDOW};
+    let (_dir, db, cfg) = config_file("");
+    let port = free_port();
+    let log = db.with_extension("log");
+    let mut child = spawn_logged(&cfg, port, &log, &[("COUPON_LEDGER_LOG", "warn")]);
+    let c = Client {
+        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+    };
+    let over = 7;
+    let sent = AUTH_LINES_PER_WINDOW as usize + over;
+    let first = Instant::now();
+    for _ in 0..sent {
+        assert_eq!(badly_signed_query(&c).code(), 40102);
+    }
+    assert!(
+        first.elapsed() < AUTH_WINDOW,
+        "the flood took {:?}, longer than one window",
+        first.elapsed()
+    );
+    let refusals = |text: &str| text.matches("refused: bad signature").count();
+    // Within the window, the lines stop at the budget (give the log a moment).
+    thread::sleep(Duration::from_millis(300));
+    let during = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        refusals(&during),
+        AUTH_LINES_PER_WINDOW as usize,
+        "{during}"
+    );
+    assert!(!during.contains("not logged"), "{during}");
+
+    // The first refusal of the next window logs the count of the rest, then itself.
+    thread::sleep(AUTH_WINDOW.saturating_sub(first.elapsed()) + Duration::from_millis(200));
+    assert_eq!(badly_signed_query(&c).code(), 40102);
+    signal(&child, "TERM");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let summary = format!("{over} more refused authentications were not logged");
+    let at = text
+        .find(&summary)
+        .unwrap_or_else(|| panic!("no summary line {summary:?}:\n{text}"));
+    assert!(text[..at]
+        .lines()
+        .last()
+        .is_some_and(|l| l.contains("WARN  auth]")));
+    assert_eq!(
+        refusals(&text),
+        AUTH_LINES_PER_WINDOW as usize + 1,
+        "{text}"
+    );
+    assert_eq!(refusals(&text[at..]), 1, "{text}");
+}
+
+/// Sends `raw` on a fresh connection and reads until the server closes it.
+fn exchange(addr: SocketAddr, raw: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(raw).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).to_string()
+}
+
+/// The access line in `text` holding every one of `parts`.
+fn access_line<'a>(text: &'a str, parts: &[&str]) -> &'a str {
+    text.lines()
+        .find(|l| l.contains("INFO  access]") && parts.iter().all(|p| l.contains(p)))
+        .unwrap_or_else(|| panic!("no access line with {parts:?}:\n{text}"))
+}
+
+#[test]
+fn answers_of_the_http_layer_itself_have_access_lines() {
+    let (_dir, db, cfg) = config_file("");
+    let port = free_port();
+    let log = db.with_extension("log");
+    let mut child = spawn_logged(&cfg, port, &log, &[]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    // 408: a head that never ends (the read timeout is 10 s).
+    let slow = thread::spawn(move || exchange(addr, b"GET /livez HTTP/1.1\r\nHost: t\r\n"));
+    let a = exchange(addr, b"NOT HTTP AT ALL\r\n\r\n");
+    assert!(a.starts_with("HTTP/1.1 400 "), "{a}");
+    let a = exchange(
+        addr,
+        b"POST /sp/coupon/receive?k=secret-in-query HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n",
+    );
+    assert!(a.starts_with("HTTP/1.1 413 "), "{a}");
+    let big = format!(
+        "GET /livez HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "x".repeat(9 * 1024)
+    );
+    let a = exchange(addr, big.as_bytes());
+    assert!(a.starts_with("HTTP/1.1 431 "), "{a}");
+
+    // 503: one address holds its share (256) of connections, each with a
+    // request under way, so the next is turned away at accept. A connection
+    // whose thread has not read its first bytes yet still looks idle and may
+    // be closed to make room, so more are opened until one is turned away.
+    let partial = || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /livez HTTP/1.1\r\n").unwrap();
+        s
+    };
+    let mut held: Vec<TcpStream> = (0..256).map(|_| partial()).collect();
+    let busy = wait_until(Duration::from_secs(10), || {
+        if held.len() < 512 {
+            held.push(partial());
+        }
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("status=503"))
+    });
+    assert!(busy, "no connection was turned away");
+    drop(held);
+    let a = slow.join().unwrap();
+    assert!(a.starts_with("HTTP/1.1 408 "), "{a}");
+    signal(&child, "TERM");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    access_line(&text, &["- - status=400 code=40000 ms=", "peer=127.0.0.1:"]);
+    let too_large = access_line(
+        &text,
+        &["POST /sp/coupon/receive status=413 code=41300 ms="],
+    );
+    assert!(!too_large.contains("secret-in-query"), "{too_large}");
+    access_line(&text, &["- - status=431 code=43100 ms="]);
+    access_line(&text, &["- - status=503 code=50300 ms="]);
+    let timeout = access_line(&text, &["status=408 code=40800 ms="]);
+    // The latency is the time the request took to fail: the read timeout.
+    let ms: f64 = timeout
+        .split("ms=")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no latency: {timeout}"));
+    assert!(ms >= 9_000.0, "{timeout}");
 }
 
 #[test]
