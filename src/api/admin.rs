@@ -71,7 +71,7 @@ pub fn handle(app: &App, req: &Request, call: Result<AdminCall, Miss>) -> Respon
     let call = match call {
         Ok(call) => call,
         Err(Miss::NotFound) => return envelope::not_found(&req.path),
-        Err(Miss::WrongMethod(allowed)) => return method_not_allowed(allowed),
+        Err(Miss::WrongMethod(allowed)) => return method_not_allowed(&allowed),
     };
     let reads = matches!(req.method.as_str(), "GET" | "HEAD");
     if !reads && op.role == Role::Read {
