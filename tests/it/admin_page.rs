@@ -413,12 +413,18 @@ fn the_admin_page_works_in_a_real_browser() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     // The same statement through the API: the page saved all of it.
-    let date = b.js("return document.querySelector('#report-date').value", json!([]));
+    let date = b.js(
+        "return document.querySelector('#report-date').value",
+        json!([]),
+    );
     let date = date.as_str().unwrap_or("");
     let csv = c.admin("GET", &format!("/admin/report?date={date}"), None);
     assert_eq!(csv.status, 200, "{}", show(&csv));
     let text = String::from_utf8_lossy(&csv.body).to_string();
-    assert!(text.contains(&coupon_id), "today's statement holds the redeemed coupon: {text}");
+    assert!(
+        text.contains(&coupon_id),
+        "today's statement holds the redeemed coupon: {text}"
+    );
     assert_eq!(bytes, csv.body.len() as u64, "{msg}");
 
     // A reload keeps the session (sessionStorage), and the screenshot at desktop width.

@@ -69,9 +69,15 @@ fn config_for(dir: &Path, db: &Path) -> PathBuf {
     for (from, to) in [
         ("/var/lib/coupon-ledger/ledger.db", db.to_path_buf()),
         ("/var/backups/coupon-ledger/litestream", dir.join("replica")),
-        ("/var/lib/coupon-ledger/litestream.sock", dir.join("litestream.sock")),
+        (
+            "/var/lib/coupon-ledger/litestream.sock",
+            dir.join("litestream.sock"),
+        ),
     ] {
-        assert!(text.contains(from), "deploy/litestream.yml no longer names {from}");
+        assert!(
+            text.contains(from),
+            "deploy/litestream.yml no longer names {from}"
+        );
         text = text.replace(from, &to.display().to_string());
     }
     let config = dir.join("litestream.yml");
@@ -112,7 +118,10 @@ fn finish(mut drill: Killed, out: thread::JoinHandle<String>) -> (bool, String) 
         if let Some(status) = drill.0.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the drill did not finish in 120 s");
+        assert!(
+            Instant::now() < deadline,
+            "the drill did not finish in 120 s"
+        );
         thread::sleep(Duration::from_millis(100));
     };
     (status.success(), out.join().unwrap())
@@ -194,8 +203,16 @@ fn the_litestream_drill_restores_every_acknowledged_claim_under_load() {
     }
 
     assert!(ok, "the drill failed:\n{output}");
-    for step in ["synced:", "killed the replicator", "restored to", "holds every ledger invariant"] {
-        assert!(output.contains(step), "no {step:?} in the drill's output:\n{output}");
+    for step in [
+        "synced:",
+        "killed the replicator",
+        "restored to",
+        "holds every ledger invariant",
+    ] {
+        assert!(
+            output.contains(step),
+            "no {step:?} in the drill's output:\n{output}"
+        );
     }
     let restored_count = coupons_in(&restored);
     assert!(
