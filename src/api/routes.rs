@@ -303,7 +303,7 @@ pub const ROUTES: &[Endpoint] = &[
 ];
 
 /// The `{parameters}` of a matched path, percent-decoded.
-pub struct Params<'a> {
+struct Params<'a> {
     template: &'static str,
     segments: &'a [String],
 }
