@@ -5,7 +5,8 @@
 //! Two kinds of numbers:
 //!
 //! - counted on the request path: requests by route, status and protocol
-//!   code, latency by route, claims, redemptions and voucher verifies. Each
+//!   code, latency by route, claims, redemptions and voucher verifies, and
+//!   partner calls refused at the edge (by partner name). Each
 //!   costs a read lock that is never contended once a label set exists (a
 //!   write lock is taken only the first time a label set is seen) and a few
 //!   relaxed atomic adds: nothing a claim waits for.
@@ -45,6 +46,12 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 struct RouteLabels {
     method: &'static str,
     route: &'static str,
+}
+
+/// A partner, by its configured name: the set is bounded by the config.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartnerLabels {
+    partner: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -130,6 +137,8 @@ pub struct Metrics {
     claims: Counter,
     redemptions: Counter,
     voucher_verifies: Counter,
+    rate_limited: Family<PartnerLabels, Counter>,
+    not_allowed: Family<PartnerLabels, Counter>,
     scraped: Arc<AtScrape>,
 }
 
@@ -172,6 +181,20 @@ impl Metrics {
             "Voucher verifies answered with success (gateway method verify)",
             voucher_verifies.clone(),
         );
+        let (rate_limited, not_allowed) = (
+            Family::<PartnerLabels, Counter>::default(),
+            Family::<PartnerLabels, Counter>::default(),
+        );
+        registry.register(
+            "partner_rate_limited",
+            "Partner calls refused by the partner's rate limit (42900), by partner name",
+            rate_limited.clone(),
+        );
+        registry.register(
+            "partner_not_allowed",
+            "Partner calls refused because the source address is outside the partner's allow_ips (40301), by partner name",
+            not_allowed.clone(),
+        );
         let scraped = Arc::new(AtScrape {
             store,
             sweeper,
@@ -186,6 +209,8 @@ impl Metrics {
             claims,
             redemptions,
             voucher_verifies,
+            rate_limited,
+            not_allowed,
             scraped,
         }
     }
@@ -233,11 +258,31 @@ impl Metrics {
         self.voucher_verifies.inc();
     }
 
+    /// Counts a call of `partner` refused by its rate limit.
+    pub fn rate_limited(&self, partner: &str) {
+        self.rate_limited
+            .get_or_create(&partner_labels(partner))
+            .inc();
+    }
+
+    /// Counts a call of `partner` refused by its source allowlist.
+    pub fn not_allowed(&self, partner: &str) {
+        self.not_allowed
+            .get_or_create(&partner_labels(partner))
+            .inc();
+    }
+
     /// The text answered to `GET /metrics`.
     pub fn render(&self) -> Result<String, fmt::Error> {
         let mut text = String::with_capacity(16 * 1024);
         prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)?;
         Ok(text)
+    }
+}
+
+fn partner_labels(partner: &str) -> PartnerLabels {
+    PartnerLabels {
+        partner: partner.to_string(),
     }
 }
 

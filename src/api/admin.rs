@@ -71,16 +71,16 @@ pub fn handle(app: &App, req: &Request, call: Result<AdminCall, Miss>) -> Respon
     let call = match call {
         Ok(call) => call,
         Err(Miss::NotFound) => return envelope::not_found(&req.path),
-        Err(Miss::WrongMethod(allowed)) => return method_not_allowed(allowed),
+        Err(Miss::WrongMethod(allowed)) => return method_not_allowed(&allowed),
     };
     let reads = matches!(req.method.as_str(), "GET" | "HEAD");
     if !reads && op.role == Role::Read {
         return failure(&LedgerError::ReadOnlyOperator(op.name));
     }
-    if reads {
-        if let Err(e) = known_query(req, query_params(&call)) {
-            return failure(&e);
-        }
+    // Every call, reads and changes alike: a parameter a change does not
+    // take would otherwise be dropped without a word.
+    if let Err(e) = known_query(req, query_params(&call)) {
+        return failure(&e);
     }
     let o = || origin(&op);
     use AdminCall::*;
@@ -121,7 +121,8 @@ fn reload_tls(app: &App) -> Result<Value, LedgerError> {
     Ok(json!({"reloaded": true}))
 }
 
-/// The query parameters each admin read takes; any other is refused.
+/// The query parameters each admin call takes; any other is refused. Only
+/// reads take any: a change's input is its body.
 fn query_params(call: &AdminCall) -> &'static [&'static str] {
     match call {
         AdminCall::ListCoupons => &[

@@ -20,8 +20,11 @@ pub struct Signed<'a> {
     pub seq_id: Option<String>,
 }
 
-/// Checks a body's api key, sign, timestamp and nonce, in the order of docs/protocol.md, signing. The nonce
-/// is returned, not recorded: the store records it with the request's work.
+/// Checks a body's api key, source address, sign, timestamp, rate limit and
+/// nonce, in the order of docs/protocol.md ("When a signed request is
+/// refused"). Everything up to the rate limit is CPU only, so a refused call
+/// does no database work. The nonce is returned, not recorded: the store
+/// records it with the request's work.
 pub fn authenticate<'a>(app: &'a App, body: &[u8]) -> Result<Signed<'a>, LedgerError> {
     let map = parse_object(body)?;
     let f = Fields::new(&map);
@@ -32,8 +35,9 @@ pub fn authenticate<'a>(app: &'a App, body: &[u8]) -> Result<Signed<'a>, LedgerE
     };
     let seq_id = f.opt_str("seq_id", 64)?;
     access::partner(&partner.name, seq_id.as_deref());
-    app.edge.admit(partner, access::client_ip())?;
+    admit_source(app, partner)?;
     check_sign_and_time(app, body, &map, partner, true)?;
+    charge_rate(app, partner)?;
     let nonce = f.str("nonce", 64)?;
     Ok(Signed {
         nonce: NonceUse {
@@ -44,6 +48,23 @@ pub fn authenticate<'a>(app: &'a App, body: &[u8]) -> Result<Signed<'a>, LedgerE
         seq_id,
         body: map,
     })
+}
+
+/// The partner's source allowlist (40301), counted by partner in `/metrics`
+/// when it refuses.
+pub fn admit_source(app: &App, partner: &Partner) -> Result<(), LedgerError> {
+    app.edge
+        .allow(partner, access::client_ip())
+        .inspect_err(|_| app.metrics.not_allowed(&partner.name))
+}
+
+/// One call of the partner's rate limit (42900), counted by partner in
+/// `/metrics` when it refuses. Only for a call whose sign and timestamp
+/// passed: unsigned calls must not spend the partner's bucket.
+pub fn charge_rate(app: &App, partner: &Partner) -> Result<(), LedgerError> {
+    app.edge
+        .charge(partner)
+        .inspect_err(|_| app.metrics.rate_limited(&partner.name))
 }
 
 /// Checks a body's sign and (when `timestamp_required`, or when one is sent)

@@ -1,6 +1,7 @@
 //! The network edge, before any database work: per-partner source
 //! allowlists and rate limits (a token bucket in memory), and the admin
-//! allowlist. What was refused is counted for `/healthz`.
+//! allowlist. What was refused is counted for `/healthz` (and, by partner
+//! name, in `/metrics` through `api::auth`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -43,29 +44,37 @@ impl Edge {
         }
     }
 
-    /// Admits a call of `partner` from `client`: its allowlist, then its rate
-    /// limit (40301 or 42900).
-    pub fn admit(&self, partner: &Partner, client: IpAddr) -> Result<(), LedgerError> {
-        let Some(state) = self.partners.get(&partner.api_key) else {
+    /// Refuses a call of `partner` from a source outside its `allow_ips`
+    /// (40301). Runs right after the api key is read: an address that may
+    /// not call costs nothing more.
+    pub fn allow(&self, partner: &Partner, client: IpAddr) -> Result<(), LedgerError> {
+        if partner.allow_ips.is_empty() || allowed(&partner.allow_ips, client) {
+            return Ok(());
+        }
+        if let Some(state) = self.partners.get(&partner.api_key) {
+            state.not_allowed.fetch_add(1, Ordering::Relaxed);
+        }
+        access::refused("source address not allowed", &partner.api_key);
+        Err(LedgerError::SourceNotAllowed)
+    }
+
+    /// Spends one call of `partner`'s token bucket, or refuses it (42900).
+    /// Callers charge only a call whose signature and timestamp passed: the
+    /// bucket is the partner's, and someone who knows only its api key must
+    /// not be able to empty it.
+    pub fn charge(&self, partner: &Partner) -> Result<(), LedgerError> {
+        let (Some(rate), Some(state)) = (partner.rate, self.partners.get(&partner.api_key)) else {
             return Ok(());
         };
-        if !partner.allow_ips.is_empty() && !allowed(&partner.allow_ips, client) {
-            state.not_allowed.fetch_add(1, Ordering::Relaxed);
-            access::refused("source address not allowed", &partner.api_key);
-            return Err(LedgerError::SourceNotAllowed);
-        }
-        if let Some(rate) = partner.rate {
-            let now = self.started.elapsed().as_nanos() as u64;
-            let admitted = rate.admit(&mut state.tat_ns.lock(), now);
-            if let Err(wait_ns) = admitted {
-                state.rate_limited.fetch_add(1, Ordering::Relaxed);
-                access::refused("rate limited", &partner.api_key);
-                return Err(LedgerError::RateLimited {
-                    retry_after_s: wait_ns.div_ceil(1_000_000_000).max(1),
-                });
-            }
-        }
-        Ok(())
+        let now = self.started.elapsed().as_nanos() as u64;
+        let Err(wait_ns) = rate.admit(&mut state.tat_ns.lock(), now) else {
+            return Ok(());
+        };
+        state.rate_limited.fetch_add(1, Ordering::Relaxed);
+        access::refused("rate limited", &partner.api_key);
+        Err(LedgerError::RateLimited {
+            retry_after_s: wait_ns.div_ceil(1_000_000_000).max(1),
+        })
     }
 
     /// Admits an admin request from `client` (40301 when `admin_allow_ips` excludes it).

@@ -84,7 +84,7 @@ pub fn route(app: &App, req: &Request, surface: Surface) -> (Option<&'static str
         Route::AdminPage(asset) => page::serve(asset),
         Route::Admin(call) => admin::handle(app, req, call),
         Route::Miss(Miss::NotFound) => envelope::not_found(&req.path),
-        Route::Miss(Miss::WrongMethod(allowed)) => method_not_allowed(allowed),
+        Route::Miss(Miss::WrongMethod(allowed)) => method_not_allowed(&allowed),
     };
     (name, response)
 }

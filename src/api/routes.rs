@@ -71,48 +71,47 @@ pub enum Route {
     Miss(Miss),
 }
 
-/// No endpoint: the path is unknown, or the method is wrong (with the allowed ones).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// No endpoint: the path is unknown, or the method is wrong (with the
+/// allowed ones, as the `Allow` header lists them).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Miss {
     NotFound,
-    WrongMethod(&'static str),
+    WrongMethod(String),
 }
 
 impl Route {
-    /// Matches a method and the path's percent-decoded segments.
+    /// Matches a method and a path against [`ROUTES`]: the first endpoint
+    /// whose template fits the path and whose method is the request's (`GET`
+    /// also answers `HEAD`). A path that fits only with other methods is a
+    /// wrong method, with those methods; a path that fits nothing is not
+    /// found. `segments` are the path's percent-decoded segments, where the
+    /// template's `{parameters}` are read; its fixed words must be written
+    /// as they are.
     pub fn of(method: &str, path: &str, segments: &[String]) -> Route {
-        use PlatformCall::*;
-        let post = |r: Route| {
-            if method == "POST" {
-                r
-            } else {
-                Route::Miss(Miss::WrongMethod("POST"))
+        let raw = raw_segments(path);
+        let mut allowed: Vec<&'static str> = Vec::new();
+        let mut guarded = in_admin_area(path);
+        for endpoint in ROUTES.iter().filter(|e| e.fits(&raw)) {
+            if endpoint.answers(method) {
+                return endpoint.route(&Params {
+                    template: endpoint.template,
+                    segments,
+                });
             }
+            allowed.push(endpoint.method);
+            guarded = matches!(endpoint.make, Make::Admin(_));
+        }
+        let miss = if allowed.is_empty() {
+            Miss::NotFound
+        } else {
+            Miss::WrongMethod(allowed.join(", "))
         };
-        let get = |r: Route| match method {
-            "GET" | "HEAD" => r,
-            _ => Route::Miss(Miss::WrongMethod("GET")),
-        };
-        match path {
-            "/sp/stock/query" => post(Route::Platform(StockQuery)),
-            "/sp/coupon/receive" => post(Route::Platform(Claim)),
-            "/sp/coupon/deactivate" => post(Route::Platform(Deactivate)),
-            "/sp/coupon/batch-deactivate" => post(Route::Platform(BatchDeactivate)),
-            "/wx/coupon/query" => post(Route::CouponQuery),
-            "/gateway" => post(Route::Gateway),
-            "/livez" => get(Route::Livez),
-            "/readyz" => get(Route::Readyz),
-            "/healthz" => get(Route::Healthz),
-            "/metrics" => get(Route::Metrics),
-            "/openapi.json" => get(Route::OpenApi),
-            "/admin" | "/admin/" => get(Route::AdminPage(PageAsset::Index)),
-            "/admin/assets/admin.js" => get(Route::AdminPage(PageAsset::Script)),
-            "/admin/assets/admin.css" => get(Route::AdminPage(PageAsset::Style)),
-            p if p == "/admin" || p.starts_with("/admin/") => {
-                let parts: Vec<&str> = segments.iter().skip(1).map(String::as_str).collect();
-                Route::Admin(admin(method, &parts))
-            }
-            _ => Route::Miss(Miss::NotFound),
+        // Under /admin the token is checked before a path's existence is
+        // revealed; the page's own files are open.
+        if guarded {
+            Route::Admin(Err(miss))
+        } else {
+            Route::Miss(miss)
         }
     }
 
@@ -126,8 +125,10 @@ impl Route {
     }
 
     /// The method and path template this route serves (`GET` also answers
-    /// `HEAD`), as listed in [`TEMPLATES`]; `None` for misses. Metrics label
-    /// requests with it, and the OpenAPI document must list every one.
+    /// `HEAD`): its line of [`ROUTES`]; `None` for misses. Metrics label
+    /// requests with it. The match names every variant, so a new route does
+    /// not compile without its template, and the tests check that each line
+    /// of the table routes back to a route with the line's template.
     pub fn template(&self) -> Option<(&'static str, &'static str)> {
         use AdminCall::*;
         Some(match self {
@@ -176,98 +177,200 @@ impl Route {
     }
 }
 
-/// Every method and path template the server serves: what
-/// [`Route::template`] answers for each route that is not a miss. A route
-/// added to the table above gets its line here (the unit test below routes
-/// each line back), and its operation in `src/api/openapi.json` (the
-/// integration tests compare the two).
-pub const TEMPLATES: &[(&str, &str)] = &[
-    ("POST", "/sp/stock/query"),
-    ("POST", "/sp/coupon/receive"),
-    ("POST", "/sp/coupon/deactivate"),
-    ("POST", "/sp/coupon/batch-deactivate"),
-    ("POST", "/wx/coupon/query"),
-    ("POST", "/gateway"),
-    ("GET", "/livez"),
-    ("GET", "/readyz"),
-    ("GET", "/healthz"),
-    ("GET", "/metrics"),
-    ("GET", "/openapi.json"),
-    ("POST", "/admin/stocks"),
-    ("GET", "/admin/stocks"),
-    ("GET", "/admin/stocks/{id}"),
-    ("PATCH", "/admin/stocks/{id}"),
-    ("POST", "/admin/stocks/{id}/status"),
-    ("POST", "/admin/stocks/{id}/resync"),
-    ("POST", "/admin/coupons"),
-    ("GET", "/admin/coupons"),
-    ("GET", "/admin/coupons/{id}"),
-    ("POST", "/admin/coupons/{id}/redeem"),
-    ("POST", "/admin/coupons/{id}/unredeem"),
-    ("POST", "/admin/coupons/{id}/resync"),
-    ("POST", "/admin/vouchers"),
-    ("GET", "/admin/vouchers/{type}/{couponNo}"),
-    ("GET", "/admin/outbox"),
-    ("POST", "/admin/outbox/{id}/retry"),
-    ("POST", "/admin/outbox/{id}/abandon"),
-    ("POST", "/admin/tls/reload"),
-    ("GET", "/admin/"),
-    ("GET", "/admin/assets/admin.js"),
-    ("GET", "/admin/assets/admin.css"),
-    ("GET", "/admin/activity"),
-    ("GET", "/admin/stocks/{id}/journal"),
-    ("GET", "/admin/vouchers"),
-    ("GET", "/admin/report"),
+/// How an endpoint makes its route from the path's parameters. Admin calls
+/// are apart so that a wrong method on an admin path is still answered
+/// only after the token is checked.
+#[derive(Clone, Copy)]
+enum Make {
+    Open(fn(&Params) -> Route),
+    Admin(fn(&Params) -> AdminCall),
+}
+
+/// One line of the routing table.
+#[derive(Clone, Copy)]
+pub struct Endpoint {
+    pub method: &'static str,
+    /// The path, with `{name}` for each parameter segment.
+    pub template: &'static str,
+    make: Make,
+}
+
+const fn open(
+    method: &'static str,
+    template: &'static str,
+    make: fn(&Params) -> Route,
+) -> Endpoint {
+    Endpoint {
+        method,
+        template,
+        make: Make::Open(make),
+    }
+}
+
+const fn admin(
+    method: &'static str,
+    template: &'static str,
+    make: fn(&Params) -> AdminCall,
+) -> Endpoint {
+    Endpoint {
+        method,
+        template,
+        make: Make::Admin(make),
+    }
+}
+
+/// **The routing table**: every method and path the server serves, once.
+/// [`Route::of`] matches requests against it and nothing else, so a route
+/// cannot be served without its line here, and the tests require every
+/// line to be documented in `src/api/openapi.json`. Where one path takes
+/// several methods, their order is the order of the `Allow` header.
+pub const ROUTES: &[Endpoint] = &[
+    open("POST", "/sp/stock/query", |_| {
+        Route::Platform(PlatformCall::StockQuery)
+    }),
+    open("POST", "/sp/coupon/receive", |_| {
+        Route::Platform(PlatformCall::Claim)
+    }),
+    open("POST", "/sp/coupon/deactivate", |_| {
+        Route::Platform(PlatformCall::Deactivate)
+    }),
+    open("POST", "/sp/coupon/batch-deactivate", |_| {
+        Route::Platform(PlatformCall::BatchDeactivate)
+    }),
+    open("POST", "/wx/coupon/query", |_| Route::CouponQuery),
+    open("POST", "/gateway", |_| Route::Gateway),
+    open("GET", "/livez", |_| Route::Livez),
+    open("GET", "/readyz", |_| Route::Readyz),
+    open("GET", "/healthz", |_| Route::Healthz),
+    open("GET", "/metrics", |_| Route::Metrics),
+    open("GET", "/openapi.json", |_| Route::OpenApi),
+    open("GET", "/admin/", |_| Route::AdminPage(PageAsset::Index)),
+    open("GET", "/admin/assets/admin.js", |_| {
+        Route::AdminPage(PageAsset::Script)
+    }),
+    open("GET", "/admin/assets/admin.css", |_| {
+        Route::AdminPage(PageAsset::Style)
+    }),
+    admin("GET", "/admin/stocks", |_| AdminCall::ListStocks),
+    admin("POST", "/admin/stocks", |_| AdminCall::CreateStock),
+    admin("GET", "/admin/stocks/{id}", |p| {
+        AdminCall::GetStock(p.get(0))
+    }),
+    admin("PATCH", "/admin/stocks/{id}", |p| {
+        AdminCall::PatchStock(p.get(0))
+    }),
+    admin("POST", "/admin/stocks/{id}/status", |p| {
+        AdminCall::SetStockStatus(p.get(0))
+    }),
+    admin("POST", "/admin/stocks/{id}/resync", |p| {
+        AdminCall::ResyncStock(p.get(0))
+    }),
+    admin("GET", "/admin/stocks/{id}/journal", |p| {
+        AdminCall::StockJournal(p.get(0))
+    }),
+    admin("GET", "/admin/coupons", |_| AdminCall::ListCoupons),
+    admin("POST", "/admin/coupons", |_| AdminCall::IssueCoupon),
+    admin("GET", "/admin/coupons/{id}", |p| {
+        AdminCall::GetCoupon(p.get(0))
+    }),
+    admin("POST", "/admin/coupons/{id}/redeem", |p| {
+        AdminCall::Redeem(p.get(0))
+    }),
+    admin("POST", "/admin/coupons/{id}/unredeem", |p| {
+        AdminCall::Unredeem(p.get(0))
+    }),
+    admin("POST", "/admin/coupons/{id}/resync", |p| {
+        AdminCall::ResyncCoupon(p.get(0))
+    }),
+    admin("GET", "/admin/vouchers", |_| AdminCall::ListVouchers),
+    admin("POST", "/admin/vouchers", |_| AdminCall::ImportVouchers),
+    admin("GET", "/admin/vouchers/{type}/{couponNo}", |p| {
+        AdminCall::GetVoucher {
+            kind: p.get(0),
+            coupon_no: p.get(1),
+        }
+    }),
+    admin("GET", "/admin/outbox", |_| AdminCall::ListOutbox),
+    admin("POST", "/admin/outbox/{id}/retry", |p| {
+        AdminCall::RetryOutbox(p.get(0))
+    }),
+    admin("POST", "/admin/outbox/{id}/abandon", |p| {
+        AdminCall::AbandonOutbox(p.get(0))
+    }),
+    admin("POST", "/admin/tls/reload", |_| AdminCall::ReloadTls),
+    admin("GET", "/admin/activity", |_| AdminCall::Activity),
+    admin("GET", "/admin/report", |_| AdminCall::Report),
 ];
 
-fn admin(method: &str, parts: &[&str]) -> Result<AdminCall, Miss> {
-    use AdminCall::*;
-    let s = |x: &str| x.to_string();
-    let call = match (parts, method) {
-        (["stocks"], "POST") => CreateStock,
-        (["stocks"], "GET") => ListStocks,
-        (["stocks"], _) => return Err(Miss::WrongMethod("GET, POST")),
-        (["stocks", id], "GET") => GetStock(s(id)),
-        (["stocks", id], "PATCH") => PatchStock(s(id)),
-        (["stocks", _], _) => return Err(Miss::WrongMethod("GET, PATCH")),
-        (["stocks", id, "status"], "POST") => SetStockStatus(s(id)),
-        (["stocks", id, "resync"], "POST") => ResyncStock(s(id)),
-        (["stocks", _, "status" | "resync"], _) => return Err(Miss::WrongMethod("POST")),
-        (["stocks", id, "journal"], "GET") => StockJournal(s(id)),
-        (["stocks", _, "journal"], _) => return Err(Miss::WrongMethod("GET")),
-        (["coupons"], "POST") => IssueCoupon,
-        (["coupons"], "GET") => ListCoupons,
-        (["coupons"], _) => return Err(Miss::WrongMethod("GET, POST")),
-        (["coupons", id], "GET") => GetCoupon(s(id)),
-        (["coupons", _], _) => return Err(Miss::WrongMethod("GET")),
-        (["coupons", id, "redeem"], "POST") => Redeem(s(id)),
-        (["coupons", id, "unredeem"], "POST") => Unredeem(s(id)),
-        (["coupons", id, "resync"], "POST") => ResyncCoupon(s(id)),
-        (["coupons", _, "redeem" | "unredeem" | "resync"], _) => {
-            return Err(Miss::WrongMethod("POST"))
-        }
-        (["vouchers"], "POST") => ImportVouchers,
-        (["vouchers"], "GET") => ListVouchers,
-        (["vouchers"], _) => return Err(Miss::WrongMethod("GET, POST")),
-        (["vouchers", kind, no], "GET") => GetVoucher {
-            kind: s(kind),
-            coupon_no: s(no),
-        },
-        (["vouchers", _, _], _) => return Err(Miss::WrongMethod("GET")),
-        (["outbox"], "GET") => ListOutbox,
-        (["outbox"], _) => return Err(Miss::WrongMethod("GET")),
-        (["outbox", id, "retry"], "POST") => RetryOutbox(s(id)),
-        (["outbox", id, "abandon"], "POST") => AbandonOutbox(s(id)),
-        (["outbox", _, "retry" | "abandon"], _) => return Err(Miss::WrongMethod("POST")),
-        (["tls", "reload"], "POST") => ReloadTls,
-        (["tls", "reload"], _) => return Err(Miss::WrongMethod("POST")),
-        (["activity"], "GET") => Activity,
-        (["activity"], _) => return Err(Miss::WrongMethod("GET")),
-        (["report"], "GET") => Report,
-        (["report"], _) => return Err(Miss::WrongMethod("GET")),
-        _ => return Err(Miss::NotFound),
+/// The `{parameters}` of a matched path, percent-decoded.
+struct Params<'a> {
+    template: &'static str,
+    segments: &'a [String],
+}
+
+impl Params<'_> {
+    /// The `n`th parameter of the template (0-based), from the segment in
+    /// its place.
+    fn get(&self, n: usize) -> String {
+        template_segments(self.template)
+            .enumerate()
+            .filter(|(_, w)| is_param(w))
+            .nth(n)
+            .and_then(|(i, _)| self.segments.get(i))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn is_param(word: &str) -> bool {
+    word.starts_with('{') && word.ends_with('}')
+}
+
+fn template_segments(template: &'static str) -> impl Iterator<Item = &'static str> {
+    template.split('/').filter(|w| !w.is_empty())
+}
+
+/// The path's segments as written (not decoded), without the leading `/`
+/// and one trailing `/`. An empty segment inside (`//`) fits no template,
+/// so `//admin/stocks` is not an admin path for the server either.
+fn raw_segments(path: &str) -> Vec<&str> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return vec![""];
     };
-    Ok(call)
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return Vec::new();
+    }
+    rest.split('/').collect()
+}
+
+/// Paths under `/admin`, whose misses are answered only after the token.
+fn in_admin_area(path: &str) -> bool {
+    path == "/admin" || path.starts_with("/admin/")
+}
+
+impl Endpoint {
+    /// Whether the path's raw segments have this template's shape: the same
+    /// count, every fixed word equal, every parameter non-empty.
+    fn fits(&self, raw: &[&str]) -> bool {
+        let mut words = template_segments(self.template);
+        raw.iter().all(|seg| match words.next() {
+            Some(w) if is_param(w) => !seg.is_empty(),
+            Some(w) => w == *seg,
+            None => false,
+        }) && words.next().is_none()
+    }
+
+    fn answers(&self, method: &str) -> bool {
+        self.method == method || (self.method == "GET" && method == "HEAD")
+    }
+
+    fn route(&self, params: &Params) -> Route {
+        match self.make {
+            Make::Open(f) => f(params),
+            Make::Admin(f) => Route::Admin(Ok(f(params))),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -291,7 +394,7 @@ mod tests {
         );
         assert_eq!(
             route("GET", "/sp/coupon/receive"),
-            Route::Miss(Miss::WrongMethod("POST"))
+            Route::Miss(Miss::WrongMethod("POST".into()))
         );
         assert_eq!(route("HEAD", "/healthz"), Route::Healthz);
         assert_eq!(
@@ -300,7 +403,7 @@ mod tests {
         );
         assert_eq!(
             route("GET", "/admin/outbox/3/abandon"),
-            Route::Admin(Err(Miss::WrongMethod("POST")))
+            Route::Admin(Err(Miss::WrongMethod("POST".into())))
         );
         assert_eq!(
             route("GET", "/admin/nope"),
@@ -310,29 +413,47 @@ mod tests {
         assert_eq!(route("HEAD", "/metrics"), Route::Metrics);
         assert_eq!(
             route("POST", "/openapi.json"),
-            Route::Miss(Miss::WrongMethod("GET"))
+            Route::Miss(Miss::WrongMethod("GET".into()))
         );
     }
 
+    /// A path of `template` with `p1`, `p2`, ... in its parameters.
+    fn sample(template: &str) -> String {
+        let mut n = 0;
+        template
+            .split('/')
+            .map(|seg| {
+                if is_param(seg) {
+                    n += 1;
+                    format!("p{n}")
+                } else {
+                    seg.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
     #[test]
-    fn every_template_routes_to_a_route_with_that_template() {
-        for &(method, template) in TEMPLATES {
-            // Each `{param}` becomes a sample segment.
-            let path: String = template
-                .split('/')
-                .map(|seg| if seg.starts_with('{') { "p1" } else { seg })
-                .collect::<Vec<_>>()
-                .join("/");
-            let r = route(method, &path);
+    fn every_line_of_the_table_routes_to_a_route_with_its_template() {
+        let mut seen = std::collections::HashSet::new();
+        for e in ROUTES {
+            assert!(
+                seen.insert((e.method, e.template)),
+                "{} {} is listed twice",
+                e.method,
+                e.template
+            );
+            let r = route(e.method, &sample(e.template));
             assert!(
                 !matches!(r, Route::Miss(_) | Route::Admin(Err(_))),
-                "{method} {template} is not served: {r:?}"
+                "{} {} is not served: {r:?}",
+                e.method,
+                e.template
             );
-            assert_eq!(r.template(), Some((method, template)), "{method} {path}");
-        }
-        let mut seen = std::collections::HashSet::new();
-        for t in TEMPLATES {
-            assert!(seen.insert(t), "{t:?} is listed twice");
+            // Not an earlier line's route: each line is reachable.
+            assert_eq!(r.template(), Some((e.method, e.template)), "{:?}", r);
+            assert!(matches!(e.make, Make::Admin(_)) == matches!(r, Route::Admin(_)));
         }
         assert_eq!(route("GET", "/admin"), Route::AdminPage(PageAsset::Index));
         assert_eq!(route("HEAD", "/admin/"), Route::AdminPage(PageAsset::Index));
@@ -342,11 +463,75 @@ mod tests {
         );
         assert_eq!(
             route("POST", "/admin/"),
-            Route::Miss(Miss::WrongMethod("GET"))
+            Route::Miss(Miss::WrongMethod("GET".into()))
         );
         assert_eq!(
             route("GET", "/admin/activity"),
             Route::Admin(Ok(AdminCall::Activity))
+        );
+    }
+
+    #[test]
+    fn parameters_are_read_decoded_and_fixed_words_as_written() {
+        // The server passes the percent-decoded segments beside the path.
+        let decoded = |method: &str, path: &str, segments: &[&str]| {
+            let segments: Vec<String> = segments.iter().map(|s| s.to_string()).collect();
+            Route::of(method, path, &segments)
+        };
+        assert_eq!(
+            decoded(
+                "GET",
+                "/admin/vouchers/meituan/V%201",
+                &["admin", "vouchers", "meituan", "V 1"]
+            ),
+            Route::Admin(Ok(AdminCall::GetVoucher {
+                kind: "meituan".into(),
+                coupon_no: "V 1".into()
+            }))
+        );
+        assert_eq!(
+            decoded(
+                "GET",
+                "/admin/stocks/%E4%BB%A3%E9%A9%BE/",
+                &["admin", "stocks", "代驾"]
+            ),
+            Route::Admin(Ok(AdminCall::GetStock("代驾".into())))
+        );
+        assert_eq!(
+            route("GET", "/admin/%73tocks"),
+            Route::Admin(Err(Miss::NotFound))
+        );
+        assert_eq!(route("GET", "//admin/stocks"), Route::Miss(Miss::NotFound));
+        assert_eq!(
+            route("GET", "/admin//stocks"),
+            Route::Admin(Err(Miss::NotFound))
+        );
+        assert_eq!(route("GET", "/"), Route::Miss(Miss::NotFound));
+        assert_eq!(
+            route("DELETE", "/admin/stocks"),
+            Route::Admin(Err(Miss::WrongMethod("GET, POST".into())))
+        );
+        assert_eq!(
+            route("POST", "/admin/stocks/s1"),
+            Route::Admin(Err(Miss::WrongMethod("GET, PATCH".into())))
+        );
+    }
+
+    /// Every line of the table is an operation of the OpenAPI document the
+    /// server serves: a route cannot be served without its line, so none is
+    /// served undocumented.
+    #[test]
+    fn every_line_of_the_table_is_in_the_openapi_document() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("openapi.json")).expect("openapi.json is JSON");
+        let missing: Vec<String> = ROUTES
+            .iter()
+            .filter(|e| doc["paths"][e.template][e.method.to_lowercase()].is_null())
+            .map(|e| format!("{} {}", e.method, e.template))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "served but not in src/api/openapi.json: {missing:?}"
         );
     }
 
@@ -358,7 +543,7 @@ mod tests {
         );
         assert_eq!(
             route("POST", "/admin/stocks/s1/journal"),
-            Route::Admin(Err(Miss::WrongMethod("GET")))
+            Route::Admin(Err(Miss::WrongMethod("GET".into())))
         );
         assert_eq!(
             route("GET", "/admin/vouchers"),
@@ -370,7 +555,7 @@ mod tests {
         );
         assert_eq!(
             route("POST", "/admin/report"),
-            Route::Admin(Err(Miss::WrongMethod("GET")))
+            Route::Admin(Err(Miss::WrongMethod("GET".into())))
         );
     }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::auth::check_sign_and_time;
+use super::auth::{admit_source, charge_rate, check_sign_and_time};
 use super::{access, App};
 use crate::config::Partner;
 use crate::domain::ledger::Coupon;
@@ -101,7 +101,7 @@ pub fn handle(app: &App, body: &[u8]) -> Response {
         Ok(key) => match app.config.partner(&key) {
             Some(p) => {
                 access::partner(&p.name, map.get("req_id").and_then(Value::as_str));
-                if let Err(e) = app.edge.admit(p, access::client_ip()) {
+                if let Err(e) = admit_source(app, p) {
                     return refusal(&e, None);
                 }
                 p
@@ -113,7 +113,15 @@ pub fn handle(app: &App, body: &[u8]) -> Response {
         },
         Err(e) => return refusal(&e, None),
     };
-    match query(app, body, &map, partner) {
+    // The coupon query may omit timestamp and nonce; when sent they are checked.
+    if let Err(e) = check_sign_and_time(app, body, &map, partner, false) {
+        return refusal(&e, Some(partner));
+    }
+    // Charged only once the sign passed, like every partner call (api::auth).
+    if let Err(e) = charge_rate(app, partner) {
+        return refusal(&e, None);
+    }
+    match query(app, &map, partner) {
         Ok(m) => reply(m, Some(partner)),
         Err(e) => refusal(&e, Some(partner)),
     }
@@ -121,12 +129,9 @@ pub fn handle(app: &App, body: &[u8]) -> Response {
 
 fn query(
     app: &App,
-    body: &[u8],
     map: &Map<String, Value>,
     partner: &Partner,
 ) -> Result<Map<String, Value>, LedgerError> {
-    // The coupon query may omit timestamp and nonce; when sent they are checked.
-    check_sign_and_time(app, body, map, partner, false)?;
     let f = Fields::new(map);
     let nonce = f.opt_str("nonce", 64)?;
     let req_id = f.opt_str("req_id", 64)?;

@@ -79,6 +79,117 @@ fn an_unknown_or_repeated_query_parameter_is_refused_naming_it() {
 }
 
 #[test]
+fn a_change_with_a_query_parameter_is_refused_and_changes_nothing() {
+    let server = TestServer::start();
+    let c = server.client();
+    let s = sid(&c.create_stock(json!({"stock_status": 1})));
+    let running = sid(&c.create_stock(json!({})));
+    let coupon_id = issue(&c, &running, "u1")["coupon_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let voucher = json!([{"type": "meituan", "couponNo": "Q-1", "shopIds": [147], "couponName": "套餐",
+        "valueFen": 1980, "priceFen": 990, "count": 5,
+        "validityBegin": time_from_now(-86_400), "validityEnd": time_from_now(86_400),
+        "deal": {"dealId": 1}}]);
+    let calls = [
+        (
+            "POST",
+            "/admin/stocks?dry_run=1".to_string(),
+            stock_fields("q-new"),
+            "dry_run",
+        ),
+        (
+            "PATCH",
+            format!("/admin/stocks/{s}?force=1"),
+            json!({"stock_name": "renamed"}),
+            "force",
+        ),
+        (
+            "POST",
+            format!("/admin/stocks/{s}/status?stock_status=3"),
+            json!({"stock_status": 3}),
+            "stock_status",
+        ),
+        (
+            "POST",
+            format!("/admin/stocks/{s}/resync?now"),
+            json!({}),
+            "now",
+        ),
+        (
+            "POST",
+            "/admin/coupons?notify=0".to_string(),
+            json!({"stock_id": running, "user_code": "u2", "app_channel_id": 1, "request_id": "q-r1"}),
+            "notify",
+        ),
+        (
+            "POST",
+            format!("/admin/coupons/{coupon_id}/redeem?order_id=o9"),
+            json!({"order_id": "o1", "order_amount": 20000}),
+            "order_id",
+        ),
+        (
+            "POST",
+            format!("/admin/coupons/{coupon_id}/unredeem?x=1"),
+            json!({"order_id": "o1"}),
+            "x",
+        ),
+        (
+            "POST",
+            format!("/admin/coupons/{coupon_id}/resync?x=1"),
+            json!({}),
+            "x",
+        ),
+        (
+            "POST",
+            "/admin/vouchers?replace=1".to_string(),
+            voucher,
+            "replace",
+        ),
+        (
+            "POST",
+            "/admin/outbox/1/retry?force=1".to_string(),
+            json!({}),
+            "force",
+        ),
+        (
+            "POST",
+            "/admin/outbox/1/abandon?reason=x".to_string(),
+            json!({"reason": "x"}),
+            "reason",
+        ),
+        (
+            "POST",
+            "/admin/tls/reload?now=1".to_string(),
+            json!({}),
+            "now",
+        ),
+    ];
+    for (method, path, body, name) in calls {
+        let a = c.admin(method, &path, Some(body));
+        expect_invalid(&a, name);
+        assert_eq!(
+            a.json()["message"],
+            format!("{name}: unknown query parameter"),
+            "{method} {path}"
+        );
+    }
+    // None of them took effect.
+    let stock = data(&get(&c, &format!("/admin/stocks/{s}")));
+    assert_eq!(
+        (stock["stock_status"].as_i64(), stock["stock_name"].as_str()),
+        (Some(1), Some("代驾10元代金券"))
+    );
+    assert_eq!(data(&get(&c, "/admin/stocks"))["total"], 2);
+    assert_eq!(coupon(&c, &coupon_id)["coupon_status"], 1);
+    assert_eq!(data(&get(&c, "/admin/coupons"))["total"], 1);
+    expect(&get(&c, "/admin/vouchers/meituan/Q-1"), 40403);
+    // Without the parameter the same change goes through.
+    expect(&set_status(&c, &s, 3), 0);
+}
+
+#[test]
 fn coupons_are_found_by_the_order_that_redeemed_them() {
     let server = TestServer::start();
     let c = server.client();

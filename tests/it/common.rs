@@ -52,13 +52,21 @@ impl Drop for TempDir {
     }
 }
 
-/// The TOML of a test config on `db`, listening on `listen`.
+/// The TOML of a test config on `db`, listening on `listen`, in +08:00
+/// unless `extra` sets its own `utc_offset`.
 pub fn config_toml(db: &Path, listen: &str, extra: &str) -> String {
+    let offset = if extra
+        .lines()
+        .any(|l| l.trim_start().starts_with("utc_offset"))
+    {
+        ""
+    } else {
+        "utc_offset = \"+08:00\"\n"
+    };
     format!(
         r#"listen = "{listen}"
 db = "{}"
-utc_offset = "+08:00"
-admin_token = "{ADMIN}"
+{offset}admin_token = "{ADMIN}"
 merchant_id = "88888888"
 timestamp_window_s = 300
 {extra}

@@ -92,6 +92,8 @@ fn systemd_unit_runs_hardened_as_its_own_user_and_outwaits_the_grace_time() {
     ] {
         assert_eq!(setting(key), vec![value], "{key}");
     }
+    // `systemctl reload` (the certificate's renewal hook) sends SIGHUP.
+    assert_eq!(setting("ExecReload"), vec!["/bin/kill -HUP $MAINPID"]);
     let exec = setting("ExecStart");
     assert_eq!(
         exec,

@@ -175,3 +175,81 @@ fn bad_edge_settings_are_refused_on_one_line() {
         assert!(!e.contains('\n'));
     }
 }
+
+/// `fields` signed as the edge partner for the coupon query (`agent_no`, no `api_key`).
+fn edge_wx(fields: Value) -> Value {
+    let mut m = fields.as_object().unwrap().clone();
+    m.insert("agent_no".into(), json!(EDGE_KEY));
+    let s = coupon_ledger::sign::sign(&m, &SignRule::default(), EDGE_SECRET);
+    m.insert("sign".into(), json!(s));
+    Value::Object(m)
+}
+
+/// The same body with a sign that is not the partner's.
+fn forged(mut body: Value) -> Value {
+    body["sign"] = json!("0123456789ABCDEF0123456789ABCDEF");
+    body
+}
+
+#[test]
+fn calls_with_a_bad_signature_do_not_spend_the_partners_rate_limit() {
+    let s = TestServer::start_with(&edge_partner("rate_limit_per_s = 1\nburst = 2"));
+    let c = s.client();
+    let gateway = || {
+        signed_as(
+            EDGE_KEY,
+            EDGE_SECRET,
+            &SignRule::default(),
+            json!({"method": "allinpay.shopoint.thirdCouponService.prepare", "version": "1.0",
+                   "type": "meituan", "couponNo": "nope", "shopId": 147}),
+        )
+    };
+    let wx = || edge_wx(json!({"coupon_id": "1", "openid": "o", "nonce": unique("n")}));
+    // A flood from someone who knows the api key but not the secret, on
+    // every signed protocol: each call is refused for its sign, none for the rate.
+    for _ in 0..10 {
+        let a = c.post("/sp/stock/query", &forged(edge_query("nope")));
+        assert_eq!(a.code(), 40102, "{}", show(&a));
+        let a = c.post("/gateway", &forged(gateway()));
+        assert_eq!(a.json()["sub_code"], 40102, "{}", show(&a));
+        let a = c.post("/wx/coupon/query", &forged(wx()));
+        assert_eq!(a.json()["result_code"], "40102", "{}", show(&a));
+    }
+    // A signed call outside the timestamp window spends nothing either.
+    let mut stale = edge_query("nope").as_object().unwrap().clone();
+    stale.insert("timestamp".into(), json!("1000000000"));
+    stale.remove("sign");
+    let stale = signed_as(
+        EDGE_KEY,
+        EDGE_SECRET,
+        &SignRule::default(),
+        Value::Object(stale),
+    );
+    assert_eq!(c.post("/sp/stock/query", &stale).code(), 40103);
+    let h = expect(&raw_request(s.addr, "GET", "/healthz", &[], b""), 0);
+    let edge = h["data"]["edge"]["partners"].clone();
+    let mine = edge
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "edge");
+    assert_eq!(mine.unwrap()["rate_limited"], 0, "{edge}");
+    // The partner itself still has its whole burst, and then the limit holds.
+    assert_eq!(c.post("/sp/stock/query", &edge_query("nope")).code(), 40401);
+    let a = c.post("/wx/coupon/query", &wx());
+    assert_eq!(a.json()["result_code"], "40402", "{}", show(&a));
+    let a = c.post("/gateway", &gateway());
+    assert_eq!(
+        (a.status, a.json()["sub_code"].as_i64()),
+        (429, Some(42900)),
+        "{}",
+        show(&a)
+    );
+    let a = c.post("/wx/coupon/query", &wx());
+    assert_eq!(
+        (a.status, a.json()["result_code"].as_str()),
+        (429, Some("42900")),
+        "{}",
+        show(&a)
+    );
+}

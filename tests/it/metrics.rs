@@ -78,7 +78,13 @@ fn metrics_move_with_claims_redemptions_and_the_outbox() {
     let refused = c.claim("no-such-stock", "u1", &unique("r"));
     assert_ne!(refused.code(), 0);
 
-    let after = samples(&scrape(s.addr));
+    // The writer counts a commit just after it answers the commit's jobs,
+    // so the last commit may show a moment after its answer.
+    let mut after = samples(&scrape(s.addr));
+    wait_until(std::time::Duration::from_secs(5), || {
+        after = samples(&scrape(s.addr));
+        value(&after, "coupon_ledger_commit_batch_size_count") >= commits_before + 3.0
+    });
     assert_eq!(value(&after, "coupon_ledger_claims_total"), 1.0);
     assert_eq!(value(&after, "coupon_ledger_redemptions_total"), 1.0);
     assert_eq!(value(&after, CLAIM_200), 1.0);
@@ -143,20 +149,55 @@ fn metrics_move_with_claims_redemptions_and_the_outbox() {
     );
 }
 
+/// Two partners the edge refuses: one over its rate limit after one call,
+/// one whose allowlist excludes the loopback the tests call from.
+const EDGE_PARTNERS: &str = r#"
+[[partners]]
+api_key = "LIMITED"
+secret = "limited-secret"
+name = "limited"
+rate_limit_per_s = 1
+burst = 1
+
+[[partners]]
+api_key = "FENCED"
+secret = "fenced-secret"
+name = "fenced"
+allow_ips = ["192.0.2.0/24"]
+"#;
+
+/// A signed stock query of `key`, answered with `code`.
+fn query_as(c: &Client, key: &str, secret: &str, code: i64) {
+    let body = signed_as(
+        key,
+        secret,
+        &coupon_ledger::sign::SignRule::default(),
+        json!({"stock_id": "nope"}),
+    );
+    let a = c.post("/sp/stock/query", &body);
+    assert_eq!(a.code(), code, "{key}: {}", show(&a));
+}
+
 #[test]
 fn metrics_parses_with_the_prometheus_python_parser() {
-    let s = TestServer::start();
+    let s = TestServer::start_with(EDGE_PARTNERS);
     let c = s.client();
     let stock = c.create_stock(json!({}));
     claim_ok(&c, &sid(&stock), "u1");
+    // Refusals at the edge, counted by partner name.
+    query_as(&c, "LIMITED", "limited-secret", 40401);
+    query_as(&c, "LIMITED", "limited-secret", 42900);
+    query_as(&c, "FENCED", "fenced-secret", 40301);
+    query_as(&c, "FENCED", "fenced-secret", 40301);
     let text = scrape(s.addr);
     // The Prometheus client's parser; it raises on anything malformed. The
     // script prints each family's name and type, and checks each histogram.
     let script = r#"
 import sys
 from prometheus_client.parser import text_string_to_metric_families
+text = sys.stdin.read()
 seen = {}
-for f in text_string_to_metric_families(sys.stdin.read()):
+for f in text_string_to_metric_families(text):
     seen[f.name] = f.type
     if f.type == "histogram":
         series = {}
@@ -170,6 +211,11 @@ for f in text_string_to_metric_families(sys.stdin.read()):
             assert count and buckets[-1] == count[0], (f.name, key, "+Inf bucket is not the count")
 for name, kind in sorted(seen.items()):
     print(name, kind)
+for f in text_string_to_metric_families(text):
+    if f.name.startswith("coupon_ledger_partner_"):
+        for s in f.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+            print("sample", s.name, labels, float(s.value))
 "#;
     let Some((ok, out, err)) = python(
         "metrics_parses_with_the_prometheus_python_parser",
@@ -197,6 +243,10 @@ for name, kind in sorted(seen.items()):
         "coupon_ledger_sweeper_errors counter",
         "coupon_ledger_open_connections gauge",
         "coupon_ledger_uptime_seconds gauge",
+        "coupon_ledger_partner_rate_limited counter",
+        "coupon_ledger_partner_not_allowed counter",
+        "sample coupon_ledger_partner_rate_limited_total partner=limited 1.0",
+        "sample coupon_ledger_partner_not_allowed_total partner=fenced 2.0",
     ] {
         assert!(
             out.lines().any(|l| l == family),

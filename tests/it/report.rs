@@ -279,3 +279,72 @@ fn a_quiet_day_has_zero_totals_and_a_bad_date_is_refused() {
     expect_invalid(&a, "date");
     assert_eq!(a.json()["message"], "date: required");
 }
+
+/// A whole-hour offset (`-05:00`, `+00:00`) at which, right now, the local
+/// date is not the +08:00 date, with at least an hour to either midnight so
+/// the test cannot straddle one. Negative offsets first.
+fn offset_on_another_day(now: i64) -> String {
+    use coupon_ledger::domain::time::{parse_offset, render_millis};
+    let date_at = |offset: &str| render_millis(now, parse_offset(offset).unwrap());
+    let beijing = date_at("+08:00")[..10].to_string();
+    let mut candidates =
+        (-12..=14).map(|h: i32| format!("{}{:02}:00", if h < 0 { '-' } else { '+' }, h.abs()));
+    candidates
+        .find(|o| {
+            let local = date_at(o);
+            let minutes: i64 =
+                local[11..13].parse::<i64>().unwrap() * 60 + local[14..16].parse::<i64>().unwrap();
+            local[..10] != beijing && (60..=23 * 60).contains(&minutes)
+        })
+        .expect("some whole-hour offset is on another day than +08:00")
+}
+
+/// One day later or earlier than `date` (yyyy-MM-dd).
+fn day_beside(date: &str, days: i64) -> String {
+    use coupon_ledger::domain::time::{parse_time, render_millis};
+    let noon = parse_time(&format!("{date}T12:00:00.000Z")).unwrap();
+    render_millis(noon + days * 86_400_000, time::UtcOffset::UTC)[..10].to_string()
+}
+
+#[test]
+fn the_statement_is_cut_at_midnight_of_the_configured_offset() {
+    let now = coupon_ledger::domain::time::now_ms();
+    let offset = offset_on_another_day(now);
+    let server = TestServer::start_with(&format!("utc_offset = \"{offset}\"\n"));
+    let c = server.client();
+    let s = sid(&c.create_stock(json!({})));
+    let id = claim_ok(&c, &s, "u-tz");
+    let received = coupon(&c, &id)["receive_time"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(received.ends_with(&offset), "{received} is not in {offset}");
+    let local_day = received[..10].to_string();
+    let beijing_day = coupon_ledger::domain::time::render_millis(
+        coupon_ledger::domain::time::parse_time(&received).unwrap(),
+        coupon_ledger::domain::time::parse_offset("+08:00").unwrap(),
+    )[..10]
+        .to_string();
+    assert_ne!(
+        local_day, beijing_day,
+        "the chosen offset {offset} should put the claim on another day"
+    );
+
+    // The claim is on its local day's statement, at its local time ...
+    let day = statement(&c, &local_day);
+    let row = day
+        .rows
+        .iter()
+        .find(|r| r["coupon_or_verify_id"] == id)
+        .unwrap_or_else(|| panic!("claim {id} of {received} not on the {local_day} statement"));
+    assert_eq!(row["time"], received);
+    assert_eq!(day.totals["issue"]["count"], "1");
+    // ... and on no other: not the day before or after, one of which is
+    // its +08:00 date, where a statement cut at +08:00 would have put it.
+    for other in [day_beside(&local_day, -1), day_beside(&local_day, 1)] {
+        let d = statement(&c, &other);
+        assert!(d.rows.is_empty(), "{other} ({offset}) lists {:?}", d.rows);
+        assert_eq!(d.totals["issue"]["count"], "0", "{other}");
+    }
+    assert!([day_beside(&local_day, -1), day_beside(&local_day, 1)].contains(&beijing_day));
+}
