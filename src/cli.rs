@@ -128,14 +128,16 @@ pub enum Command {
     ///
     /// Without --target: start two servers in-process on temp databases and print one table
     /// (HTTP ceiling, healthz, claims, queries, claims without group commit, the writer without
-    /// HTTP) and check each stock's issued count against the claims that succeeded. With
-    /// --target: drive a running server in one --mode.
+    /// HTTP; then over HTTPS on the first server, with a self-signed certificate: the ceiling,
+    /// claims and queries on keep-alive connections, and a full handshake per request) and
+    /// check each stock's issued count against the claims that succeeded. With --target: drive
+    /// a running server in one --mode, over plain HTTP.
     Bench {
         /// Drive the server listening here, `http://host:port` or `host:port`, instead of
         /// starting one.
         #[arg(long)]
         target: Option<String>,
-        /// With --target: claim, query, healthz or ceiling.
+        /// With --target: claim, query, healthz, livez or ceiling.
         #[arg(long, requires = "target")]
         mode: Option<String>,
         /// Keep-alive connections (one thread each), a comma list such as 16,64,256; every
@@ -149,8 +151,10 @@ pub enum Command {
         /// `check` and print the bytes per coupon. Not with --target.
         #[arg(long, conflicts_with = "target")]
         scale: Option<u64>,
-        /// Without --target: run only these rows, a comma list such as claim,writer-direct
-        /// (http-ceiling is added when a row is compared with it). Default: every row.
+        /// Without --target: run only these rows, a comma list such as claim,claim-tls (rows:
+        /// http-ceiling, healthz, claim, query, claim-no-group, writer-direct, ceiling-tls,
+        /// claim-tls, query-tls, handshake-tls; http-ceiling always runs, every row is compared
+        /// with it). Default: every row.
         #[arg(long, conflicts_with = "target")]
         rows: Option<String>,
         /// With --target: partner api_key (default: the embedded default's demo partner, read
