@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use crate::api::{self, App, Surface};
 use crate::config::Config;
 use crate::demo;
+use crate::http::self_signed::{self, Written};
 use crate::http::{Limits, Server, ShutdownHandle, TlsSource};
 use crate::lock::DbLock;
 use crate::outbox::dispatcher::Dispatcher;
@@ -40,12 +41,20 @@ pub struct Running {
     _lock: DbLock,
     /// What the embedded default created or found, to print at start.
     pub demo: Option<demo::Demo>,
+    /// The throwaway certificate of `--tls-self-signed`, to print at start.
+    pub self_signed: Option<Written>,
 }
 
 impl Running {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
+    }
+
+    /// The address of the plain-HTTP listener beside HTTPS, when
+    /// `http_listen` is set.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_server.as_ref().map(Server::local_addr)
     }
 
     /// The address of the admin listener, when `admin_listen` is set.
@@ -208,7 +217,8 @@ fn bind(addr: &str, what: &str) -> Result<TcpListener, String> {
 /// `admin_listen`), with the outbox dispatcher when `[platform]` is
 /// configured, and the expiry sweeper.
 pub fn start(mut config: Config) -> Result<Running, String> {
-    let tls = match &config.tls {
+    config.check_tls_choice()?;
+    let mut tls = match &config.tls {
         Some((cert, key)) => Some(Arc::new(TlsSource::load(cert, key)?)),
         None => None,
     };
@@ -247,6 +257,16 @@ pub fn start(mut config: Config) -> Result<Running, String> {
     store
         .probe()
         .map_err(|e| format!("database {} cannot be written: {e}", config.db.display()))?;
+    // After the lock: a second server on the same database never overwrites
+    // the pair the first one serves.
+    let self_signed = if config.tls_self_signed {
+        let written = self_signed::write_beside(&config.db)?;
+        tls = Some(Arc::new(TlsSource::load(&written.cert, &written.key)?));
+        config.tls = Some((written.cert.clone(), written.key.clone()));
+        Some(written)
+    } else {
+        None
+    };
     let mut mock = None;
     let demo = if config.demo {
         let d = demo::ensure(&store).map_err(|e| format!("cannot prepare the demo data: {e}"))?;
@@ -263,7 +283,10 @@ pub fn start(mut config: Config) -> Result<Running, String> {
                 .local_addr()
                 .map_err(|e| format!("cannot read the listen address: {e}"))?;
             store
-                .set_meta(vec![(demo::DEMO_LISTEN_KEY.into(), addr.to_string())])
+                .set_meta(vec![
+                    (demo::DEMO_LISTEN_KEY.into(), addr.to_string()),
+                    (demo::DEMO_TLS_CA_KEY.into(), demo_ca(self_signed.as_ref())),
+                ])
                 .map_err(|e| format!("cannot record the demo's listen address: {e}"))?;
         }
         d
@@ -340,5 +363,15 @@ pub fn start(mut config: Config) -> Result<Running, String> {
         mock,
         _lock: lock,
         demo,
+        self_signed,
     })
+}
+
+/// What `demo-curl` passes to `curl --cacert`: the self-signed certificate's
+/// full path, or empty for plain HTTP.
+fn demo_ca(written: Option<&Written>) -> String {
+    written
+        .map(|w| std::fs::canonicalize(&w.cert).unwrap_or_else(|_| w.cert.clone()))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }

@@ -5,14 +5,16 @@
 //!   temp databases (one with group commit, one with `write_batch_max = 1`),
 //!   creates a bench partner and a big running stock, runs every row of the
 //!   table at each connection count, checks that each stock issued exactly the
-//!   claims that succeeded, and removes the databases.
+//!   claims that succeeded, and removes the databases. The group-commit server
+//!   speaks HTTPS on `listen` (a self-signed certificate) and plain HTTP on
+//!   `http_listen`, so the `-tls` rows and the plain rows measure one server.
 //! - Against a running server ([`run_target`]): one mode, one connection count.
 //!
 //! Measuring is done here; nothing in the test suite asserts a figure.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +22,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rustls::client::Resumption;
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::{json, Map, Value};
 
 use crate::app::{self, Running};
@@ -41,6 +46,8 @@ pub enum Mode {
     Query,
     /// `GET /healthz` (reads only).
     Healthz,
+    /// `GET /livez` (no database).
+    Livez,
     /// `GET /bench-ceiling`, a path no route serves: the router answers 404
     /// without touching the database, so this is what HTTP alone costs.
     Ceiling,
@@ -53,9 +60,10 @@ impl Mode {
             "claim" => Ok(Mode::Claim),
             "query" => Ok(Mode::Query),
             "healthz" => Ok(Mode::Healthz),
+            "livez" => Ok(Mode::Livez),
             "ceiling" => Ok(Mode::Ceiling),
             other => Err(format!(
-                "--mode: {other:?} is not claim, query, healthz or ceiling"
+                "--mode: {other:?} is not claim, query, healthz, livez or ceiling"
             )),
         }
     }
@@ -207,17 +215,153 @@ impl Client for HttpClient {
         let Some((s, r)) = self.conn.as_mut() else {
             return Outcome::Failed("io".into());
         };
-        match s.write_all(&self.next).and_then(|_| read_answer(r)) {
-            Ok((status, code)) if self.mode.success(status, code) => Outcome::Ok,
-            Ok((status, code)) => Outcome::Failed(match code {
-                Some(c) => c.to_string(),
-                None => format!("http{status}"),
-            }),
-            Err(_) => {
-                self.conn = None;
-                Outcome::Failed("io".into())
-            }
+        let answer = s.write_all(&self.next).and_then(|_| read_answer(r));
+        if answer.is_err() {
+            self.conn = None;
         }
+        outcome(self.mode, answer)
+    }
+}
+
+/// What an answer (or a transport error) comes to for `mode`.
+fn outcome(mode: Mode, answer: std::io::Result<(u16, Option<i64>)>) -> Outcome {
+    match answer {
+        Ok((status, code)) if mode.success(status, code) => Outcome::Ok,
+        Ok((status, code)) => Outcome::Failed(match code {
+            Some(c) => c.to_string(),
+            None => format!("http{status}"),
+        }),
+        Err(_) => Outcome::Failed("io".into()),
+    }
+}
+
+/// Where the HTTPS rows connect, and the client settings they use.
+#[derive(Clone)]
+struct TlsTarget {
+    /// The partner and stock as for plain HTTP; `addr` is the HTTPS listener.
+    target: Target,
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+}
+
+impl TlsTarget {
+    /// Trusts only `root`, the server's self-signed certificate. Session
+    /// resumption is off: every new connection makes a full handshake, which
+    /// is what `handshake-tls` counts.
+    fn new(target: Target, root: &CertificateDer<'static>) -> Result<TlsTarget, String> {
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(root.clone())
+            .map_err(|e| format!("bench certificate: {e}"))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("bench TLS settings: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.resumption = Resumption::disabled();
+        let host = target.addr.rsplit_once(':').map_or("", |(h, _)| h);
+        let name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())
+            .map_err(|e| format!("bench TLS server name {host:?}: {e}"))?;
+        Ok(TlsTarget {
+            target,
+            config: Arc::new(config),
+            name,
+        })
+    }
+
+    /// A new connection with its handshake done.
+    fn connect(&self) -> std::io::Result<BufReader<TlsStream>> {
+        let sock = TcpStream::connect(&self.target.addr)?;
+        let _ = sock.set_nodelay(true);
+        sock.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let conn = ClientConnection::new(Arc::clone(&self.config), self.name.clone())
+            .map_err(std::io::Error::other)?;
+        let mut stream = StreamOwned::new(conn, sock);
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock)?;
+        }
+        Ok(BufReader::new(stream))
+    }
+
+    /// The protocol, cipher suite and key exchange a connection agrees on,
+    /// for the line under the table.
+    fn describe(&self) -> Result<String, String> {
+        let r = self
+            .connect()
+            .map_err(|e| format!("cannot reach the bench's HTTPS listener: {e}"))?;
+        let conn = &r.get_ref().conn;
+        let show = |v: Option<String>| v.unwrap_or_else(|| "?".into());
+        Ok(format!(
+            "{}, {}, key exchange {}",
+            show(conn.protocol_version().map(|v| format!("{v:?}"))),
+            show(
+                conn.negotiated_cipher_suite()
+                    .map(|c| format!("{:?}", c.suite()))
+            ),
+            show(
+                conn.negotiated_key_exchange_group()
+                    .map(|g| format!("{:?}", g.name()))
+            ),
+        ))
+    }
+}
+
+type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+
+/// An HTTPS client: one keep-alive connection whose handshake is made
+/// outside the timed part, or (`per_request`) a new connection and a full
+/// handshake inside every timed request.
+struct TlsClient {
+    tls: TlsTarget,
+    mode: Mode,
+    per_request: bool,
+    worker: usize,
+    run: String,
+    conn: Option<BufReader<TlsStream>>,
+    next: Vec<u8>,
+}
+
+impl TlsClient {
+    fn exchange(r: &mut BufReader<TlsStream>, req: &[u8]) -> std::io::Result<(u16, Option<i64>)> {
+        let s = r.get_mut();
+        s.write_all(req)?;
+        s.flush()?;
+        read_answer(r)
+    }
+
+    /// Connect, handshake, one request, close (with close_notify).
+    fn once(&self) -> std::io::Result<(u16, Option<i64>)> {
+        let mut r = self.tls.connect()?;
+        let answer = Self::exchange(&mut r, &self.next);
+        let s = r.get_mut();
+        s.conn.send_close_notify();
+        let _ = s.conn.complete_io(&mut s.sock);
+        answer
+    }
+}
+
+impl Client for TlsClient {
+    fn prepare(&mut self, n: u64) -> bool {
+        if !self.per_request && self.conn.is_none() {
+            self.conn = self.tls.connect().ok();
+        }
+        self.next = request(&self.tls.target, self.mode, self.worker, n, &self.run);
+        self.per_request || self.conn.is_some()
+    }
+
+    fn call(&mut self) -> Outcome {
+        if self.per_request {
+            return outcome(self.mode, self.once());
+        }
+        let Some(r) = self.conn.as_mut() else {
+            return Outcome::Failed("io".into());
+        };
+        let answer = Self::exchange(r, &self.next);
+        if answer.is_err() {
+            self.conn = None;
+        }
+        outcome(self.mode, answer)
     }
 }
 
@@ -278,6 +422,7 @@ impl Client for StoreClient {
 fn request(t: &Target, mode: Mode, worker: usize, n: u64, run: &str) -> Vec<u8> {
     let (method, path, body) = match mode {
         Mode::Healthz => ("GET", "/healthz", String::new()),
+        Mode::Livez => ("GET", "/livez", String::new()),
         Mode::Ceiling => ("GET", "/bench-ceiling", String::new()),
         Mode::Claim | Mode::Query => {
             let mut m = Map::new();
@@ -308,7 +453,7 @@ fn request(t: &Target, mode: Mode, worker: usize, n: u64, run: &str) -> Vec<u8> 
 }
 
 /// Reads one answer: its HTTP status and the `"code":N` of its body, if any.
-fn read_answer(r: &mut BufReader<TcpStream>) -> std::io::Result<(u16, Option<i64>)> {
+fn read_answer(r: &mut impl BufRead) -> std::io::Result<(u16, Option<i64>)> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
@@ -497,6 +642,26 @@ fn http_clients(t: &Target, mode: Mode, connections: usize) -> Result<Vec<HttpCl
         .collect())
 }
 
+fn tls_clients(
+    t: &TlsTarget,
+    mode: Mode,
+    per_request: bool,
+    connections: usize,
+) -> Result<Vec<TlsClient>, String> {
+    let run = random_hex(4)?;
+    Ok((0..connections)
+        .map(|worker| TlsClient {
+            tls: t.clone(),
+            mode,
+            per_request,
+            worker,
+            run: run.clone(),
+            conn: None,
+            next: Vec::new(),
+        })
+        .collect())
+}
+
 /// Drives a running server with one mode at one connection count.
 pub fn run_target(
     target: &Target,
@@ -562,7 +727,7 @@ pub struct SelfReport {
 }
 
 /// The rows of the table, in the order they run at each connection count.
-pub const ROWS: [(&str, &str); 6] = [
+pub const ROWS: [(&str, &str); 10] = [
     (
         "http-ceiling",
         "GET /bench-ceiling, answered 404 by the router with no database work (a 404 counts as success here only)",
@@ -584,6 +749,29 @@ pub const ROWS: [(&str, &str); 6] = [
         "writer-direct",
         "Store::claim (nonce + claim) from as many threads, no HTTP: the ledger's own ceiling",
     ),
+    (
+        "ceiling-tls",
+        "http-ceiling over HTTPS keep-alive connections (handshakes before timing): what TLS adds to HTTP alone",
+    ),
+    (
+        "claim-tls",
+        "claim over HTTPS keep-alive connections, on the same server as claim",
+    ),
+    (
+        "query-tls",
+        "query over HTTPS keep-alive connections, on the same server as query",
+    ),
+    (
+        "handshake-tls",
+        "GET /livez, each on a new TCP connection with a full TLS handshake (no resumption; conns = clients at once): handshakes per second",
+    ),
+];
+
+/// The HTTPS rows and the plain row each is compared with.
+const TLS_PAIRS: [(&str, &str); 3] = [
+    ("ceiling-tls", "http-ceiling"),
+    ("claim-tls", "claim"),
+    ("query-tls", "query"),
 ];
 
 const BENCH_STOCK: &str = "bench-stock";
@@ -613,7 +801,10 @@ impl Drop for TempDir {
 /// One in-process server with its bench partner and stock.
 struct BenchServer {
     running: Running,
+    /// Plain HTTP: `listen`, or `http_listen` when the server speaks HTTPS.
     target: Target,
+    /// HTTPS on `listen`, when started with it.
+    tls: Option<TlsTarget>,
     /// Coupons pre-filled into the stock.
     filled: u64,
     /// Claims answered with success, by HTTP or directly.
@@ -621,7 +812,15 @@ struct BenchServer {
 }
 
 impl BenchServer {
-    fn start(dir: &Path, name: &str, write_batch_max: usize) -> Result<BenchServer, String> {
+    /// Starts a server on `dir/name.db`; with `https`, HTTPS on `listen`
+    /// (the self-signed certificate of `serve --tls-self-signed`) and plain
+    /// HTTP beside it on `http_listen`, as a production config would have it.
+    fn start(
+        dir: &Path,
+        name: &str,
+        write_batch_max: usize,
+        https: bool,
+    ) -> Result<BenchServer, String> {
         let mut cfg = Config::embedded_default();
         cfg.listen = "127.0.0.1:0".into();
         cfg.db = dir.join(format!("{name}.db"));
@@ -629,6 +828,10 @@ impl BenchServer {
         cfg.platform = None;
         cfg.admin_token = random_hex(16)?;
         cfg.write_batch_max = write_batch_max;
+        if https {
+            cfg.use_self_signed()?;
+            cfg.http_listen = Some("127.0.0.1:0".into());
+        }
         let partner = Partner {
             api_key: format!("BENCH{}", random_hex(8)?.to_uppercase()),
             secret: random_hex(16)?,
@@ -677,12 +880,31 @@ impl BenchServer {
             stock_id: BENCH_STOCK.into(),
             app_channel_id: BENCH_CHANNEL,
         };
+        let (target, tls) = match (&running.self_signed, running.http_addr()) {
+            (Some(cert), Some(plain)) => {
+                let tls = TlsTarget::new(target.clone(), &cert.der)?;
+                let target = Target {
+                    addr: plain.to_string(),
+                    ..target
+                };
+                (target, Some(tls))
+            }
+            _ => (target, None),
+        };
         Ok(BenchServer {
             running,
             target,
+            tls,
             filled: 0,
             claimed: 0,
         })
+    }
+
+    /// The HTTPS listener, for the `-tls` rows.
+    fn tls(&self) -> Result<&TlsTarget, String> {
+        self.tls
+            .as_ref()
+            .ok_or_else(|| "the bench server has no HTTPS listener".to_string())
     }
 
     fn store(&self) -> &Store {
@@ -753,8 +975,8 @@ pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
     let dir = TempDir::new()?;
     let mut progress = Progress::new(opts.connections.len() * opts.rows.len());
     progress.say("starting two in-process servers ...");
-    let mut group = BenchServer::start(&dir.0, "group", crate::store::DEFAULT_MAX_BATCH)?;
-    let mut single = match BenchServer::start(&dir.0, "no-group", 1) {
+    let mut group = BenchServer::start(&dir.0, "group", crate::store::DEFAULT_MAX_BATCH, true)?;
+    let mut single = match BenchServer::start(&dir.0, "no-group", 1, false) {
         Ok(s) => s,
         Err(e) => {
             group.running.shutdown();
@@ -769,7 +991,7 @@ pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
         crate::config::Durability::Full => "full",
         crate::config::Durability::Normal => "normal",
     };
-    let result = outcome.map(|(rows, fill_secs)| {
+    let result = outcome.map(|(rows, fill_secs, tls)| {
         let _ = writeln!(
             text,
             "coupon-ledger bench: self-contained, 2 in-process servers on 127.0.0.1 (temp databases, sync = {sync}, no platform sync{}), {:.1} s per row",
@@ -801,6 +1023,7 @@ pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
                 if without > 0.0 { format!("{:.2}x", with / without) } else { "n/a".into() }
             );
         }
+        text.push_str(&https_lines(&rows, opts, tls.as_deref()));
         if opts.scale > 0 {
             let _ = writeln!(
                 text,
@@ -856,14 +1079,49 @@ pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
     Ok(SelfReport { text, problems })
 }
 
-/// Fills the stocks when asked, then runs every row; returns the rows and how
-/// long the fill took in seconds.
+/// Under the table, when HTTPS rows ran: what the connections agreed on, and
+/// each HTTPS row over its plain twin at every connection count.
+fn https_lines(rows: &[Row], opts: &SelfContained, agreed: Option<&str>) -> String {
+    let mut text = String::new();
+    if let Some(agreed) = agreed {
+        let _ = writeln!(
+            text,
+            "HTTPS rows: {agreed}; an ECDSA P-256 self-signed certificate; session resumption off"
+        );
+    }
+    for &c in &opts.connections {
+        let rate = |name: &str| {
+            rows.iter()
+                .find(|r| r.name == name && r.connections == c)
+                .map(|r| r.m.rate())
+        };
+        let pairs: Vec<String> = TLS_PAIRS
+            .iter()
+            .filter_map(|&(tls, plain)| match (rate(tls), rate(plain)) {
+                (Some(t), Some(p)) if p > 0.0 => Some(format!("{tls}/{plain} {:.2}x", t / p)),
+                _ => None,
+            })
+            .collect();
+        if !pairs.is_empty() {
+            let _ = writeln!(
+                text,
+                "HTTPS over plain HTTP at {c} conns: {}",
+                pairs.join(", ")
+            );
+        }
+    }
+    text
+}
+
+/// Fills the stocks when asked, then runs every row; returns the rows, how
+/// long the fill took in seconds, and (when an HTTPS row runs) what its
+/// connections agree on.
 fn measure_all(
     opts: &SelfContained,
     group: &mut BenchServer,
     single: &mut BenchServer,
     progress: &mut Progress,
-) -> Result<(Vec<Row>, f64), String> {
+) -> Result<(Vec<Row>, f64, Option<String>), String> {
     let mut fill_secs = 0.0;
     if opts.scale > 0 {
         let started = Instant::now();
@@ -880,6 +1138,10 @@ fn measure_all(
         }
         fill_secs = started.elapsed().as_secs_f64();
     }
+    let tls = match opts.rows.iter().any(|r| r.ends_with("-tls")) {
+        true => Some(group.tls()?.describe()?),
+        false => None,
+    };
     let mut rows = Vec::new();
     for &c in &opts.connections {
         for &name in &opts.rows {
@@ -918,7 +1180,7 @@ fn measure_all(
                     single.claimed += m.ok;
                     m
                 }
-                _ => {
+                "writer-direct" => {
                     let run = random_hex(4)?;
                     let clients = (0..c)
                         .map(|worker| StoreClient {
@@ -933,6 +1195,31 @@ fn measure_all(
                     group.claimed += m.ok;
                     m
                 }
+                "ceiling-tls" => load(
+                    tls_clients(group.tls()?, Mode::Ceiling, false, c)?,
+                    opts.duration,
+                    progress,
+                )?,
+                "claim-tls" => {
+                    let m = load(
+                        tls_clients(group.tls()?, Mode::Claim, false, c)?,
+                        opts.duration,
+                        progress,
+                    )?;
+                    group.claimed += m.ok;
+                    m
+                }
+                "query-tls" => load(
+                    tls_clients(group.tls()?, Mode::Query, false, c)?,
+                    opts.duration,
+                    progress,
+                )?,
+                "handshake-tls" => load(
+                    tls_clients(group.tls()?, Mode::Livez, true, c)?,
+                    opts.duration,
+                    progress,
+                )?,
+                other => return Err(format!("no such row: {other}")),
             };
             rows.push(Row {
                 name,
@@ -941,7 +1228,7 @@ fn measure_all(
             });
         }
     }
-    Ok((rows, fill_secs))
+    Ok((rows, fill_secs, tls))
 }
 
 /// The table: one line per row, figures right-aligned.
@@ -999,6 +1286,17 @@ mod tests {
         assert!(Mode::Claim.success(200, Some(0)));
         assert!(!Mode::Claim.success(200, Some(40903)));
         assert!(!Mode::Query.success(500, Some(0)));
+        assert!(Mode::parse("livez").is_ok_and(|m| m.success(200, Some(0))));
+    }
+
+    #[test]
+    fn https_rows_are_picked_like_the_others_with_the_ceiling() {
+        assert_eq!(
+            pick_rows(Some("handshake-tls,claim-tls")).unwrap(),
+            vec!["http-ceiling", "claim-tls", "handshake-tls"]
+        );
+        let e = pick_rows(Some("claim-https")).unwrap_err();
+        assert!(e.contains("query-tls"), "{e}");
     }
 
     #[test]

@@ -50,6 +50,11 @@ pub enum Command {
         /// Database file, overriding the config.
         #[arg(long)]
         db: Option<PathBuf>,
+        /// Serve HTTPS on the listen address with a throwaway certificate for localhost,
+        /// 127.0.0.1 and ::1 (30 days), made at every start and written beside the database
+        /// as DB.selfsigned.crt and DB.selfsigned.key. For a demo only; not with tls_cert.
+        #[arg(long)]
+        tls_self_signed: bool,
     },
     /// Print the string-to-sign and the sign of a JSON request body.
     Sign {
@@ -123,14 +128,16 @@ pub enum Command {
     ///
     /// Without --target: start two servers in-process on temp databases and print one table
     /// (HTTP ceiling, healthz, claims, queries, claims without group commit, the writer without
-    /// HTTP) and check each stock's issued count against the claims that succeeded. With
-    /// --target: drive a running server in one --mode.
+    /// HTTP; then over HTTPS on the first server, with a self-signed certificate: the ceiling,
+    /// claims and queries on keep-alive connections, and a full handshake per request) and
+    /// check each stock's issued count against the claims that succeeded. With --target: drive
+    /// a running server in one --mode, over plain HTTP.
     Bench {
         /// Drive the server listening here, `http://host:port` or `host:port`, instead of
         /// starting one.
         #[arg(long)]
         target: Option<String>,
-        /// With --target: claim, query, healthz or ceiling.
+        /// With --target: claim, query, healthz, livez or ceiling.
         #[arg(long, requires = "target")]
         mode: Option<String>,
         /// Keep-alive connections (one thread each), a comma list such as 16,64,256; every
@@ -144,8 +151,10 @@ pub enum Command {
         /// `check` and print the bytes per coupon. Not with --target.
         #[arg(long, conflicts_with = "target")]
         scale: Option<u64>,
-        /// Without --target: run only these rows, a comma list such as claim,writer-direct
-        /// (http-ceiling is added when a row is compared with it). Default: every row.
+        /// Without --target: run only these rows, a comma list such as claim,claim-tls (rows:
+        /// http-ceiling, healthz, claim, query, claim-no-group, writer-direct, ceiling-tls,
+        /// claim-tls, query-tls, handshake-tls; http-ceiling always runs, every row is compared
+        /// with it). Default: every row.
         #[arg(long, conflicts_with = "target")]
         rows: Option<String>,
         /// With --target: partner api_key (default: the embedded default's demo partner, read
@@ -545,7 +554,12 @@ fn mock_platform(listen: &str, secret: &str, fail_rate: f64) -> Result<(), Strin
 /// Runs a parsed command; `Err` is a one-line message for stderr, exit code 1.
 pub fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { config, listen, db } => serve(config, listen, db),
+        Command::Serve {
+            config,
+            listen,
+            db,
+            tls_self_signed,
+        } => serve(config, listen, db, tls_self_signed),
         Command::Sign {
             secret,
             sign_fields,
@@ -652,6 +666,7 @@ fn serve(
     config: Option<PathBuf>,
     listen: Option<String>,
     db: Option<PathBuf>,
+    tls_self_signed: bool,
 ) -> Result<(), String> {
     let mut cfg = match &config {
         Some(path) => Config::from_file(path)?,
@@ -663,16 +678,28 @@ fn serve(
     if let Some(d) = db {
         cfg.db = d;
     }
+    if tls_self_signed {
+        cfg.use_self_signed()?;
+    }
     let signals = app::catch_signals()?;
     let running = app::start(cfg)?;
     let addr = running.local_addr();
+    let scheme = if running.config().tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tell!(
-        "coupon-ledger listening on http://{addr} (database {})",
+        "coupon-ledger listening on {scheme}://{addr} (database {})",
         running.config().db.display()
     );
     if let Some(admin) = running.admin_addr() {
         tell!("admin API on http://{admin}/admin/ (not served on {addr})");
     }
+    if let Some(w) = &running.self_signed {
+        print_self_signed(w, addr);
+    }
+    let ca = running.self_signed.as_ref().map(|w| w.cert.as_path());
     if running.config().demo {
         match &running.demo {
             Some(d) => {
@@ -684,7 +711,7 @@ fn serve(
                 tell!("  secret      {}", d.secret);
                 tell!("  admin token {}", d.admin_token);
                 tell!("claim a coupon (signed now: valid for 5 minutes, once; `coupon-ledger demo-curl` prints a fresh one):");
-                say!("{}", d.claim_curl(&addr.to_string())?);
+                say!("{}", d.claim_curl(&dial_host(addr), ca)?);
             }
             None => tell!(
                 "warning: this database was not created by the embedded default, so no partner is configured; use --config"
@@ -692,6 +719,36 @@ fn serve(
         }
     }
     running.run_until_signal(signals)
+}
+
+/// The throwaway certificate: where it is, until when, its fingerprint (to
+/// compare with what a client is shown), and a `curl` that trusts it.
+fn print_self_signed(w: &crate::http::self_signed::Written, addr: std::net::SocketAddr) {
+    use crate::http::self_signed::NAMES;
+    tell!(
+        "self-signed certificate for {}, for a demo only: valid until {} UTC, a new one at every start",
+        NAMES.join(", "),
+        w.not_after.date()
+    );
+    tell!("  certificate {}", w.cert.display());
+    tell!("  key         {}", w.key.display());
+    tell!("  SHA-256 fingerprint {}", w.fingerprint);
+    let ip = addr.ip();
+    if !(ip.is_loopback() || ip.is_unspecified()) {
+        tell!("  warning: clients that reach {ip} will not accept it (it names only this machine's loopback)");
+    }
+    tell!("check it:");
+    tell!(
+        "curl --cacert {} https://{}/healthz",
+        crate::demo::shell_word(&w.cert.display().to_string()),
+        dial_host(addr)
+    );
+}
+
+/// Where a client on this machine reaches `addr`: loopback for a wildcard
+/// address, which the self-signed certificate names.
+fn dial_host(addr: std::net::SocketAddr) -> String {
+    crate::admin_client::dial_addr(&addr.to_string())
 }
 
 fn backup(args: &DbArgs, dest: &Path) -> Result<(), String> {
@@ -775,7 +832,12 @@ fn demo_curl(db: &Path, addr: Option<&str>) -> Result<(), String> {
                     .map(|a| crate::admin_client::dial_addr(&a))
                     .unwrap_or_else(|| "127.0.0.1:8080".into()),
             };
-            say!("{}", demo.claim_curl(&addr)?);
+            let ca = store
+                .meta(crate::demo::DEMO_TLS_CA_KEY)
+                .map_err(|e| e.to_string())?
+                .filter(|ca| !ca.is_empty())
+                .map(PathBuf::from);
+            say!("{}", demo.claim_curl(&addr, ca.as_deref())?);
             Ok(())
         }
         None => Err(format!(

@@ -108,6 +108,9 @@ pub struct Config {
     pub admin_listen: Option<String>,
     /// HTTPS on `listen` with this certificate and key (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// HTTPS on `listen` with a throwaway certificate made at start and
+    /// written beside the database (`serve --tls-self-signed`); never with `tls`.
+    pub tls_self_signed: bool,
     /// Plain HTTP beside HTTPS (for a local proxy or health checks).
     pub http_listen: Option<String>,
     /// `/admin/*` only from these sources; empty: from anywhere.
@@ -214,6 +217,7 @@ impl Config {
             demo: true,
             admin_listen: None,
             tls: None,
+            tls_self_signed: false,
             http_listen: None,
             admin_allow_ips: Vec::new(),
             trusted_proxies: Vec::new(),
@@ -409,6 +413,7 @@ impl Config {
                 }
                 _ => return Err("tls_cert and tls_key: give both, or neither".into()),
             },
+            tls_self_signed: false,
             http_listen: match raw.http_listen {
                 Some(_) if raw_has_no_tls => return Err(
                     "http_listen: only with tls_cert and tls_key (listen is plain HTTP already)"
@@ -422,6 +427,25 @@ impl Config {
             health_max_pending_age_s,
             write_batch_max,
         })
+    }
+
+    /// Serves HTTPS with a throwaway certificate (`--tls-self-signed`). A
+    /// config that names its own certificate is refused: which one would be
+    /// served should never be a guess.
+    pub fn use_self_signed(&mut self) -> Result<(), String> {
+        self.tls_self_signed = true;
+        self.check_tls_choice()
+    }
+
+    /// At most one certificate: `tls_cert`/`tls_key`, or the self-signed one.
+    pub fn check_tls_choice(&self) -> Result<(), String> {
+        if self.tls_self_signed && self.tls.is_some() {
+            return Err(
+                "--tls-self-signed: the config sets tls_cert and tls_key already; use one or the other"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     /// The partner with this api_key.

@@ -1,6 +1,8 @@
 //! The embedded default's demo partner and stock (docs/operations.md, configuration), kept in the
 //! database's `meta` table so a restart on the same file finds them again.
 
+use std::path::Path;
+
 use serde_json::{json, Map, Value};
 
 use crate::config::Partner;
@@ -17,6 +19,9 @@ pub const DEMO_STOCK: &str = "demo-stock";
 /// The `meta` key where the embedded default's server records the address it
 /// actually listens on, for `demo-curl`.
 pub const DEMO_LISTEN_KEY: &str = "demo_listen";
+/// The `meta` key where it records the certificate a client must trust when
+/// it serves HTTPS with `--tls-self-signed` (empty: plain HTTP), for `demo-curl`.
+pub const DEMO_TLS_CA_KEY: &str = "demo_tls_ca";
 
 /// The demo partner's `app_channel_id`.
 pub const DEMO_CHANNEL: i64 = 1;
@@ -44,8 +49,9 @@ impl Demo {
         }
     }
 
-    /// A freshly signed `curl` that claims a demo coupon against `addr`.
-    pub fn claim_curl(&self, addr: &str) -> Result<String, String> {
+    /// A freshly signed `curl` that claims a demo coupon against `addr`, over
+    /// HTTPS trusting `ca` when one is given.
+    pub fn claim_curl(&self, addr: &str, ca: Option<&Path>) -> Result<String, String> {
         let now = now_ms() / 1000;
         let nonce = random_hex(8)?;
         let mut body = Map::new();
@@ -63,8 +69,15 @@ impl Demo {
         }
         let s = sign::sign(&body, &SignRule::default(), &self.secret);
         body.insert("sign".into(), Value::String(s));
+        let base = match ca {
+            Some(ca) => format!(
+                "--cacert {} https://{addr}",
+                shell_word(&ca.display().to_string())
+            ),
+            None => format!("http://{addr}"),
+        };
         Ok(format!(
-            "curl -s http://{addr}/sp/coupon/receive -H 'Content-Type: application/json' -d '{}'",
+            "curl -s {base}/sp/coupon/receive -H 'Content-Type: application/json' -d '{}'",
             Value::Object(body)
         ))
     }
@@ -157,5 +170,35 @@ pub fn platform(demo: &Demo, addr: std::net::SocketAddr) -> crate::config::Platf
         max_attempts: 20,
         retry_base_ms: 1000,
         retry_max_ms: 60_000,
+    }
+}
+
+/// `word` as one shell word, ready to paste: as it is when it holds nothing a
+/// shell treats specially, else in single quotes.
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn a_path_is_one_shell_word() {
+        assert_eq!(
+            shell_word("ledger.db.selfsigned.crt"),
+            "ledger.db.selfsigned.crt"
+        );
+        assert_eq!(shell_word("/tmp/my dir/x.crt"), "'/tmp/my dir/x.crt'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word(""), "''");
     }
 }

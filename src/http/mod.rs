@@ -24,6 +24,7 @@
 //! This module refers to no other module of its crate.
 
 mod parse;
+pub mod self_signed;
 mod server;
 mod tls;
 

@@ -201,6 +201,7 @@ impl Server {
         tls: Option<Arc<TlsSource>>,
     ) -> io::Result<Server> {
         let local_addr = listener.local_addr()?;
+        let protocol = if tls.is_some() { "HTTPS" } else { "HTTP" };
         let shared = Arc::new(Shared {
             limits,
             handler,
@@ -215,7 +216,7 @@ impl Server {
         let accept = thread::Builder::new()
             .name("http-accept".into())
             .spawn(move || accept_loop(listener, accept_shared))?;
-        log::info!("HTTP server listening on {local_addr}");
+        log::info!("{protocol} server listening on {local_addr}");
         Ok(Server {
             shared,
             accept: Some(accept),

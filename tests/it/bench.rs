@@ -9,14 +9,28 @@ use coupon_ledger::domain::LedgerError;
 use coupon_ledger::store::check_database;
 use serde_json::json;
 
-const ROWS: [&str; 6] = [
+const ROWS: [&str; 10] = [
     "http-ceiling",
     "healthz",
     "claim",
     "query",
     "claim-no-group",
     "writer-direct",
+    "ceiling-tls",
+    "claim-tls",
+    "query-tls",
+    "handshake-tls",
 ];
+
+/// The table line of `row`, split in columns.
+fn row_columns<'a>(stdout: &'a str, row: &str) -> Vec<&'a str> {
+    stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(row))
+        .unwrap_or_else(|| panic!("no {row} row in:\n{stdout}"))
+        .split_whitespace()
+        .collect()
+}
 
 #[test]
 fn self_contained_bench_prints_every_row_checks_the_issued_count_and_cleans_up() {
@@ -54,6 +68,50 @@ fn self_contained_bench_prints_every_row_checks_the_issued_count_and_cleans_up()
     assert!(stdout.contains("group commit at 2 conns"), "{stdout}");
     // Piped stderr: no progress line; the temp databases are gone.
     assert!(!stderr.contains("conns ·"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "bench left {left:?} behind");
+}
+
+#[test]
+fn https_rows_run_with_no_errors_and_are_compared_with_plain_http() {
+    let tmp = TempDir::new();
+    let out = Command::new(bin())
+        .args(["bench", "--seconds", "1", "--connections", "2"])
+        .args(["--rows", "claim,claim-tls,query-tls,handshake-tls"])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for row in [
+        "http-ceiling",
+        "claim",
+        "claim-tls",
+        "query-tls",
+        "handshake-tls",
+    ] {
+        let cols = row_columns(&stdout, row);
+        assert!(
+            cols[2].parse::<f64>().is_ok_and(|r| r > 0.0),
+            "{row}: requests/s should be a positive number: {cols:?}"
+        );
+        assert!(cols[6].parse::<f64>().is_ok(), "{row}: x ceiling {cols:?}");
+        assert_eq!(cols[7], "-", "{row} had errors: {cols:?}");
+    }
+    // Rows not asked for do not run.
+    assert!(!stdout.contains("ceiling-tls "), "{stdout}");
+    assert!(stdout.contains("HTTPS rows: TLSv1_3"), "{stdout}");
+    assert!(
+        stdout.contains("HTTPS over plain HTTP at 2 conns: claim-tls/claim "),
+        "{stdout}"
+    );
+    // The HTTPS claims count in the issued check of the same server.
+    let check = stdout
+        .lines()
+        .find(|l| l.starts_with("issued vs successes, group-commit server"))
+        .unwrap_or_else(|| panic!("no check line:\n{stdout}"));
+    assert!(check.ends_with(": ok"), "{check}");
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(left.is_empty(), "bench left {left:?} behind");
 }

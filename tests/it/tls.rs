@@ -278,3 +278,176 @@ fn a_bad_certificate_stops_the_start_with_one_line_naming_the_file() {
         "the database was created"
     );
 }
+
+/// Whether curl and openssl are here: a loud skip without them (a failure
+/// under CI, where `.ci/run` installs both).
+fn have_curl_and_openssl(test: &str) -> bool {
+    for (tool, arg) in [("curl", "--version"), ("openssl", "version")] {
+        let runs = Command::new(tool)
+            .arg(arg)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !runs {
+            return missing_tool(test, &format!("{tool} (apt-get install {tool})"));
+        }
+    }
+    true
+}
+
+/// The binary, killed when the test ends however it ends.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `coupon-ledger serve ARGS` and collects its stderr lines up to and
+/// including the line after `check it:` (the curl to paste); stderr is drained
+/// afterwards so the server never blocks on it.
+fn serve_until_check_line(args: &[&str]) -> (Serving, Vec<String>) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = Command::new(bin())
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let serving = Serving(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut lines: Vec<String> = Vec::new();
+    while lines.len() < 2 || lines[lines.len() - 2] != "check it:" {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => panic!(
+                "no `check it:` line and curl on stderr:\n{}",
+                lines.join("\n")
+            ),
+        }
+    }
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    (serving, lines)
+}
+
+/// The value after `label` on the first line holding it.
+fn after<'a>(lines: &'a [String], label: &str) -> &'a str {
+    lines
+        .iter()
+        .find_map(|l| l.split_once(label).map(|(_, v)| v.trim()))
+        .unwrap_or_else(|| panic!("no {label:?} in:\n{}", lines.join("\n")))
+}
+
+/// Runs a printed command line as a shell would, with `extra` options.
+fn sh(line: &str, extra: &str) -> std::process::Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("{line} {extra}"))
+        .output()
+        .expect("sh runs")
+}
+
+#[test]
+fn serve_tls_self_signed_prints_the_fingerprint_and_a_curl_that_works() {
+    let test = "serve_tls_self_signed_prints_the_fingerprint_and_a_curl_that_works";
+    if !have_curl_and_openssl(test) {
+        return;
+    }
+    let dir = TempDir::new();
+    let db = dir.path().join("ledger.db");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let db_arg = db.to_str().unwrap();
+    let (mut serving, lines) =
+        serve_until_check_line(&["--tls-self-signed", "--db", db_arg, "--listen", &listen]);
+    let text = lines.join("\n");
+    assert!(
+        text.contains(&format!("listening on https://{listen}")),
+        "{text}"
+    );
+
+    // The pair sits beside the database; the key is the owner's only.
+    let cert = PathBuf::from(after(&lines, "  certificate "));
+    assert_eq!(cert, PathBuf::from(format!("{db_arg}.selfsigned.crt")));
+    let key = PathBuf::from(after(&lines, "  key "));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "key mode {mode:o}");
+
+    // The printed fingerprint is the one openssl computes, and the one served.
+    let printed = after(&lines, "SHA-256 fingerprint ").to_string();
+    assert_eq!(printed.len(), 95, "{printed}");
+    let from_file = file_fingerprint(&cert);
+    assert_eq!(from_file.split_once('=').map(|(_, f)| f), Some(&*printed));
+    assert_eq!(served_fingerprint(port), from_file);
+
+    // The printed curl, pasted as it is, gets 200 over HTTPS.
+    let curl = lines.last().unwrap();
+    assert_eq!(
+        curl,
+        &format!("curl --cacert {} https://{listen}/healthz", cert.display())
+    );
+    let out = sh(curl, "-s -o /dev/null -w '%{http_code}'");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
+
+    // The embedded default's signed claim (stdout) goes over HTTPS too.
+    use std::io::BufRead;
+    let stdout = serving.0.stdout.take().unwrap();
+    let mut claim = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut claim)
+        .unwrap();
+    assert!(
+        claim.contains("--cacert") && claim.contains("https://"),
+        "{claim}"
+    );
+    let out = sh(claim.trim_end(), "");
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(answer["code"], json!(0), "{out:?}");
+
+    // demo-curl knows the server speaks HTTPS and which certificate to trust.
+    let out = Command::new(bin())
+        .args(["demo-curl", "--db", db_arg])
+        .output()
+        .unwrap();
+    let again = String::from_utf8_lossy(&out.stdout);
+    assert!(again.contains(&format!("https://{listen}/")), "{again}");
+    let answer: Value = serde_json::from_slice(&sh(again.trim_end(), "").stdout).unwrap();
+    assert_eq!(answer["code"], json!(0), "{answer}");
+}
+
+#[test]
+fn tls_self_signed_beside_a_configured_certificate_is_a_one_line_error() {
+    let dir = TempDir::new();
+    let tls = tls_lines(&dir.path().join("c.pem"), &dir.path().join("k.pem"));
+    let (cfg_dir, db, cfg) = config_file(&tls);
+    let out = Command::new(bin())
+        .args(["serve", "--tls-self-signed", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--tls-self-signed"), "{stderr}");
+    assert!(stderr.contains("tls_cert"), "{stderr}");
+    assert!(!db.exists(), "the database was created");
+    let left: Vec<_> = std::fs::read_dir(cfg_dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("ledger.toml")]);
+}
