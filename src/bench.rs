@@ -994,7 +994,7 @@ pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
     let result = outcome.map(|(rows, fill_secs, tls)| {
         let _ = writeln!(
             text,
-            "coupon-ledger bench: self-contained, 2 in-process servers on 127.0.0.1 (temp databases, sync = {sync}, no platform sync{}), {:.1} s per row",
+            "coupon-ledger bench: self-contained, 2 in-process servers on 127.0.0.1 (temp databases, durability = {sync}, no platform sync{}), {:.1} s per row",
             if quiet_log { ", access log off" } else { "" },
             opts.duration.as_secs_f64()
         );
