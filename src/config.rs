@@ -577,15 +577,18 @@ fn sign_rule(
     Ok(SignRule { fields, key_name })
 }
 
-/// The config holds secrets: say so when other users can read it.
+/// The config holds secrets: say so when users outside its owner and group
+/// can read or write it. The group is allowed on purpose: the service unit's
+/// install makes it `0640 root:coupon-ledger`, so the service reads it and
+/// nobody else does.
 #[cfg(unix)]
 fn warn_if_readable_by_others(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         let mode = meta.permissions().mode();
-        if mode & 0o077 != 0 {
+        if mode & 0o007 != 0 {
             log::warn!(
-                "config file {} is readable by other users (mode {:o}) and holds secrets; run: chmod 600 {}",
+                "config file {} is readable by other users (mode {:o}) and holds secrets; run: chmod o-rwx {}",
                 path.display(),
                 mode & 0o777,
                 path.display()

@@ -210,9 +210,11 @@ pub(super) fn writer_loop(
         let n = batch.len() as u64;
         let health = &shared.health;
         health.batch_started(now_ms());
+        // Counted before the batch's callers are answered, so that a caller
+        // who reads the figures right after its answer sees its own commit.
+        shared.batch_sizes.lock().record(n);
         let outcome = run_batch(&conn, batch);
         health.batch_ended(now_ms(), outcome.as_ref().err());
-        shared.batch_sizes.lock().record(n);
         committed_since_checkpoint = true;
     }
 }

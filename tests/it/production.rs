@@ -1394,10 +1394,16 @@ fn a_config_readable_by_others_is_warned_about() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("readable by other users"), "{text}");
 
-    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut child = spawn_logged(&cfg, free_port(), &log, &[]);
-    signal(&child, "TERM");
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(!text.contains("readable by other users"), "{text}");
+    // 0600, and 0640 (the service install: readable by the service's group).
+    for mode in [0o600, 0o640] {
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut child = spawn_logged(&cfg, free_port(), &log, &[]);
+        signal(&child, "TERM");
+        assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            !text.contains("readable by other users"),
+            "{mode:o}: {text}"
+        );
+    }
 }
