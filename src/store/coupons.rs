@@ -59,6 +59,11 @@ pub(super) fn get(conn: &Connection, coupon_id: &str) -> Result<Coupon, LedgerEr
     load(conn, coupon_id)?.ok_or(LedgerError::CouponNotFound)
 }
 
+/// A filter's value for binding, when it is set.
+fn value<T: ToSql>(v: &Option<T>) -> Option<&dyn ToSql> {
+    v.as_ref().map(|v| v as &dyn ToSql)
+}
+
 /// The WHERE clause of [`page`] with only the filters that are set, and their
 /// values by name. Each filter is left out rather than written as
 /// `(?1 IS NULL OR ...)`, so SQLite can use an index for it: by user
@@ -67,45 +72,24 @@ fn coupon_filter<'a>(
     q: &'a CouponQuery,
     status: &'a Option<i64>,
 ) -> (String, Vec<(&'static str, &'a dyn ToSql)>) {
-    let mut clauses = vec!["1"];
-    let mut args: Vec<(&'static str, &'a dyn ToSql)> = Vec::new();
-    let mut add = |clause, name, value: Option<&'a dyn ToSql>| {
-        if let Some(v) = value {
-            clauses.push(clause);
-            args.push((name, v));
-        }
-    };
-    add(
-        "user_code = :user",
-        ":user",
-        q.user_code.as_ref().map(|v| v as &dyn ToSql),
-    );
-    add(
-        "stock_id = :stock",
-        ":stock",
-        q.stock_id.as_ref().map(|v| v as &dyn ToSql),
-    );
-    add(
-        "status = :status",
-        ":status",
-        status.as_ref().map(|v| v as &dyn ToSql),
-    );
-    add(
-        "coupon_id IN (SELECT coupon_id FROM redemptions WHERE order_id = :order)",
-        ":order",
-        q.order_id.as_ref().map(|v| v as &dyn ToSql),
-    );
-    add(
-        "receive_ms >= :from",
-        ":from",
-        q.from.as_ref().map(|v| v as &dyn ToSql),
-    );
-    add(
-        "receive_ms < :to",
-        ":to",
-        q.to.as_ref().map(|v| v as &dyn ToSql),
-    );
-    (clauses.join(" AND "), args)
+    let filters: [(&str, &'static str, Option<&'a dyn ToSql>); 6] = [
+        ("user_code = :user", ":user", value(&q.user_code)),
+        ("stock_id = :stock", ":stock", value(&q.stock_id)),
+        ("status = :status", ":status", value(status)),
+        (
+            "coupon_id IN (SELECT coupon_id FROM redemptions WHERE order_id = :order)",
+            ":order",
+            value(&q.order_id),
+        ),
+        ("receive_ms >= :from", ":from", value(&q.from)),
+        ("receive_ms < :to", ":to", value(&q.to)),
+    ];
+    let (clauses, args): (Vec<&str>, Vec<_>) = filters
+        .into_iter()
+        .filter_map(|(clause, name, value)| value.map(|v| (clause, (name, v))))
+        .unzip();
+    let filter = std::iter::once("1").chain(clauses).collect::<Vec<_>>();
+    (filter.join(" AND "), args)
 }
 
 /// How many coupons match `q`, read from the stock's counters when only the
