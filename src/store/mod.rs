@@ -148,7 +148,7 @@ impl Store {
     pub fn write<T, F>(&self, f: F) -> Result<T, LedgerError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
+        F: Fn(&Connection) -> Result<T, LedgerError> + Send + 'static,
     {
         let result = writer::wait(writer::submit(&self.inner.jobs, f)?, None);
         self.note(&result);
@@ -160,7 +160,7 @@ impl Store {
     pub fn write_within<T, F>(&self, timeout: Duration, f: F) -> Result<T, LedgerError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
+        F: Fn(&Connection) -> Result<T, LedgerError> + Send + 'static,
     {
         let result = writer::wait(writer::submit(&self.inner.jobs, f)?, Some(timeout));
         self.note(&result);
@@ -225,7 +225,7 @@ impl Store {
 
     /// Creates a stock; the same definition again answers the existing stock.
     pub fn create_stock(&self, spec: StockSpec, origin: Origin) -> Result<Stock, LedgerError> {
-        self.write_tx(None, origin, move |tx| stocks::create(tx, spec))
+        self.write_tx(None, origin, move |tx| stocks::create(tx, spec.clone()))
     }
 
     /// Edits a stock's editable fields.
@@ -236,7 +236,9 @@ impl Store {
         origin: Origin,
     ) -> Result<Stock, LedgerError> {
         let id = stock_id.to_string();
-        self.write_tx(None, origin, move |tx| stocks::patch(tx, &id, patch))
+        self.write_tx(None, origin, move |tx| {
+            stocks::patch(tx, &id, patch.clone())
+        })
     }
 
     /// Moves a stock along its state machine.
@@ -654,7 +656,7 @@ impl Store {
     ) -> Result<T, LedgerError>
     where
         T: Send + 'static,
-        F: FnOnce(&Tx) -> Result<T, LedgerError> + Send + 'static,
+        F: Fn(&Tx) -> Result<T, LedgerError> + Send + 'static,
     {
         let sync = self.inner.sync.clone();
         let work = move |conn: &Connection| f(&Tx::new(conn, &origin, sync.as_ref()));
@@ -666,7 +668,7 @@ impl Store {
     pub(crate) fn write_once<T, F>(&self, nonce: Option<NonceUse>, f: F) -> Result<T, LedgerError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
+        F: Fn(&Connection) -> Result<T, LedgerError> + Send + 'static,
     {
         let Some(nonce) = nonce else {
             return self.write(f);

@@ -331,7 +331,7 @@ pub(super) fn record(
                 next_attempt_ms = ?4, last_error = ?5
              WHERE id = ?1 AND state = ?6",
         )?;
-        match attempt {
+        match &attempt {
             Attempt::Delivered => {
                 stmt.execute(params![id, DELIVERED, now, now, None::<String>, PENDING])?
             }

@@ -1,8 +1,16 @@
 //! The single writer: one thread owns the only write connection and runs
 //! write jobs in `BEGIN IMMEDIATE` transactions, grouping the jobs that queue
-//! up while a commit is in flight into one transaction (group commit) with a
-//! savepoint per job, so one job's refusal never undoes another's work. A
+//! up while a commit is in flight into one transaction (group commit). A
 //! caller is answered only after the commit that holds its work has returned.
+//!
+//! One job's refusal never undoes another's work. Almost every refusal is
+//! found before the job writes anything (its checks run first, and a
+//! statement the schema refuses undoes itself), so a batch first runs with no
+//! savepoints at all. Only when a job refuses after it has written (the
+//! connection's change count moved) is the batch rolled back and run again
+//! from the start with a savepoint around each job, so that job's work alone
+//! is undone. Savepoints cost every job a sub-journal copy of each page it
+//! touches; this way only the rare batch pays for them.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
@@ -23,13 +31,21 @@ pub(super) const QUEUE_DEPTH: usize = 8192;
 /// The answer to one write job, handed back once its commit is known.
 type Reply = Box<dyn FnOnce(Result<(), LedgerError>) + Send>;
 
-/// What must stay when a job is refused (its nonce): run again after the
-/// job's savepoint is rolled back, in the same transaction.
+/// What must stay when a job's work is undone (its nonce): run again after
+/// the job's savepoint is rolled back, in the same transaction.
 type Redo = Box<dyn FnOnce(&Connection) -> Result<(), LedgerError> + Send>;
 
-/// Runs inside the shared transaction and says whether its savepoint is kept,
-/// with its reply and, for a refused job, what to redo.
-type Run = Box<dyn FnOnce(&Connection) -> (bool, Reply, Option<Redo>) + Send>;
+/// What one run of a job left in the transaction.
+enum Ran {
+    /// Its work stays (an answer, or a refusal that wrote nothing but its nonce).
+    Stays(Reply),
+    /// It refused after writing: its work must go, and `Redo` must stay.
+    Undo(Reply, Option<Redo>),
+}
+
+/// Runs a job inside the shared transaction. It may run twice: a batch that
+/// is started over runs each of its jobs again.
+type Run = Box<dyn Fn(&Connection) -> Ran + Send>;
 
 /// One unit of work for the writer.
 pub(super) struct Job {
@@ -84,14 +100,14 @@ pub(super) fn submit<T, F>(
 ) -> Result<Receiver<Result<T, LedgerError>>, LedgerError>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
+    F: Fn(&Connection) -> Result<T, LedgerError> + Send + 'static,
 {
     submit_job(jobs, move |conn| (f(conn), None))
 }
 
 /// Like [`submit`], first recording `nonce` (40104 if already seen) in the
-/// job's own savepoint. The nonce stays recorded even when `f` refuses the
-/// request: after the refused work is rolled back, the nonce is written again.
+/// same transaction. The nonce stays recorded even when `f` refuses the
+/// request: if the refused work must be undone, the nonce is written again.
 pub(super) fn submit_once<T, F>(
     jobs: &SyncSender<Job>,
     nonce: NonceUse,
@@ -99,40 +115,46 @@ pub(super) fn submit_once<T, F>(
 ) -> Result<Receiver<Result<T, LedgerError>>, LedgerError>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> Result<T, LedgerError> + Send + 'static,
+    F: Fn(&Connection) -> Result<T, LedgerError> + Send + 'static,
 {
     submit_job(jobs, move |conn| {
         if let Err(e) = nonces::record(conn, &nonce) {
             return (Err(e), None);
         }
-        match f(conn) {
-            Ok(v) => (Ok(v), None),
-            Err(e) => {
-                let redo: Redo = Box::new(move |c| nonces::record(c, &nonce));
-                (Err(e), Some(redo))
-            }
-        }
+        let nonce = nonce.clone();
+        let redo: Redo = Box::new(move |c| nonces::record(c, &nonce));
+        (f(conn), Some(redo))
     })
 }
 
+/// Queues `f`; `f` answers its outcome and what must stay if its work is undone.
 fn submit_job<T, F>(
     jobs: &SyncSender<Job>,
     f: F,
 ) -> Result<Receiver<Result<T, LedgerError>>, LedgerError>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> (Result<T, LedgerError>, Option<Redo>) + Send + 'static,
+    F: Fn(&Connection) -> (Result<T, LedgerError>, Option<Redo>) + Send + 'static,
 {
     let (tx, rx) = mpsc::sync_channel::<Result<T, LedgerError>>(1);
     let fail_tx = tx.clone();
     let job = Job {
         run: Box::new(move |conn| {
+            let before = conn.total_changes();
             let (result, redo) = f(conn);
-            let keep = result.is_ok();
+            // What `redo` writes again (the nonce) is the one change a refused
+            // job may keep; anything more must be undone.
+            let wrote = conn.total_changes() - before > u64::from(redo.is_some());
+            let refused = result.is_err();
+            let tx = tx.clone();
             let reply: Reply = Box::new(move |commit| {
                 let _ = tx.send(commit.and(result));
             });
-            (keep, reply, redo)
+            if refused && wrote {
+                Ran::Undo(reply, redo)
+            } else {
+                Ran::Stays(reply)
+            }
         }),
         fail: Box::new(move |e| {
             let _ = fail_tx.send(Err(e));
@@ -252,59 +274,39 @@ fn abandon(
     Err(why)
 }
 
-/// Runs a batch of jobs in one transaction, each in its own savepoint, then
-/// answers every job with the commit's outcome. `Err` when the batch as a
-/// whole failed (for the writer's health), with what its callers were told.
+/// How one run through a batch's jobs ended.
+enum Attempt {
+    /// Every job ran; their replies wait for the commit.
+    Ran(Vec<Reply>),
+    /// A job refused after writing, with no savepoint to undo its work alone:
+    /// the batch must start over with a savepoint per job.
+    StartOver,
+    /// The transaction cannot go on: why, the replies so far, and how many jobs ran.
+    Broken(LedgerError, Vec<Reply>, usize),
+}
+
+/// Runs a batch of jobs in one transaction, then answers every job with the
+/// commit's outcome. `Err` when the batch as a whole failed (for the
+/// writer's health), with what its callers were told.
 fn run_batch(conn: &Connection, batch: Vec<Job>) -> Result<(), LedgerError> {
-    let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
-    let mut jobs = batch.into_iter();
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        log::error!("cannot begin a write transaction: {e}");
-        return abandon(conn, replies, jobs, LedgerError::from(e));
-    }
-    while let Some(job) = jobs.next() {
-        if let Err(e) = run(conn, "SAVEPOINT job") {
-            log::error!("cannot open a savepoint, the batch is rolled back: {e}");
-            let why = LedgerError::from(e);
-            (job.fail)(why.clone());
-            return abandon(conn, replies, jobs, why);
-        }
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(conn)));
-        let (keep, redo) = match ran {
-            Ok((keep, reply, redo)) => {
-                replies.push(reply);
-                (keep, redo)
-            }
-            Err(_) => {
-                log::error!("a write job panicked; its work is rolled back");
-                (false, None)
-            }
+    let mut attempt = run_jobs(conn, &batch, false);
+    if let Attempt::StartOver = attempt {
+        attempt = match conn.execute_batch("ROLLBACK") {
+            Ok(()) => run_jobs(conn, &batch, true),
+            Err(e) => Attempt::Broken(LedgerError::from(e), Vec::new(), 0),
         };
-        let end: Result<(), LedgerError> = if keep {
-            run(conn, "RELEASE job").map_err(LedgerError::from)
-        } else {
-            run(conn, "ROLLBACK TO job")
-                .map_err(LedgerError::from)
-                .and_then(|_| redo.map_or(Ok(()), |redo| redo(conn)))
-                .and_then(|_| run(conn, "RELEASE job").map_err(LedgerError::from))
-        };
-        // A savepoint that cannot be closed, or an error that made SQLite roll
-        // back the whole transaction (disk full, I/O error), poisons the batch:
-        // nothing in it may be committed or acknowledged.
-        if let Err(e) = end {
-            log::error!("cannot close a savepoint, the batch is rolled back: {e}");
-            return abandon(conn, replies, jobs, e);
-        }
-        if conn.is_autocommit() {
-            log::error!("the write transaction was rolled back by SQLite; the batch fails");
-            return abandon(
-                conn,
-                replies,
-                jobs,
-                LedgerError::StorageUnavailable("the write transaction was rolled back".into()),
-            );
-        }
     }
+    let replies = match attempt {
+        Attempt::Ran(replies) => replies,
+        Attempt::Broken(why, replies, ran) => {
+            return abandon(conn, replies, batch.into_iter().skip(ran), why)
+        }
+        Attempt::StartOver => {
+            // Cannot happen: with savepoints every job's work can be undone.
+            let why = LedgerError::Internal("a batch could not be run with savepoints".into());
+            return abandon(conn, Vec::new(), batch.into_iter(), why);
+        }
+    };
     match conn.execute_batch("COMMIT") {
         Ok(()) => {
             replies.into_iter().for_each(|r| r(Ok(())));
@@ -320,9 +322,234 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) -> Result<(), LedgerError> {
     }
 }
 
+/// Runs every job of `batch` in a new transaction, each in its own savepoint
+/// when `guarded`. Unguarded, the first job that must be undone stops the run.
+fn run_jobs(conn: &Connection, batch: &[Job], guarded: bool) -> Attempt {
+    let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        log::error!("cannot begin a write transaction: {e}");
+        return Attempt::Broken(LedgerError::from(e), replies, 0);
+    }
+    for (i, job) in batch.iter().enumerate() {
+        if guarded {
+            if let Err(e) = run(conn, "SAVEPOINT job") {
+                log::error!("cannot open a savepoint, the batch is rolled back: {e}");
+                return Attempt::Broken(LedgerError::from(e), replies, i);
+            }
+        }
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(conn)));
+        let undo = match ran {
+            Ok(Ran::Stays(reply)) => {
+                replies.push(reply);
+                None
+            }
+            Ok(Ran::Undo(reply, redo)) => {
+                replies.push(reply);
+                Some(redo)
+            }
+            Err(_) => {
+                log::error!("a write job panicked; its work is rolled back");
+                Some(None)
+            }
+        };
+        let end: Result<(), LedgerError> = match (guarded, undo) {
+            (false, None) => Ok(()),
+            (false, Some(_)) => return Attempt::StartOver,
+            (true, None) => run(conn, "RELEASE job").map_err(LedgerError::from),
+            (true, Some(redo)) => run(conn, "ROLLBACK TO job")
+                .map_err(LedgerError::from)
+                .and_then(|_| redo.map_or(Ok(()), |redo| redo(conn)))
+                .and_then(|_| run(conn, "RELEASE job").map_err(LedgerError::from)),
+        };
+        // A savepoint that cannot be closed, or an error that made SQLite roll
+        // back the whole transaction (disk full, I/O error), poisons the batch:
+        // nothing in it may be committed or acknowledged.
+        if let Err(e) = end {
+            log::error!("cannot close a savepoint, the batch is rolled back: {e}");
+            return Attempt::Broken(e, replies, i + 1);
+        }
+        if conn.is_autocommit() {
+            log::error!("the write transaction was rolled back by SQLite; the batch fails");
+            let why =
+                LedgerError::StorageUnavailable("the write transaction was rolled back".into());
+            return Attempt::Broken(why, replies, i + 1);
+        }
+    }
+    Attempt::Ran(replies)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    fn ledger() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (k INTEGER PRIMARY KEY);
+             CREATE TABLE nonces (api_key TEXT, nonce TEXT, seen_ms INTEGER,
+                                  PRIMARY KEY (api_key, nonce));",
+        )
+        .unwrap();
+        conn
+    }
+
+    fn rows(conn: &Connection) -> Vec<i64> {
+        let mut stmt = conn.prepare("SELECT k FROM t ORDER BY k").unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    fn nonce(n: &str) -> NonceUse {
+        NonceUse {
+            api_key: "k".into(),
+            nonce: n.into(),
+        }
+    }
+
+    /// A job that inserts `k`, then refuses when `refuse`; counts its runs.
+    fn insert(
+        k: i64,
+        refuse: bool,
+        runs: &Arc<AtomicUsize>,
+    ) -> impl Fn(&Connection) -> Result<i64, LedgerError> {
+        let runs = runs.clone();
+        move |c| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            c.execute("INSERT INTO t (k) VALUES (?1)", [k])?;
+            if refuse {
+                return Err(LedgerError::SoldOut);
+            }
+            Ok(k)
+        }
+    }
+
+    /// Queues the jobs `make` submits, then runs them as one batch.
+    fn batch(conn: &Connection, make: impl FnOnce(&SyncSender<Job>)) {
+        let (tx, rx) = mpsc::sync_channel::<Job>(64);
+        make(&tx);
+        let jobs: Vec<Job> = rx.try_iter().collect();
+        run_batch(conn, jobs).unwrap();
+    }
+
+    #[test]
+    fn a_refusal_that_wrote_starts_the_batch_over_and_undoes_only_its_own_work() {
+        let conn = ledger();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut answers = Vec::new();
+        batch(&conn, |q| {
+            answers.push(submit(q, insert(1, false, &runs)).unwrap());
+            answers.push(submit_once(q, nonce("n2"), insert(2, true, &runs)).unwrap());
+            answers.push(submit(q, insert(3, false, &runs)).unwrap());
+            answers.push(submit(q, |_| Err::<i64, _>(LedgerError::UserLimit)).unwrap());
+        });
+        let got: Vec<_> = answers.into_iter().map(|rx| rx.recv().unwrap()).collect();
+        assert_eq!(got[0], Ok(1));
+        assert_eq!(got[1], Err(LedgerError::SoldOut));
+        assert_eq!(got[2], Ok(3));
+        assert_eq!(got[3], Err(LedgerError::UserLimit));
+        assert_eq!(
+            rows(&conn),
+            [1, 3],
+            "the refused job's row is gone, the others stay"
+        );
+        let nonces: i64 = conn
+            .query_row("SELECT count(*) FROM nonces", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(nonces, 1, "the refused job's nonce stays used");
+        // Jobs 1 and 2 ran, 2 refused after writing, then 1, 2 and 3 ran again.
+        assert_eq!(runs.load(Ordering::SeqCst), 5);
+    }
+
+    #[test]
+    fn a_refusal_that_wrote_nothing_keeps_its_nonce_without_starting_over() {
+        let conn = ledger();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        let mut answers = Vec::new();
+        batch(&conn, |q| {
+            answers.push(submit(q, insert(1, false, &runs)).unwrap());
+            answers.push(
+                submit_once(q, nonce("n1"), move |_| {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    Err::<i64, _>(LedgerError::SoldOut)
+                })
+                .unwrap(),
+            );
+            answers.push(submit_once(q, nonce("n1"), insert(9, false, &runs)).unwrap());
+        });
+        let got: Vec<_> = answers.into_iter().map(|rx| rx.recv().unwrap()).collect();
+        assert_eq!(
+            got,
+            [
+                Ok(1),
+                Err(LedgerError::SoldOut),
+                Err(LedgerError::NonceReused)
+            ]
+        );
+        assert_eq!(rows(&conn), [1]);
+        let nonces: i64 = conn
+            .query_row("SELECT count(*) FROM nonces", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(nonces, 1);
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "each job ran once");
+    }
+
+    /// The fast path rests on SQLite's change count: a statement the schema
+    /// refuses undoes itself and counts nothing, while rows a trigger writes
+    /// count. If a SQLite upgrade changed either, this fails.
+    #[test]
+    fn the_change_count_sees_trigger_writes_and_not_refused_statements() {
+        let conn = ledger();
+        conn.execute_batch(
+            "CREATE TABLE side (k INTEGER);
+             CREATE TRIGGER t_rules BEFORE INSERT ON t WHEN NEW.k < 0
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;
+             CREATE TRIGGER t_side AFTER INSERT ON t BEGIN INSERT INTO side VALUES (NEW.k); END;
+             BEGIN;",
+        )
+        .unwrap();
+        let before = conn.total_changes();
+        assert!(conn.execute("INSERT INTO t (k) VALUES (-1)", []).is_err());
+        assert_eq!(
+            conn.total_changes(),
+            before,
+            "a refused statement counts nothing"
+        );
+        conn.execute("INSERT INTO t (k) VALUES (5)", []).unwrap();
+        assert_eq!(
+            conn.total_changes(),
+            before + 2,
+            "the trigger's row counts too"
+        );
+    }
+
+    #[test]
+    fn a_panicking_job_is_undone_and_the_rest_of_its_batch_commits() {
+        let conn = ledger();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut answers = Vec::new();
+        batch(&conn, |q| {
+            answers.push(submit(q, insert(1, false, &runs)).unwrap());
+            answers.push(
+                submit(q, |c: &Connection| -> Result<i64, LedgerError> {
+                    c.execute("INSERT INTO t (k) VALUES (2)", [])?;
+                    panic!("a bug in a job")
+                })
+                .unwrap(),
+            );
+            answers.push(submit(q, insert(3, false, &runs)).unwrap());
+        });
+        let mut got = answers.into_iter().map(|rx| rx.recv());
+        assert_eq!(got.next(), Some(Ok(Ok(1))));
+        assert!(
+            got.next().is_some_and(|r| r.is_err()),
+            "the panicking job's caller is not answered Ok"
+        );
+        assert_eq!(got.next(), Some(Ok(Ok(3))));
+        assert_eq!(rows(&conn), [1, 3]);
+    }
 
     #[test]
     fn each_commit_falls_in_the_smallest_bucket_that_holds_it() {
