@@ -314,6 +314,11 @@ pub fn start(mut config: Config) -> Result<Running, String> {
         started: Instant::now(),
         admin_throttle: Default::default(),
     });
+    let limits = Limits {
+        max_connections: app.config.max_connections,
+        max_connections_per_ip: app.config.max_connections_per_ip,
+        ..Limits::default()
+    };
     let public_surface = if admin_listener.is_some() {
         Surface::Public
     } else {
@@ -321,30 +326,22 @@ pub fn start(mut config: Config) -> Result<Running, String> {
     };
     let server = Server::serve_tls(
         listener,
-        Limits::default(),
+        limits.clone(),
         api::handler(app.clone(), public_surface),
         tls,
     )
     .map_err(|e| format!("cannot serve on {}: {e}", app.config.listen))?;
     let http_server = match http_listener {
         Some(l) => Some(
-            Server::serve(
-                l,
-                Limits::default(),
-                api::handler(app.clone(), public_surface),
-            )
-            .map_err(|e| format!("cannot serve http_listen: {e}"))?,
+            Server::serve(l, limits.clone(), api::handler(app.clone(), public_surface))
+                .map_err(|e| format!("cannot serve http_listen: {e}"))?,
         ),
         None => None,
     };
     let admin_server = match admin_listener {
         Some(l) => Some(
-            Server::serve(
-                l,
-                Limits::default(),
-                api::handler(app.clone(), Surface::Admin),
-            )
-            .map_err(|e| format!("cannot serve the admin listener: {e}"))?,
+            Server::serve(l, limits, api::handler(app.clone(), Surface::Admin))
+                .map_err(|e| format!("cannot serve the admin listener: {e}"))?,
         ),
         None => None,
     };

@@ -558,6 +558,15 @@ fn load<C: Client + 'static>(
     duration: Duration,
     progress: &Progress,
 ) -> Result<Measure, String> {
+    load_while(clients, progress, |elapsed| elapsed < duration)
+}
+
+/// Like [`load`], for as long as `go_on(elapsed)` says.
+fn load_while<C: Client + 'static>(
+    clients: Vec<C>,
+    progress: &Progress,
+    go_on: impl Fn(Duration) -> bool,
+) -> Result<Measure, String> {
     if clients.is_empty() {
         return Err("--connections: must be at least 1".into());
     }
@@ -601,14 +610,13 @@ fn load<C: Client + 'static>(
             }
         }
     }
-    let deadline = started + duration;
     loop {
-        let now = Instant::now();
-        progress.show(now - started);
-        if now >= deadline {
+        let elapsed = started.elapsed();
+        progress.show(elapsed);
+        if !go_on(elapsed) {
             break;
         }
-        thread::sleep((deadline - now).min(Duration::from_millis(100)));
+        thread::sleep(Duration::from_millis(20));
     }
     stop.store(true, Ordering::Relaxed);
     let mut m = Measure::default();
@@ -689,6 +697,9 @@ pub struct SelfContained {
     pub duration: Duration,
     /// Coupons pre-filled into each server's stock before measuring (0: none).
     pub scale: u64,
+    /// Coupons the claim+sweep row has the sweeper expire while claims run
+    /// (0: no such row).
+    pub sweep: u64,
     /// The rows to run, in table order.
     pub rows: Vec<&'static str>,
 }
@@ -775,6 +786,11 @@ const TLS_PAIRS: [(&str, &str); 3] = [
 ];
 
 const BENCH_STOCK: &str = "bench-stock";
+/// Most `--connections` of a self-contained run.
+pub const MAX_BENCH_CONNECTIONS: usize = 2000;
+/// The bench servers' `max_connections` and `max_connections_per_ip`: room
+/// for every client of a row while the last row's connections are closing.
+const BENCH_SERVER_CONNECTIONS: usize = 2 * MAX_BENCH_CONNECTIONS + 64;
 const BENCH_CHANNEL: i64 = 1;
 
 /// A directory under the system temp dir, removed with everything in it on drop.
@@ -828,6 +844,9 @@ impl BenchServer {
         cfg.platform = None;
         cfg.admin_token = random_hex(16)?;
         cfg.write_batch_max = write_batch_max;
+        // Every bench client connects from 127.0.0.1.
+        cfg.max_connections = BENCH_SERVER_CONNECTIONS;
+        cfg.max_connections_per_ip = BENCH_SERVER_CONNECTIONS;
         if https {
             cfg.use_self_signed()?;
             cfg.http_listen = Some("127.0.0.1:0".into());
@@ -842,37 +861,7 @@ impl BenchServer {
         };
         cfg.partners = vec![partner.clone()];
         let running = app::start(cfg)?;
-        let now = now_ms();
-        const DAY: i64 = 86_400_000;
-        let spec = StockSpec::new(StockDraft {
-            stock_id: BENCH_STOCK.into(),
-            stock_name: "bench".into(),
-            app_channel_id: BENCH_CHANNEL,
-            app_id: "wxbench".into(),
-            instructions: "made by coupon-ledger bench".into(),
-            coupon_name: "bench".into(),
-            coupon_desc: "bench".into(),
-            kind: CouponKind::FixedOff {
-                amount: 1000,
-                minimum: 10000,
-            },
-            max_coupons: 1_000_000_000_000,
-            max_coupons_per_user: 1,
-            available_begin: now - DAY,
-            available_end: now + 365 * DAY,
-            status: StockStatus::Running,
-        })
-        .map_err(|e| format!("bench stock: {}", e.message()))?;
-        let origin = Origin {
-            source: Source::Admin,
-            seq_id: None,
-            now,
-            operator: None,
-        };
-        running
-            .store()
-            .create_stock(spec, origin)
-            .map_err(|e| format!("cannot create the bench stock: {}", e.message()))?;
+        create_stock(running.store(), BENCH_STOCK, 365)?;
         let target = Target {
             addr: running.local_addr().to_string(),
             api_key: partner.api_key,
@@ -946,6 +935,42 @@ impl BenchServer {
     }
 }
 
+/// Creates a running stock of the bench channel with room for far more
+/// coupons than a run makes, open from a day ago for `days` days.
+fn create_stock(store: &Store, stock_id: &str, days: i64) -> Result<(), String> {
+    const DAY: i64 = 86_400_000;
+    let now = now_ms();
+    let spec = StockSpec::new(StockDraft {
+        stock_id: stock_id.into(),
+        stock_name: "bench".into(),
+        app_channel_id: BENCH_CHANNEL,
+        app_id: "wxbench".into(),
+        instructions: "made by coupon-ledger bench".into(),
+        coupon_name: "bench".into(),
+        coupon_desc: "bench".into(),
+        kind: CouponKind::FixedOff {
+            amount: 1000,
+            minimum: 10000,
+        },
+        max_coupons: 1_000_000_000_000,
+        max_coupons_per_user: 1,
+        available_begin: now - DAY,
+        available_end: now + days * DAY,
+        status: StockStatus::Running,
+    })
+    .map_err(|e| format!("bench stock: {}", e.message()))?;
+    let origin = Origin {
+        source: Source::Admin,
+        seq_id: None,
+        now,
+        operator: None,
+    };
+    store
+        .create_stock(spec, origin)
+        .map(|_| ())
+        .map_err(|e| format!("cannot create the bench stock {stock_id}: {}", e.message()))
+}
+
 /// One measured row.
 struct Row {
     name: &'static str,
@@ -959,10 +984,13 @@ pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
     if opts.connections.is_empty() {
         return Err("--connections: give at least one count".into());
     }
-    let per_ip = crate::http::Limits::default().max_connections_per_ip;
-    if let Some(&c) = opts.connections.iter().find(|&&c| c == 0 || c > per_ip) {
+    if let Some(&c) = opts
+        .connections
+        .iter()
+        .find(|&&c| c == 0 || c > MAX_BENCH_CONNECTIONS)
+    {
         return Err(format!(
-            "--connections: {c} is not between 1 and {per_ip} (the server's limit per client address)"
+            "--connections: {c} is not between 1 and {MAX_BENCH_CONNECTIONS}"
         ));
     }
     // Access lines for every request would measure the terminal, not the
@@ -973,7 +1001,8 @@ pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
         log::set_max_level(log::LevelFilter::Warn);
     }
     let dir = TempDir::new()?;
-    let mut progress = Progress::new(opts.connections.len() * opts.rows.len());
+    let per_count = opts.rows.len() + usize::from(opts.sweep > 0);
+    let mut progress = Progress::new(opts.connections.len() * per_count);
     progress.say("starting two in-process servers ...");
     let mut group = BenchServer::start(&dir.0, "group", crate::store::DEFAULT_MAX_BATCH, true)?;
     let mut single = match BenchServer::start(&dir.0, "no-group", 1, false) {
@@ -991,7 +1020,13 @@ pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
         crate::config::Durability::Full => "full",
         crate::config::Durability::Normal => "normal",
     };
-    let result = outcome.map(|(rows, fill_secs, tls)| {
+    let result = outcome.map(|measured| {
+        let Measured {
+            rows,
+            fill_secs,
+            tls,
+            sweeps,
+        } = measured;
         let _ = writeln!(
             text,
             "coupon-ledger bench: self-contained, 2 in-process servers on 127.0.0.1 (temp databases, durability = {sync}, no platform sync{}), {:.1} s per row",
@@ -1003,6 +1038,9 @@ pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
         text.push('\n');
         for (name, what) in ROWS.iter().filter(|(n, _)| opts.rows.contains(n)) {
             let _ = writeln!(text, "{name}: {what}");
+        }
+        if opts.sweep > 0 {
+            let _ = writeln!(text, "{SWEEP_ROW}: {SWEEP_ROW_TEXT}");
         }
         let _ = writeln!(
             text,
@@ -1024,6 +1062,13 @@ pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
             );
         }
         text.push_str(&https_lines(&rows, opts, tls.as_deref()));
+        for run in &sweeps {
+            let line = run.line();
+            if run.expired != run.filled {
+                problems.push(line.clone());
+            }
+            let _ = writeln!(text, "{line}");
+        }
         if opts.scale > 0 {
             let _ = writeln!(
                 text,
@@ -1113,15 +1158,14 @@ fn https_lines(rows: &[Row], opts: &SelfContained, agreed: Option<&str>) -> Stri
     text
 }
 
-/// Fills the stocks when asked, then runs every row; returns the rows, how
-/// long the fill took in seconds, and (when an HTTPS row runs) what its
-/// connections agree on.
+/// Fills the stocks when asked, then runs every row (and the claim+sweep row
+/// when asked) at each connection count.
 fn measure_all(
     opts: &SelfContained,
     group: &mut BenchServer,
     single: &mut BenchServer,
     progress: &mut Progress,
-) -> Result<(Vec<Row>, f64, Option<String>), String> {
+) -> Result<Measured, String> {
     let mut fill_secs = 0.0;
     if opts.scale > 0 {
         let started = Instant::now();
@@ -1143,6 +1187,7 @@ fn measure_all(
         false => None,
     };
     let mut rows = Vec::new();
+    let mut sweeps = Vec::new();
     for &c in &opts.connections {
         for &name in &opts.rows {
             progress.next(name, c);
@@ -1227,8 +1272,113 @@ fn measure_all(
                 m,
             });
         }
+        if opts.sweep > 0 {
+            progress.next(SWEEP_ROW, c);
+            let (m, run) = claim_while_sweeping(group, opts.sweep, c, progress)?;
+            group.claimed += m.ok;
+            rows.push(Row {
+                name: SWEEP_ROW,
+                connections: c,
+                m,
+            });
+            sweeps.push(run);
+        }
     }
-    Ok((rows, fill_secs, tls))
+    Ok(Measured {
+        rows,
+        fill_secs,
+        tls,
+        sweeps,
+    })
+}
+
+/// The row `--sweep` adds, and what it measures.
+const SWEEP_ROW: &str = "claim+sweep";
+const SWEEP_ROW_TEXT: &str = "claim while the sweeper expires the --sweep coupons of a second stock, for as long as the sweep takes";
+
+/// What the sweep of one claim+sweep row did.
+struct SweepRun {
+    connections: usize,
+    filled: u64,
+    fill_secs: f64,
+    expired: u64,
+    secs: f64,
+    batch: i64,
+}
+
+impl SweepRun {
+    fn line(&self) -> String {
+        format!(
+            "{SWEEP_ROW} at {} conns: the sweeper expired {} of {} coupons in {:.1} s ({:.0} coupons/s, {} per write job) while the claims ran; filling them took {:.1} s",
+            self.connections,
+            self.expired,
+            self.filled,
+            self.secs,
+            self.expired as f64 / self.secs.max(1e-9),
+            self.batch,
+            self.fill_secs
+        )
+    }
+}
+
+/// Fills a new stock of `server` with `n` coupons that end within a day,
+/// then runs claims on `c` connections for as long as the sweeper's own loop
+/// takes to expire them all, its clock two days ahead (so the sweep stock is
+/// past its end, and the claim stock a year short of its own).
+fn claim_while_sweeping(
+    server: &BenchServer,
+    n: u64,
+    c: usize,
+    progress: &mut Progress,
+) -> Result<(Measure, SweepRun), String> {
+    const DAY: i64 = 86_400_000;
+    let stock_id = format!("bench-sweep-{c}");
+    create_stock(server.store(), &stock_id, 1)?;
+    progress.say(&format!("filling {n} coupons for the sweeper ..."));
+    let started = Instant::now();
+    let filled = server
+        .store()
+        .bulk_fill(&stock_id, n)
+        .map_err(|e| format!("--sweep: the bulk fill failed: {}", e.message()))?;
+    let fill_secs = started.elapsed().as_secs_f64();
+    let clients = http_clients(&server.target, Mode::Claim, c)?;
+    let store = server.store().clone();
+    let batch = server.running.config().sweep_batch;
+    let done = Arc::new(AtomicBool::new(false));
+    let finished = done.clone();
+    let sweeping = thread::Builder::new()
+        .name("bench-sweep".into())
+        .spawn(move || {
+            let started = Instant::now();
+            let swept = crate::sweeper::sweep_by(&store, batch, || now_ms() + 2 * DAY);
+            finished.store(true, Ordering::Relaxed);
+            (swept, started.elapsed().as_secs_f64())
+        })
+        .map_err(|e| format!("cannot start the sweep: {e}"))?;
+    let m = load_while(clients, progress, |_| !done.load(Ordering::Relaxed));
+    let (swept, secs) = sweeping
+        .join()
+        .map_err(|_| "the sweep thread panicked".to_string())?;
+    let expired = swept.map_err(|e| format!("--sweep: the sweep failed: {}", e.message()))?;
+    let run = SweepRun {
+        connections: c,
+        filled,
+        fill_secs,
+        expired: expired as u64,
+        secs,
+        batch,
+    };
+    Ok((m?, run))
+}
+
+/// Everything [`measure_all`] measured.
+struct Measured {
+    rows: Vec<Row>,
+    /// How long the `--scale` fill took, in seconds.
+    fill_secs: f64,
+    /// What the HTTPS rows' connections agreed on, when they ran.
+    tls: Option<String>,
+    sweeps: Vec<SweepRun>,
 }
 
 /// The table: one line per row, figures right-aligned.

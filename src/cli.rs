@@ -151,6 +151,11 @@ pub enum Command {
         /// `check` and print the bytes per coupon. Not with --target.
         #[arg(long, conflicts_with = "target")]
         scale: Option<u64>,
+        /// At each connection count, after the other rows: bulk-fill this many coupons into
+        /// a second stock, then run claims while the sweeper expires all of them (the
+        /// claim+sweep row). Not with --target.
+        #[arg(long, conflicts_with = "target")]
+        sweep: Option<u64>,
         /// Without --target: run only these rows, a comma list such as claim,claim-tls (rows:
         /// http-ceiling, healthz, claim, query, claim-no-group, writer-direct, ceiling-tls,
         /// claim-tls, query-tls, handshake-tls; http-ceiling always runs, every row is compared
@@ -575,6 +580,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             connections,
             seconds,
             scale,
+            sweep,
             rows,
             api_key,
             secret,
@@ -588,6 +594,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
                     connections,
                     duration: std::time::Duration::from_secs(seconds.unwrap_or(5).max(1)),
                     scale: scale.unwrap_or(0),
+                    sweep: sweep.unwrap_or(0),
                     rows: crate::bench::pick_rows(rows.as_deref())?,
                 };
                 let report = crate::bench::run_self_contained(&opts)?;

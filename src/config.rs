@@ -124,6 +124,10 @@ pub struct Config {
     /// Most write jobs the writer folds into one transaction (group commit);
     /// an advanced setting for benchmarks: 1 turns group commit off.
     pub write_batch_max: usize,
+    /// Most live connections on each listener; one more is answered 503.
+    pub max_connections: usize,
+    /// Most live connections from one client address on each listener.
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Deserialize)]
@@ -152,6 +156,8 @@ struct RawConfig {
     health_max_pending_age_s: Option<u64>,
     outbox_retention_days: Option<i64>,
     write_batch_max: Option<usize>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
     #[serde(default)]
     partners: Vec<RawPartner>,
     platform: Option<RawPlatform>,
@@ -193,6 +199,9 @@ struct RawPlatform {
     retry_max_ms: Option<u64>,
 }
 
+/// The most `max_connections` may be: each connection is a thread.
+pub const MAX_CONNECTIONS: usize = 16_384;
+
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_DB: &str = "ledger.db";
 
@@ -209,7 +218,7 @@ impl Config {
             durability: Durability::Full,
             timestamp_window_s: 300,
             sweep_interval_s: 60,
-            sweep_batch: 500,
+            sweep_batch: 100,
             cancel_window_s: 3600,
             outbox_retention_days: 30,
             partners: Vec::new(),
@@ -224,6 +233,8 @@ impl Config {
             shutdown_grace_s: 10,
             health_max_pending_age_s: 600,
             write_batch_max: crate::store::DEFAULT_MAX_BATCH,
+            max_connections: crate::http::Limits::default().max_connections,
+            max_connections_per_ip: crate::http::Limits::default().max_connections_per_ip,
         }
     }
 
@@ -290,6 +301,20 @@ impl Config {
         let write_batch_max = raw.write_batch_max.unwrap_or(base.write_batch_max);
         if !(1..=4096).contains(&write_batch_max) {
             return Err("write_batch_max: must be between 1 and 4096".into());
+        }
+        let max_connections = raw.max_connections.unwrap_or(base.max_connections);
+        if !(1..=MAX_CONNECTIONS).contains(&max_connections) {
+            return Err(format!(
+                "max_connections: must be between 1 and {MAX_CONNECTIONS}"
+            ));
+        }
+        let max_connections_per_ip = raw
+            .max_connections_per_ip
+            .unwrap_or(base.max_connections_per_ip.min(max_connections));
+        if !(1..=max_connections).contains(&max_connections_per_ip) {
+            return Err(format!(
+                "max_connections_per_ip: must be between 1 and max_connections ({max_connections})"
+            ));
         }
         if let Some(a) = &raw.admin_listen {
             if a.is_empty() {
@@ -426,6 +451,8 @@ impl Config {
             shutdown_grace_s,
             health_max_pending_age_s,
             write_batch_max,
+            max_connections,
+            max_connections_per_ip,
         })
     }
 
@@ -708,6 +735,20 @@ sign_key_name = "secretKey"
                 .unwrap_err();
             assert!(e.contains("write_batch_max"), "{e}");
         }
+    }
+
+    #[test]
+    fn connection_caps_default_to_the_servers_and_are_bounded() {
+        let c = Config::from_toml(GOOD, &no_env).unwrap();
+        assert_eq!((c.max_connections, c.max_connections_per_ip), (1024, 256));
+        let small = Config::from_toml(&format!("max_connections = 100\n{GOOD}"), &no_env).unwrap();
+        assert_eq!(
+            (small.max_connections, small.max_connections_per_ip),
+            (100, 100)
+        );
+        let both = "max_connections = 4000\nmax_connections_per_ip = 1200\n";
+        let c = Config::from_toml(&format!("{both}{GOOD}"), &no_env).unwrap();
+        assert_eq!((c.max_connections, c.max_connections_per_ip), (4000, 1200));
     }
 
     #[test]

@@ -18,12 +18,22 @@ use crate::store::Store;
 
 /// Expires every coupon due now, `batch` at a time. Returns how many it expired.
 pub fn sweep(store: &Store, batch: i64) -> Result<usize, LedgerError> {
+    sweep_by(store, batch, now_ms)
+}
+
+/// [`sweep`] with the time of each batch from `clock`: the bench sweeps
+/// coupons it filled a moment ago by reading the clock a few days ahead.
+pub fn sweep_by(
+    store: &Store,
+    batch: i64,
+    clock: impl Fn() -> Millis,
+) -> Result<usize, LedgerError> {
     let mut total = 0;
     loop {
         let origin = Origin {
             source: Source::Sweeper,
             seq_id: None,
-            now: now_ms(),
+            now: clock(),
             operator: None,
         };
         let n = store.expire_due(batch, origin)?;
@@ -34,7 +44,6 @@ pub fn sweep(store: &Store, batch: i64) -> Result<usize, LedgerError> {
     }
 }
 
-/// A day in milliseconds.
 const DAY_MS: i64 = 86_400_000;
 
 /// Outbox retention, one step: deletes every delivered or abandoned call that

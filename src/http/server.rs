@@ -359,19 +359,16 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     if !is_wake_up(&stream) {
                         let _ = stream.set_nonblocking(false);
                         next_id = next_id.wrapping_add(1);
-                        start_connection(&shared, stream, peer, next_id);
+                        let _ = start_connection(&shared, stream, peer, next_id);
                     }
                     break;
                 }
                 next_id = next_id.wrapping_add(1);
-                if !start_connection(&shared, stream, peer, next_id)
-                    && last_busy_warn.is_none_or(|t| t.elapsed() >= BUSY_WARN_EVERY)
-                {
-                    log::warn!(
-                        "HTTP server busy: {} connections, answering 503",
-                        shared.limits.max_connections
-                    );
-                    last_busy_warn = Some(Instant::now());
+                if let Err(cap) = start_connection(&shared, stream, peer, next_id) {
+                    if last_busy_warn.is_none_or(|t| t.elapsed() >= BUSY_WARN_EVERY) {
+                        log::warn!("HTTP server busy: {cap}, answering 503");
+                        last_busy_warn = Some(Instant::now());
+                    }
                 }
             }
             Err(e) => {
@@ -412,7 +409,7 @@ fn drain_backlog(listener: &TcpListener, shared: &Arc<Shared>, next_id: &mut u64
                 }
                 let _ = stream.set_nonblocking(false);
                 *next_id = next_id.wrapping_add(1);
-                start_connection(shared, stream, peer, *next_id);
+                let _ = start_connection(shared, stream, peer, *next_id);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => break,
@@ -427,9 +424,14 @@ fn is_wake_up(stream: &TcpStream) -> bool {
     matches!(stream.peek(&mut byte), Ok(0))
 }
 
-/// Starts a connection thread, or answers 503 when at the connection cap (or
-/// when no thread can be started). Returns false when it answered 503.
-fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, id: u64) -> bool {
+/// Starts a connection thread, or answers 503 when at a connection cap (or
+/// when no thread can be started); then `Err` says which cap.
+fn start_connection(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+) -> Result<(), String> {
     let accepted = Instant::now();
     let ip = peer.ip();
     if shared.connections_from(ip) >= shared.limits.max_connections_per_ip
@@ -438,7 +440,10 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, i
         log::debug!("HTTP {peer}: at the per-address cap, answering 503");
         log_rejected(peer, None, &HttpError::Busy, accepted);
         reject_busy(&stream);
-        return false;
+        return Err(format!(
+            "{} connections from {ip} (max_connections_per_ip)",
+            shared.limits.max_connections_per_ip
+        ));
     }
     let before = shared.active.fetch_add(1, Ordering::SeqCst);
     if before >= shared.limits.max_connections && !shared.evict_idle(None) {
@@ -446,7 +451,10 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, i
         log::debug!("HTTP {peer}: at connection cap, answering 503");
         log_rejected(peer, None, &HttpError::Busy, accepted);
         reject_busy(&stream);
-        return false;
+        return Err(format!(
+            "{} connections (max_connections)",
+            shared.limits.max_connections
+        ));
     }
     let conn = Arc::new(Conn {
         stream,
@@ -469,14 +477,14 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr, i
             handle_connection(&thread_shared, &thread_conn, peer);
         });
     match spawned {
-        Ok(_) => true,
+        Ok(_) => Ok(()),
         Err(e) => {
             log::warn!("HTTP {peer}: cannot start connection thread: {e}");
             shared.conns.lock().remove(&id);
             shared.active.fetch_sub(1, Ordering::SeqCst);
             log_rejected(peer, None, &HttpError::Busy, accepted);
             reject_busy(&conn.stream);
-            false
+            Err(format!("cannot start a connection thread: {e}"))
         }
     }
 }

@@ -108,6 +108,7 @@ impl Store {
     /// Opens (creating if needed) the database and starts the writer thread.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, String> {
         let conn = schema::open_writer(path, options.durability)?;
+        let checkpointer = schema::open_checkpointer(path, options.durability)?;
         let (tx, rx) = mpsc::sync_channel::<Job>(writer::QUEUE_DEPTH);
         let store = Store {
             inner: Arc::new(Inner {
@@ -133,8 +134,17 @@ impl Store {
             .spawn(move || {
                 writer::writer_loop(conn, rx, &shared, keep_nonces_ms, max_batch);
                 shared.health.stopped();
+                shared.end();
             })
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
+        let shared = Arc::clone(&store.inner.writer);
+        let started = thread::Builder::new()
+            .name("ledger-checkpoint".into())
+            .spawn(move || writer::checkpointer_loop(checkpointer, &shared));
+        if let Err(e) = started {
+            // The writer's own checkpoints still keep the WAL in check.
+            log::warn!("cannot start the background checkpointer: {e}");
+        }
         Ok(store)
     }
 

@@ -151,6 +151,26 @@ fn rewrite_checks(conn: &Connection) -> rusqlite::Result<()> {
     rewritten
 }
 
+/// Opens the connection of the background checkpointer: it writes nothing
+/// but the database pages it copies from the WAL, and syncs them as the
+/// writer would (`synchronous` decides whether a checkpoint syncs).
+pub(super) fn open_checkpointer(path: &Path, durability: Durability) -> Result<Connection, String> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -1024;"
+    ))
+    .map_err(|e| format!("database {}: {e}", path.display()))?;
+    Ok(conn)
+}
+
 pub(super) fn open_reader(path: &Path) -> Result<Connection, LedgerError> {
     let conn = Connection::open_with_flags(
         path,

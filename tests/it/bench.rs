@@ -117,6 +117,58 @@ fn https_rows_run_with_no_errors_and_are_compared_with_plain_http() {
 }
 
 #[test]
+fn the_sweep_row_claims_while_every_filled_coupon_expires() {
+    let tmp = TempDir::new();
+    let out = Command::new(bin())
+        .args(["bench", "--seconds", "1", "--connections", "2,3"])
+        .args(["--rows", "claim", "--sweep", "700"])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|cols| cols.len() == 8 && cols[0] == "claim+sweep")
+        .collect();
+    assert_eq!(
+        rows.len(),
+        2,
+        "one claim+sweep row per connection count:\n{stdout}"
+    );
+    for (cols, conns) in rows.iter().zip(["2", "3"]) {
+        assert_eq!(cols[1], conns, "{cols:?}");
+        assert_eq!(cols[7], "-", "claims failed during the sweep: {cols:?}");
+    }
+    for conns in [2, 3] {
+        let line = format!("claim+sweep at {conns} conns: the sweeper expired 700 of 700 coupons");
+        assert!(stdout.contains(&line), "{line:?} missing from:\n{stdout}");
+    }
+    // The claims made while sweeping count in the issued check.
+    let check = stdout
+        .lines()
+        .find(|l| l.starts_with("issued vs successes, group-commit server"))
+        .unwrap_or_else(|| panic!("no check line:\n{stdout}"));
+    assert!(check.ends_with(": ok"), "{check}");
+}
+
+#[test]
+fn bench_connections_go_up_to_2000_and_no_further() {
+    let out = Command::new(bin())
+        .args(["bench", "--connections", "2001", "--seconds", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--connections: 2001 is not between 1 and 2000"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn bench_options_for_a_running_server_need_target() {
     let out = Command::new(bin())
         .args(["bench", "--mode", "claim", "--seconds", "1"])

@@ -165,6 +165,16 @@ fn bad_edge_settings_are_refused_on_one_line() {
         (edge_partner("rate_limit_per_s = 0"), "rate_limit_per_s"),
         (edge_partner("burst = 5"), "burst"),
         (edge_partner("allow_ips = [\"1.2.3.4/40\"]"), "allow_ips[0]"),
+        ("max_connections = 0\n".to_string(), "max_connections"),
+        ("max_connections = 100000\n".to_string(), "max_connections"),
+        (
+            "max_connections = 10\nmax_connections_per_ip = 11\n".to_string(),
+            "max_connections_per_ip",
+        ),
+        (
+            "max_connections_per_ip = 0\n".to_string(),
+            "max_connections_per_ip",
+        ),
     ] {
         let e = coupon_ledger::config::Config::from_toml(
             &config_toml(std::path::Path::new("x.db"), "127.0.0.1:0", &extra),
@@ -174,6 +184,39 @@ fn bad_edge_settings_are_refused_on_one_line() {
         assert!(e.contains(needle), "{extra}: {e}");
         assert!(!e.contains('\n'));
     }
+}
+
+/// A connection with a request head begun and not finished: busy, so the
+/// server cannot close it to make room.
+fn busy_connection(s: &TestServer) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut c = std::net::TcpStream::connect(s.addr).expect("connects");
+    c.write_all(b"GET /livez HTTP/1.1\r\nHost: t\r\n")
+        .expect("writes");
+    c
+}
+
+#[test]
+fn max_connections_per_ip_caps_one_address_and_not_another() {
+    let s = TestServer::start_with("max_connections_per_ip = 2\n");
+    let held: Vec<_> = (0..2).map(|_| busy_connection(&s)).collect();
+    // The server takes a moment to see both as busy.
+    let mut answered = 0;
+    for _ in 0..50 {
+        answered = post_from("127.0.0.1", &s, "/livez", &json!({})).0;
+        if answered == 503 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        answered, 503,
+        "a third connection from 127.0.0.1 is refused"
+    );
+    let (status, _) = post_from("127.0.0.2", &s, "/livez", &json!({}));
+    assert_ne!(status, 503, "another address still gets in");
+    assert_ne!(status, 0, "curl reached the server from 127.0.0.2");
+    drop(held);
 }
 
 /// `fields` signed as the edge partner for the coupon query (`agent_no`, no `api_key`).
