@@ -1,7 +1,7 @@
--- coupon-ledger schema, version 4 (PRAGMA user_version). A new database gets this
+-- coupon-ledger schema, version 5 (PRAGMA user_version). A new database gets this
 -- file; an older database gets the migrations from its version on
 -- (migrations/0002_outbox_abandon.sql, migrations/0003_journal_operator.sql,
--- migrations/0004_lean_claims.sql),
+-- migrations/0004_lean_claims.sql, migrations/0005_journal_by_coupon.sql),
 -- which end with the same tables, indexes and triggers.
 -- The database itself refuses what the ledger's rules forbid: the code checks first to give
 -- precise error codes, and these constraints back every rule up.
@@ -210,9 +210,12 @@ END;
 -- Every state change of a stock, coupon or voucher, in the transaction that made it.
 -- Operator actions on sync calls are journaled as entity 'outbox' (entity_id: the
 -- call's id; from/to_status NULL; the details in `detail`). `operator` is the
--- named operator of an admin API change, NULL for every other change. It is
--- written the way `ALTER TABLE ... ADD COLUMN` leaves it in a migrated database,
--- so both have the same schema text.
+-- named operator of an admin API change, NULL for every other change.
+-- `coupon_seq` is the `seq` of the coupon a coupon row is about (NULL for the
+-- other entities): a coupon's rows are found by it (`journal_by_coupon`), so a
+-- new coupon's index entry goes to the end of the index instead of to the page
+-- of a random id. Both columns are written the way `ALTER TABLE ... ADD COLUMN`
+-- leaves them in a migrated database, so both have the same schema text.
 CREATE TABLE journal (
     id          INTEGER PRIMARY KEY,
     entity      TEXT NOT NULL CHECK (entity = 'stock' OR entity = 'coupon' OR entity = 'voucher' OR entity = 'outbox'),
@@ -224,9 +227,10 @@ CREATE TABLE journal (
     seq_id      TEXT,
     at_ms       INTEGER NOT NULL,
     detail      TEXT
-    , operator  TEXT) STRICT;
+    , operator  TEXT, coupon_seq INTEGER) STRICT;
 
-CREATE INDEX journal_by_entity ON journal (entity, entity_id, id);
+CREATE INDEX journal_by_entity ON journal (entity, entity_id, id) WHERE coupon_seq IS NULL;
+CREATE INDEX journal_by_coupon ON journal (coupon_seq, id) WHERE coupon_seq IS NOT NULL;
 CREATE INDEX journal_by_time ON journal (at_ms);
 
 CREATE TRIGGER journal_append_only_update

@@ -103,8 +103,13 @@ impl Running {
         }
         stop_background(self.dispatcher, self.sweeper, self.mock, deadline);
         // Every request was answered after its commit; dropping the last
-        // handle lets the writer finish whatever is still queued.
+        // handle lets the writer finish whatever is still queued, then close
+        // the database.
+        let closing = self.app.store.closing();
         drop(self.app);
+        if !closing.wait(remaining(deadline)) {
+            log::warn!("the writer did not close the database within shutdown_grace_s");
+        }
         log::info!("stopped");
     }
 
@@ -117,14 +122,16 @@ impl Running {
         use signal_hook::consts::SIGHUP;
         let handle = signals.handle();
         let (tx, rx) = mpsc::channel::<i32>();
-        let app = Arc::clone(&self.app);
+        // Only the certificate source: a handle on the whole app here would
+        // keep the store open after the shutdown let go of it.
+        let tls = self.app.tls.clone();
         let watcher = thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
                 let mut asked = false;
                 for sig in signals.forever() {
                     match sig {
-                        SIGHUP => reload_tls(app.tls.as_deref()),
+                        SIGHUP => reload_tls(tls.as_deref()),
                         _ if asked => {
                             log::warn!("second signal ({sig}): exiting now");
                             std::process::exit(1);

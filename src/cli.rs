@@ -10,7 +10,7 @@ use crate::app;
 use crate::config::Config;
 use crate::lock::DbLock;
 use crate::sign::{self, SignFields, SignRule};
-use crate::store::{check_database, Store, StoreOptions};
+use crate::store::{check_database_to, CheckDepth, Store, StoreOptions};
 
 /// Prints a line on stdout; a closed stdout is not worth a panic.
 macro_rules! say {
@@ -74,6 +74,11 @@ pub enum Command {
     Check {
         /// The database file.
         db: PathBuf,
+        /// SQLite's quick_check instead of integrity_check: skips matching every index
+        /// against its table (about six times faster on a big ledger); every ledger rule
+        /// is still checked.
+        #[arg(long)]
+        quick: bool,
     },
     /// Inspect, retry and abandon the calls waiting for the platform.
     Outbox {
@@ -571,7 +576,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             key_name,
             file,
         } => sign_file(&secret, &sign_fields, key_name, &file),
-        Command::Check { db } => check(&db),
+        Command::Check { db, quick } => check(&db, quick),
         Command::DemoCurl { db, addr } => demo_curl(&db, addr.as_deref()),
         Command::Outbox { action, db } => outbox(action, &db),
         Command::Bench {
@@ -796,8 +801,13 @@ fn sign_file(secret: &str, fields: &str, key_name: String, file: &Path) -> Resul
     Ok(())
 }
 
-fn check(db: &Path) -> Result<(), String> {
-    let violations = check_database(db)?;
+fn check(db: &Path, quick: bool) -> Result<(), String> {
+    let depth = if quick {
+        CheckDepth::Quick
+    } else {
+        CheckDepth::Full
+    };
+    let violations = check_database_to(db, depth)?;
     if violations.is_empty() {
         say!("ok: {} holds every ledger invariant", db.display());
         return Ok(());

@@ -72,9 +72,12 @@ impl<'r> JournalRow<'r> {
     }
 
     pub(super) fn append(self, conn: &Connection, origin: &Origin) -> Result<(), LedgerError> {
+        // A coupon's row carries the coupon's seq, found by its id: the
+        // coupon's index page is the one the change itself just read.
         conn.prepare_cached(
-            "INSERT INTO journal (entity, entity_id, event, from_status, to_status, source, seq_id, at_ms, detail, operator)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO journal (entity, entity_id, event, from_status, to_status, source, seq_id, at_ms, detail, operator, coupon_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
+                     CASE WHEN ?1 = 'coupon' THEN (SELECT seq FROM coupons WHERE coupon_id = ?2) END)",
         )?
         .execute(params![
             self.entity.as_str(),
@@ -115,10 +118,61 @@ pub(super) fn of(
     entity: Entity,
     id: &str,
 ) -> Result<Vec<JournalEntry>, LedgerError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, entity, entity_id, event, from_status, to_status, source, seq_id, at_ms, detail, operator
-         FROM journal WHERE entity = ?1 AND entity_id = ?2 ORDER BY id",
-    )?;
+    let mut stmt = conn.prepare_cached(&of_sql(entity))?;
     let rows = stmt.query_map([entity.as_str(), id], entry)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The query of [`of`] (`?1` the entity, `?2` its id): a coupon's rows by
+/// its seq (`journal_by_coupon`), any other's by its id
+/// (`journal_by_entity`). Each names its index's condition, so that SQLite
+/// can use the partial index.
+fn of_sql(entity: Entity) -> String {
+    const COLUMNS: &str =
+        "id, entity, entity_id, event, from_status, to_status, source, seq_id, at_ms, detail, operator";
+    match entity {
+        Entity::Coupon => format!(
+            "SELECT {COLUMNS} FROM journal
+             WHERE coupon_seq = (SELECT seq FROM coupons WHERE coupon_id = ?2)
+               AND coupon_seq IS NOT NULL AND entity = ?1
+             ORDER BY id"
+        ),
+        _ => format!(
+            "SELECT {COLUMNS} FROM journal
+             WHERE entity = ?1 AND entity_id = ?2 AND coupon_seq IS NULL
+             ORDER BY id"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_entity_finds_its_rows_through_its_partial_index() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(super::super::schema::SCHEMA).unwrap();
+        let plan = |entity: Entity| {
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", of_sql(entity)))
+                .unwrap();
+            let rows = stmt
+                .query_map([entity.as_str(), "x"], |r| r.get::<_, String>(3))
+                .unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+        };
+        let coupon = plan(Entity::Coupon);
+        assert!(
+            coupon.contains("INDEX journal_by_coupon (coupon_seq=?)"),
+            "{coupon}"
+        );
+        for other in [Entity::Stock, Entity::Voucher, Entity::Outbox] {
+            let p = plan(other);
+            assert!(
+                p.contains("INDEX journal_by_entity (entity=? AND entity_id=?)"),
+                "{p}"
+            );
+        }
+    }
 }

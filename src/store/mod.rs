@@ -27,7 +27,7 @@ mod writer;
 
 pub use activity::HourCount;
 pub use backup::{backup, backup_with, BackupReport};
-pub use check::check_database;
+pub use check::{check_database, check_database_to, Depth as CheckDepth};
 pub use fill::FILL_BATCH;
 use fill::FILL_JOBS_IN_FLIGHT;
 pub use health::{Readiness, WriterStatus};
@@ -82,16 +82,31 @@ pub struct StoreOptions {
     pub max_batch: usize,
 }
 
+/// See [`Store::closing`].
+pub struct Closing(Arc<WriterShared>);
+
+impl Closing {
+    /// Waits at most `timeout` for the writer to run what was queued and
+    /// close the database (the WAL checkpointed into it); true when it did.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        self.0.wait_closed(timeout)
+    }
+}
+
 /// The ledger database: the writer queue and the reader pool.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
 }
 
+/// Fields drop in this order: the pooled readers close before the job queue
+/// closes, so that the writer's thread, which then ends, closes the last
+/// connections (its own, then the checkpointer's, which checkpoints the WAL
+/// into the database and removes it).
 struct Inner {
+    readers: Mutex<Vec<Connection>>,
     path: PathBuf,
     jobs: SyncSender<Job>,
-    readers: Mutex<Vec<Connection>>,
     sync: Option<Arc<SyncCalls>>,
     writer: Arc<WriterShared>,
     /// Outbox changes made through this store other than new calls (which
@@ -112,9 +127,9 @@ impl Store {
         let (tx, rx) = mpsc::sync_channel::<Job>(writer::QUEUE_DEPTH);
         let store = Store {
             inner: Arc::new(Inner {
+                readers: Mutex::new(Vec::new()),
                 path: path.to_path_buf(),
                 jobs: tx,
-                readers: Mutex::new(Vec::new()),
                 sync: options.sync_calls.clone(),
                 writer: Arc::new(WriterShared::default()),
                 outbox_changes: AtomicU64::new(0),
@@ -129,23 +144,37 @@ impl Store {
             .timestamp_window_s
             .saturating_mul(2000)
             .saturating_add(5000);
+        let shared_ckpt = Arc::clone(&store.inner.writer);
+        let checkpointer = thread::Builder::new()
+            .name("ledger-checkpoint".into())
+            .spawn(move || writer::checkpointer_loop(checkpointer, &shared_ckpt));
+        let checkpointer = match checkpointer {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                // The writer's own checkpoints still keep the WAL in check.
+                log::warn!("cannot start the background checkpointer: {e}");
+                None
+            }
+        };
         thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || {
                 writer::writer_loop(conn, rx, &shared, keep_nonces_ms, max_batch);
-                shared.health.stopped();
                 shared.end();
+                if let Some(handle) = checkpointer {
+                    let _ = handle.join();
+                }
+                shared.health.stopped();
+                shared.close();
             })
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
-        let shared = Arc::clone(&store.inner.writer);
-        let started = thread::Builder::new()
-            .name("ledger-checkpoint".into())
-            .spawn(move || writer::checkpointer_loop(checkpointer, &shared));
-        if let Err(e) = started {
-            // The writer's own checkpoints still keep the WAL in check.
-            log::warn!("cannot start the background checkpointer: {e}");
-        }
         Ok(store)
+    }
+
+    /// A handle that outlives the store, to wait until the writer has
+    /// closed the database after the last store handle is dropped.
+    pub fn closing(&self) -> Closing {
+        Closing(Arc::clone(&self.inner.writer))
     }
 
     /// The database file.

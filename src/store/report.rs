@@ -24,7 +24,7 @@ pub(super) fn rows(
                 r.pay_amount AS pay_amount, v.verify_id AS verify_id, v.count AS uses,
                 v.shop_id AS shop_id
          FROM journal j
-         LEFT JOIN coupons c ON j.entity = 'coupon' AND c.coupon_id = j.entity_id
+         LEFT JOIN coupons c ON c.seq = j.coupon_seq
          LEFT JOIN redemptions r ON j.entity = 'coupon' AND j.event IN ('redeem', 'unredeem')
               AND r.order_id = json_extract(j.detail, '$.order_id')
          LEFT JOIN voucher_verifications v ON j.entity = 'voucher' AND j.event IN ('verify', 'cancel')

@@ -11,7 +11,7 @@ use crate::domain::LedgerError;
 /// The whole schema, applied to a new database.
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 128;
 /// Migrations from version `i + 1` to `i + 2`, applied in order on start.
@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_outbox_abandon.sql"),
     include_str!("../../migrations/0003_journal_operator.sql"),
     include_str!("../../migrations/0004_lean_claims.sql"),
+    include_str!("../../migrations/0005_journal_by_coupon.sql"),
 ];
 
 /// CHECK constraints of version 3 that list values with IN, and the same
@@ -74,10 +75,13 @@ pub(super) fn open_writer(path: &Path, durability: Durability) -> Result<Connect
         // temp_store = MEMORY: each job's savepoint keeps its sub-journal in
         // memory instead of a temp file (a fifth of the writer's time went
         // there); a 64 MiB page cache keeps the hot indexes in memory;
-        // wal_autocheckpoint = 0: the writer checkpoints between batches
-        // (`writer::checkpoint`), not inside a commit the callers wait for.
+        // wal_autocheckpoint = 0: checkpoints run beside the writer and
+        // between its batches (`writer::checkpointer_loop`), never inside a
+        // commit the callers wait for; journal_size_limit: a WAL that grew in
+        // a burst is cut back to 64 MiB when it starts over.
         "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;
-         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;"
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;
+         PRAGMA journal_size_limit = 67108864;"
     ))
     .map_err(|e| format!("database {}: {e}", path.display()))?;
     migrate(&conn).map_err(|e| format!("database {}: {e}", path.display()))?;

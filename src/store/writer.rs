@@ -64,6 +64,9 @@ pub(super) struct WriterShared {
     /// Set when the writer has ended, for the background checkpointer.
     ended: Mutex<bool>,
     ended_cv: Condvar,
+    /// Set when the writer and the checkpointer have closed their connections.
+    closed: Mutex<bool>,
+    closed_cv: Condvar,
 }
 
 impl WriterShared {
@@ -71,6 +74,21 @@ impl WriterShared {
     pub fn end(&self) {
         *self.ended.lock() = true;
         self.ended_cv.notify_all();
+    }
+
+    /// Says that every connection of the writer's side is closed.
+    pub fn close(&self) {
+        *self.closed.lock() = true;
+        self.closed_cv.notify_all();
+    }
+
+    /// Waits at most `timeout` for [`WriterShared::close`]; true when it came.
+    pub fn wait_closed(&self, timeout: Duration) -> bool {
+        let mut closed = self.closed.lock();
+        if !*closed {
+            self.closed_cv.wait_for(&mut closed, timeout);
+        }
+        *closed
     }
 }
 

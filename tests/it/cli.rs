@@ -212,6 +212,123 @@ fn check_lists_violations_and_exits_non_zero() {
     );
 }
 
+/// `check` and `check --quick` on `db`: (exit ok, stdout) of each.
+fn check_both(db: &std::path::Path) -> [(bool, String); 2] {
+    let quick = Command::new(bin())
+        .args(["check", "--quick"])
+        .arg(db)
+        .output()
+        .unwrap();
+    [
+        check(db),
+        (
+            quick.status.success(),
+            String::from_utf8_lossy(&quick.stdout).to_string(),
+        ),
+    ]
+}
+
+#[test]
+fn check_walks_every_journal_chain_beside_the_coupons_at_either_depth() {
+    let mut server = TestServer::start();
+    let c = server.client();
+    let s = c.create_stock(json!({}));
+    let stock_id = s["stock_id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let a = c.claim(&stock_id, &format!("u{i}"), &format!("r{i}"));
+        assert_eq!(a.code(), 0, "{}", show(&a));
+        ids.push(a.json()["data"]["coupon_id"].as_str().unwrap().to_string());
+    }
+    ids.sort();
+    let db = server.db();
+    server.running.take().unwrap().shutdown();
+    for (ok, out) in check_both(&db) {
+        assert!(ok, "an untouched ledger passes: {out}");
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    // Coupons with no journal, before and after every other in issue order.
+    for (seq, id, user) in [(0, "1", "first"), (1000, "99999999999999999999", "last")] {
+        conn.execute(
+            "INSERT INTO coupons (seq, coupon_id, stock_id, app_channel_id, user_code, issuer, request_id,
+                 app_id, coupon_type, coupon_amount, transaction_minimum, available_begin_ms,
+                 available_end_ms, receive_ms, status, status_ms)
+             SELECT ?4, ?1, stock_id, app_channel_id, ?2, 'admin', ?2, app_id, coupon_type, coupon_amount,
+                 transaction_minimum, available_begin_ms, available_end_ms, 1, 1, 1
+             FROM stocks WHERE stock_id = ?3",
+            rusqlite::params![id, user, stock_id, seq],
+        )
+        .unwrap();
+    }
+    // A status changed with no journal row.
+    conn.execute(
+        "UPDATE coupons SET status = 4 WHERE coupon_id = ?1",
+        [&ids[1]],
+    )
+    .unwrap();
+    // A journal row that does not start where its chain ended.
+    let append = |id: &str, from: i64, to: i64| {
+        conn.execute(
+            "INSERT INTO journal (entity, entity_id, event, from_status, to_status, source, at_ms, coupon_seq)
+             VALUES ('coupon', ?1, 'forged', ?2, ?3, 'admin', 1,
+                     (SELECT seq FROM coupons WHERE coupon_id = ?1))",
+            rusqlite::params![id, from, to],
+        )
+        .unwrap();
+    };
+    append(&ids[3], 3, 1);
+    // An illegal move (expired back to available) that starts where the chain ended.
+    conn.execute(
+        "UPDATE coupons SET status = 3 WHERE coupon_id = ?1",
+        [&ids[4]],
+    )
+    .unwrap();
+    append(&ids[4], 1, 3);
+    append(&ids[4], 3, 1);
+    conn.execute(
+        "UPDATE coupons SET status = 1 WHERE coupon_id = ?1",
+        [&ids[4]],
+    )
+    .unwrap_or_else(|e| {
+        // The schema refuses 3 -> 1 itself; the journal alone carries the illegal move.
+        assert!(e.to_string().contains("illegal"), "{e}");
+        0
+    });
+    // A coupon row written without its coupon's seq, which no chain holds.
+    conn.execute(
+        "INSERT INTO journal (entity, entity_id, event, from_status, to_status, source, at_ms)
+         VALUES ('coupon', ?1, 'unfiled', 1, 1, 'admin', 1)",
+        [&ids[5]],
+    )
+    .unwrap();
+    drop(conn);
+    for (ok, out) in check_both(&db) {
+        assert!(!ok, "{out}");
+        for line in [
+            format!("coupon {} unfiled has no coupon_seq", ids[5]),
+            "coupon 1: no journal rows".to_string(),
+            "coupon 99999999999999999999: no journal rows".to_string(),
+            format!(
+                "coupon {}: status 4, but its journal ends at Some(1)",
+                ids[1]
+            ),
+            format!(
+                "coupon {} forged starts from Some(3), but the previous row ended at Some(1)",
+                ids[3]
+            ),
+            format!("coupon {} made an illegal transition 3 -> 1", ids[4]),
+        ] {
+            assert!(out.contains(&line), "{line:?} missing from:\n{out}");
+        }
+        for untouched in [&ids[0], &ids[2]] {
+            assert!(
+                !out.contains(untouched.as_str()),
+                "{untouched} was not touched:\n{out}"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_journal_refuses_updates_and_deletes() {
     let mut server = TestServer::start();

@@ -9,6 +9,7 @@ use coupon_ledger::config::Durability;
 use coupon_ledger::domain::ledger::{Origin, Source};
 use coupon_ledger::store::{Store, StoreOptions, SCHEMA_VERSION};
 use rusqlite::Connection;
+use serde_json::json;
 
 /// The schema text of version 1, as it was shipped.
 const SCHEMA_V1: &str = include_str!("../fixtures/schema_v1.sql");
@@ -78,7 +79,7 @@ fn version_1_ledger(db: &Path) {
 
 #[test]
 fn a_version_1_database_migrates_keeps_its_rows_and_matches_a_new_one() {
-    assert_eq!(SCHEMA_VERSION, 4);
+    assert_eq!(SCHEMA_VERSION, 5);
     let dir = TempDir::new();
     let old = dir.path().join("v1.db");
     version_1_ledger(&old);
@@ -225,9 +226,13 @@ fn a_version_2_database_gains_the_journal_operator_and_matches_a_new_one() {
         rows.map(Result::unwrap).collect()
     };
     assert_eq!(columns(&conn), columns(&fresh_conn));
+    let cols = columns(&conn);
     assert_eq!(
-        columns(&conn).last(),
-        Some(&("operator".to_string(), "TEXT".to_string(), false))
+        cols[cols.len() - 2..],
+        [
+            ("operator".to_string(), "TEXT".to_string(), false),
+            ("coupon_seq".to_string(), "INTEGER".to_string(), false)
+        ]
     );
 
     // A new row written through the store carries its operator.
@@ -370,4 +375,68 @@ fn a_database_newer_than_this_build_is_refused() {
     .err()
     .unwrap();
     assert!(e.contains("newer"), "{e}");
+}
+
+#[test]
+fn a_version_4_database_files_its_coupon_journal_by_seq() {
+    // A ledger with claims and a redeem made by this build, then taken back to
+    // version 4's journal: no coupon_seq, one index over every entity.
+    let mut server = TestServer::start();
+    let c = server.client();
+    let s = c.create_stock(json!({}));
+    let stock_id = s["stock_id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let a = c.claim(&stock_id, &format!("u{i}"), &format!("r{i}"));
+        assert_eq!(a.code(), 0, "{}", show(&a));
+        ids.push(a.json()["data"]["coupon_id"].as_str().unwrap().to_string());
+    }
+    let a = c.admin(
+        "POST",
+        &format!("/admin/coupons/{}/redeem", ids[1]),
+        Some(json!({"order_id": "o-1", "order_amount": 20000})),
+    );
+    assert_eq!(a.code(), 0, "{}", show(&a));
+    let db = server.db();
+    server.running.take().unwrap().shutdown();
+    let dir = TempDir::new();
+    let old = dir.path().join("v4.db");
+    std::fs::copy(&db, &old).unwrap();
+    let conn = Connection::open(&old).unwrap();
+    conn.execute_batch(
+        "DROP INDEX journal_by_coupon;
+         DROP INDEX journal_by_entity;
+         ALTER TABLE journal DROP COLUMN coupon_seq;
+         CREATE INDEX journal_by_entity ON journal (entity, entity_id, id);
+         PRAGMA user_version = 4;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = open(&old);
+    for (i, id) in ids.iter().enumerate() {
+        let (_, journal) = store.coupon_with_journal(id).unwrap();
+        let events: Vec<&str> = journal.iter().map(|j| j.event.as_str()).collect();
+        let expected: &[&str] = if i == 1 {
+            &["issue", "redeem"]
+        } else {
+            &["issue"]
+        };
+        assert_eq!(events, expected, "coupon {id}");
+    }
+    drop(store);
+    let (ok, out) = check(&old);
+    assert!(ok, "{out}");
+    let conn = Connection::open(&old).unwrap();
+    let fresh = dir.path().join("new.db");
+    drop(open(&fresh));
+    assert_eq!(
+        schema_of(&conn),
+        schema_of(&Connection::open(&fresh).unwrap())
+    );
+    // The journal stays append-only after the upgrade set its trigger aside.
+    let e = conn
+        .execute("UPDATE journal SET event = 'x'", [])
+        .unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
 }
