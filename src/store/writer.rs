@@ -274,9 +274,8 @@ pub(super) fn writer_loop(
 /// over from its beginning, and stays small.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// How long the background checkpointer waits between passes when the WAL
-/// had nothing left to copy.
-const BACKGROUND_CHECKPOINT_IDLE: Duration = Duration::from_millis(50);
+/// How long the background checkpointer waits after each pass.
+const BACKGROUND_CHECKPOINT_PAUSE: Duration = Duration::from_millis(50);
 
 /// The background checkpointer: on its own connection and thread, it keeps
 /// copying committed WAL frames into the database while the writer goes on.
@@ -285,34 +284,29 @@ const BACKGROUND_CHECKPOINT_IDLE: Duration = Duration::from_millis(50);
 /// the writer stalled about 55 ms every 250 ms under a sweep of a million
 /// coupons, and claims waited that long.
 pub(super) fn checkpointer_loop(conn: Connection, shared: &WriterShared) {
-    let mut seen = u64::MAX;
+    let mut seen = 0;
     loop {
+        // A pause after every pass, so that a stream of small commits does
+        // not turn into a stream of passes, each with its own fsync.
         {
             let mut ended = shared.ended.lock();
+            if !*ended {
+                shared
+                    .ended_cv
+                    .wait_for(&mut ended, BACKGROUND_CHECKPOINT_PAUSE);
+            }
             if *ended {
                 return;
             }
-            let commits = shared.batch_sizes.lock().commits;
-            if commits == seen {
-                shared
-                    .ended_cv
-                    .wait_for(&mut ended, BACKGROUND_CHECKPOINT_IDLE);
-                if *ended {
-                    return;
-                }
-            }
         }
-        seen = shared.batch_sizes.lock().commits;
-        // (busy, frames in the WAL, frames copied): busy when the writer's
-        // own checkpoint holds the lock; nothing to do then.
-        let pass = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-        });
-        match pass {
-            // Frames were added while it copied: go again at once.
-            Ok((frames, copied)) if copied < frames => seen = u64::MAX,
-            Ok(_) => {}
-            Err(e) => log::debug!("background checkpoint: {e}"),
+        let commits = shared.batch_sizes.lock().commits;
+        if commits == seen {
+            continue;
+        }
+        seen = commits;
+        // Busy when the writer's own checkpoint holds the lock: nothing to do then.
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            log::debug!("background checkpoint: {e}");
         }
     }
 }
