@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::config::Durability;
@@ -63,10 +63,43 @@ use journal::Entity;
 use tx::Tx;
 use writer::{Job, WriterShared};
 
-/// Idle read-only connections kept for reuse: as many as there can be
-/// connection threads reading at once, so a busy server never opens a
-/// connection per request (each is opened once, then pooled).
-const MAX_IDLE_READERS: usize = 1024;
+/// Most read-only connections open at once. Each is opened once and then
+/// pooled, so a busy server never opens one per request; a read that finds
+/// all of them in use waits for one. Reads take microseconds and the machine
+/// has few cores, so more would only cost memory: each connection holds its
+/// own copy of the schema, statements and page cache (about 250 KB under
+/// load; 1,000 of them took the server to 266 MB).
+const MAX_READERS: usize = 64;
+
+/// How long a read waits for a free connection before it is refused.
+const READER_WAIT: Duration = Duration::from_secs(10);
+
+/// The read-only connections: the idle ones, and how many are open in all.
+#[derive(Default)]
+struct Readers {
+    idle: Vec<Connection>,
+    open: usize,
+}
+
+/// A connection taken from the pool; back to it when dropped (closed
+/// instead when `keep` is false, e.g. after a failed transaction).
+struct Reader<'s> {
+    conn: Option<Connection>,
+    keep: bool,
+    inner: &'s Inner,
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        let mut readers = self.inner.readers.lock();
+        match self.conn.take() {
+            Some(conn) if self.keep => readers.idle.push(conn),
+            _ => readers.open -= 1,
+        }
+        drop(readers);
+        self.inner.reader_free.notify_one();
+    }
+}
 
 /// Options of [`Store::open`].
 #[derive(Clone)]
@@ -104,7 +137,8 @@ pub struct Store {
 /// connections (its own, then the checkpointer's, which checkpoints the WAL
 /// into the database and removes it).
 struct Inner {
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Readers>,
+    reader_free: Condvar,
     path: PathBuf,
     jobs: SyncSender<Job>,
     sync: Option<Arc<SyncCalls>>,
@@ -127,7 +161,8 @@ impl Store {
         let (tx, rx) = mpsc::sync_channel::<Job>(writer::QUEUE_DEPTH);
         let store = Store {
             inner: Arc::new(Inner {
-                readers: Mutex::new(Vec::new()),
+                readers: Mutex::new(Readers::default()),
+                reader_free: Condvar::new(),
                 path: path.to_path_buf(),
                 jobs: tx,
                 sync: options.sync_calls.clone(),
@@ -212,21 +247,61 @@ impl Store {
     where
         F: FnOnce(&Connection) -> Result<T, LedgerError>,
     {
-        let pooled = self.inner.readers.lock().pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => schema::open_reader(&self.inner.path)?,
+        let mut reader = self.reader()?;
+        let Some(conn) = reader.conn.as_ref() else {
+            return Err(LedgerError::Internal(
+                "a pooled reader without a connection".into(),
+            ));
         };
         conn.execute_batch("BEGIN")?;
-        let result = f(&conn);
-        let ended = conn.execute_batch("COMMIT");
-        if ended.is_ok() {
-            let mut pool = self.inner.readers.lock();
-            if pool.len() < MAX_IDLE_READERS {
-                pool.push(conn);
+        let result = f(conn);
+        reader.keep = conn.execute_batch("COMMIT").is_ok();
+        result
+    }
+
+    /// Read-only connections open now (idle or in use); never more than 64.
+    pub fn readers_open(&self) -> usize {
+        self.inner.readers.lock().open
+    }
+
+    /// A read-only connection: an idle one, a new one while fewer than
+    /// [`MAX_READERS`] are open, or else the first one given back.
+    fn reader(&self) -> Result<Reader<'_>, LedgerError> {
+        let inner = &*self.inner;
+        let deadline = std::time::Instant::now() + READER_WAIT;
+        let mut readers = inner.readers.lock();
+        loop {
+            if let Some(conn) = readers.idle.pop() {
+                return Ok(Reader {
+                    conn: Some(conn),
+                    keep: false,
+                    inner,
+                });
+            }
+            if readers.open < MAX_READERS {
+                readers.open += 1;
+                drop(readers);
+                // Counted before it is opened, and given back by the guard if
+                // the open fails.
+                let mut reader = Reader {
+                    conn: None,
+                    keep: false,
+                    inner,
+                };
+                reader.conn = Some(schema::open_reader(&inner.path)?);
+                return Ok(reader);
+            }
+            if inner
+                .reader_free
+                .wait_until(&mut readers, deadline)
+                .timed_out()
+            {
+                return Err(LedgerError::StorageUnavailable(format!(
+                    "no read connection free within {} s",
+                    READER_WAIT.as_secs()
+                )));
             }
         }
-        result
     }
 
     // ------------------------------------------------------------ health

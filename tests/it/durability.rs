@@ -180,3 +180,40 @@ fn acknowledged_claims_survive_kill_9() {
     let (ok, out) = check(&db);
     assert!(ok, "check failed:\n{out}");
 }
+
+#[test]
+fn many_concurrent_reads_share_a_bounded_pool_of_connections() {
+    let dir = TempDir::new();
+    let store = coupon_ledger::store::Store::open(
+        &dir.path().join("ledger.db"),
+        coupon_ledger::store::StoreOptions {
+            durability: coupon_ledger::config::Durability::Full,
+            timestamp_window_s: 300,
+            sync_calls: None,
+            max_batch: coupon_ledger::store::DEFAULT_MAX_BATCH,
+        },
+    )
+    .unwrap();
+    let most = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let readers: Vec<_> = (0..300)
+        .map(|_| {
+            let (store, most) = (store.clone(), most.clone());
+            std::thread::spawn(move || {
+                store
+                    .read(|c| {
+                        most.fetch_max(store.readers_open(), std::sync::atomic::Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        Ok(c.query_row("SELECT count(*) FROM stocks", [], |r| r.get::<_, i64>(0))?)
+                    })
+                    .unwrap()
+            })
+        })
+        .collect();
+    for r in readers {
+        assert_eq!(r.join().unwrap(), 0);
+    }
+    let most = most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(most > 1, "reads ran one at a time: {most}");
+    assert!(most <= 64, "{most} read connections were open at once");
+    assert!(store.readers_open() <= 64);
+}
