@@ -231,16 +231,7 @@ fn check_both(db: &std::path::Path) -> [(bool, String); 2] {
 #[test]
 fn check_walks_every_journal_chain_beside_the_coupons_at_either_depth() {
     let mut server = TestServer::start();
-    let c = server.client();
-    let s = c.create_stock(json!({}));
-    let stock_id = s["stock_id"].as_str().unwrap().to_string();
-    let mut ids = Vec::new();
-    for i in 0..6 {
-        let a = c.claim(&stock_id, &format!("u{i}"), &format!("r{i}"));
-        assert_eq!(a.code(), 0, "{}", show(&a));
-        ids.push(a.json()["data"]["coupon_id"].as_str().unwrap().to_string());
-    }
-    ids.sort();
+    let (stock_id, ids) = server.client().stock_with_claims(6);
     let db = server.db();
     server.running.take().unwrap().shutdown();
     for (ok, out) in check_both(&db) {

@@ -431,6 +431,21 @@ impl Client {
         a.json()["data"].clone()
     }
 
+    /// A new stock (see [`stock_fields`]) with `n` coupons claimed by users
+    /// `u0`, `u1`, ...: its id and the coupon ids in claim order.
+    pub fn stock_with_claims(&self, n: usize) -> (String, Vec<String>) {
+        let stock = self.create_stock(json!({}));
+        let stock_id = stock["stock_id"].as_str().unwrap().to_string();
+        let ids = (0..n)
+            .map(|i| {
+                let a = self.claim(&stock_id, &format!("u{i}"), &format!("r{i}"));
+                assert_eq!(a.code(), 0, "{}", show(&a));
+                a.json()["data"]["coupon_id"].as_str().unwrap().to_string()
+            })
+            .collect();
+        (stock_id, ids)
+    }
+
     /// Claims a coupon of `stock_id` for `user` on channel 1.
     pub fn claim(&self, stock_id: &str, user: &str, request_id: &str) -> Answer {
         self.call(

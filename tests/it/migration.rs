@@ -383,14 +383,7 @@ fn a_version_4_database_files_its_coupon_journal_by_seq() {
     // version 4's journal: no coupon_seq, one index over every entity.
     let mut server = TestServer::start();
     let c = server.client();
-    let s = c.create_stock(json!({}));
-    let stock_id = s["stock_id"].as_str().unwrap().to_string();
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        let a = c.claim(&stock_id, &format!("u{i}"), &format!("r{i}"));
-        assert_eq!(a.code(), 0, "{}", show(&a));
-        ids.push(a.json()["data"]["coupon_id"].as_str().unwrap().to_string());
-    }
+    let (_, ids) = c.stock_with_claims(3);
     let a = c.admin(
         "POST",
         &format!("/admin/coupons/{}/redeem", ids[1]),
