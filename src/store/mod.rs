@@ -191,7 +191,7 @@ impl Store {
                 None
             }
         };
-        thread::Builder::new()
+        let started = thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || {
                 writer::writer_loop(conn, rx, &shared, keep_nonces_ms, max_batch);
@@ -201,8 +201,11 @@ impl Store {
                 }
                 shared.health.stopped();
                 shared.close();
-            })
-            .map_err(|e| format!("cannot start the writer thread: {e}"))?;
+            });
+        if let Err(e) = started {
+            store.inner.writer.end();
+            return Err(format!("cannot start the writer thread: {e}"));
+        }
         Ok(store)
     }
 
