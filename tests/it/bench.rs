@@ -32,6 +32,15 @@ fn row_columns<'a>(stdout: &'a str, row: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The group-commit server's stock issued exactly the claims that succeeded.
+fn assert_group_server_issued_ok(stdout: &str) {
+    let check = stdout
+        .lines()
+        .find(|l| l.starts_with("issued vs successes, group-commit server"))
+        .unwrap_or_else(|| panic!("no check line:\n{stdout}"));
+    assert!(check.ends_with(": ok"), "{check}");
+}
+
 #[test]
 fn self_contained_bench_prints_every_row_checks_the_issued_count_and_cleans_up() {
     let tmp = TempDir::new();
@@ -107,11 +116,7 @@ fn https_rows_run_with_no_errors_and_are_compared_with_plain_http() {
         "{stdout}"
     );
     // The HTTPS claims count in the issued check of the same server.
-    let check = stdout
-        .lines()
-        .find(|l| l.starts_with("issued vs successes, group-commit server"))
-        .unwrap_or_else(|| panic!("no check line:\n{stdout}"));
-    assert!(check.ends_with(": ok"), "{check}");
+    assert_group_server_issued_ok(&stdout);
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(left.is_empty(), "bench left {left:?} behind");
 }
@@ -147,11 +152,7 @@ fn the_sweep_row_claims_while_every_filled_coupon_expires() {
         assert!(stdout.contains(&line), "{line:?} missing from:\n{stdout}");
     }
     // The claims made while sweeping count in the issued check.
-    let check = stdout
-        .lines()
-        .find(|l| l.starts_with("issued vs successes, group-commit server"))
-        .unwrap_or_else(|| panic!("no check line:\n{stdout}"));
-    assert!(check.ends_with(": ok"), "{check}");
+    assert_group_server_issued_ok(&stdout);
 }
 
 #[test]
