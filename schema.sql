@@ -1,7 +1,8 @@
--- coupon-ledger schema, version 5 (PRAGMA user_version). A new database gets this
+-- coupon-ledger schema, version 6 (PRAGMA user_version). A new database gets this
 -- file; an older database gets the migrations from its version on
 -- (migrations/0002_outbox_abandon.sql, migrations/0003_journal_operator.sql,
--- migrations/0004_lean_claims.sql, migrations/0005_journal_by_coupon.sql),
+-- migrations/0004_lean_claims.sql, migrations/0005_journal_by_coupon.sql,
+-- migrations/0006_nonces_by_time.sql),
 -- which end with the same tables, indexes and triggers.
 -- The database itself refuses what the ledger's rules forbid: the code checks first to give
 -- precise error codes, and these constraints back every rule up.
@@ -246,15 +247,15 @@ BEGIN
 END;
 
 -- Nonces seen per api_key, kept for twice the timestamp window so a replay is
--- refused even across a restart.
+-- refused even across a restart. The writer holds the window's nonces in memory
+-- and refuses a reuse there; this table is what it reads back on start. Ordered
+-- by time, so a new nonce goes to the last page and the purge cuts the first ones.
 CREATE TABLE nonces (
+    seen_ms INTEGER NOT NULL,
     api_key TEXT NOT NULL,
     nonce   TEXT NOT NULL,
-    seen_ms INTEGER NOT NULL,
-    PRIMARY KEY (api_key, nonce)
+    PRIMARY KEY (seen_ms, api_key, nonce)
 ) STRICT, WITHOUT ROWID;
-
-CREATE INDEX nonces_by_age ON nonces (seen_ms);
 
 -- The transactional outbox: one row per call to the platform, written in the
 -- transaction of the change that causes it. `seq_id` is fixed at creation so the

@@ -179,6 +179,12 @@ impl Store {
             .timestamp_window_s
             .saturating_mul(2000)
             .saturating_add(5000);
+        let seen = nonces::Seen::load(&conn, keep_nonces_ms, now_ms()).map_err(|e| {
+            format!(
+                "database {}: cannot read the nonces of the replay window: {e}",
+                path.display()
+            )
+        })?;
         let shared_ckpt = Arc::clone(&store.inner.writer);
         let checkpointer = thread::Builder::new()
             .name("ledger-checkpoint".into())
@@ -194,7 +200,7 @@ impl Store {
         let started = thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || {
-                writer::writer_loop(conn, rx, &shared, keep_nonces_ms, max_batch);
+                writer::writer_loop(conn, rx, &shared, seen, max_batch);
                 shared.end();
                 if let Some(handle) = checkpointer {
                     let _ = handle.join();
@@ -335,7 +341,7 @@ impl Store {
 
     /// Records a nonce on its own, for requests that only read (40104 if seen).
     pub fn use_nonce(&self, nonce: NonceUse) -> Result<(), LedgerError> {
-        self.write(move |conn| nonces::record(conn, &nonce))
+        self.write_once(Some(nonce), |_| Ok(()))
     }
 
     // ------------------------------------------------------------ stocks

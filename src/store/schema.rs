@@ -11,7 +11,7 @@ use crate::domain::LedgerError;
 /// The whole schema, applied to a new database.
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 128;
 /// Migrations from version `i + 1` to `i + 2`, applied in order on start.
@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_journal_operator.sql"),
     include_str!("../../migrations/0004_lean_claims.sql"),
     include_str!("../../migrations/0005_journal_by_coupon.sql"),
+    include_str!("../../migrations/0006_nonces_by_time.sql"),
 ];
 
 /// CHECK constraints of version 3 that list values with IN, and the same

@@ -19,8 +19,8 @@ use parking_lot::{Condvar, Mutex};
 use rusqlite::Connection;
 
 use super::health;
-use super::nonces::{self, NonceUse};
-use crate::domain::time::{now_ms, Millis};
+use super::nonces::{NonceUse, Seen};
+use crate::domain::time::now_ms;
 use crate::domain::LedgerError;
 
 /// Most jobs folded into one transaction, unless the store's options say otherwise.
@@ -31,16 +31,10 @@ pub(super) const QUEUE_DEPTH: usize = 8192;
 /// The answer to one write job, handed back once its commit is known.
 type Reply = Box<dyn FnOnce(Result<(), LedgerError>) + Send>;
 
-/// What must stay when a job's work is undone (its nonce): run again after
-/// the job's savepoint is rolled back, in the same transaction.
-type Redo = Box<dyn FnOnce(&Connection) -> Result<(), LedgerError> + Send>;
-
-/// What one run of a job left in the transaction.
-enum Ran {
-    /// Its work stays (an answer, or a refusal that wrote nothing but its nonce).
-    Stays(Reply),
-    /// It refused after writing: its work must go, and `Redo` must stay.
-    Undo(Reply, Option<Redo>),
+/// What one run of a job left: its caller's answer, and whether it refused.
+struct Ran {
+    reply: Reply,
+    refused: bool,
 }
 
 /// Runs a job inside the shared transaction. It may run twice: a batch that
@@ -49,9 +43,13 @@ type Run = Box<dyn Fn(&Connection) -> Ran + Send>;
 
 /// One unit of work for the writer.
 pub(super) struct Job {
+    /// Recorded before the job runs; a reused one refuses the job unrun. It
+    /// stays recorded when the job refuses (it sits outside the job's savepoint).
+    nonce: Option<NonceUse>,
     run: Run,
-    /// Answers the caller when the job cannot run at all (no transaction).
-    fail: Box<dyn FnOnce(LedgerError) + Send>,
+    /// The answer to a job refused without running: its nonce was reused,
+    /// it panicked, or its transaction could not go on.
+    refuse: Box<dyn Fn(LedgerError) -> Reply + Send>,
 }
 
 /// What the writer thread shares with the store's handles. It holds no
@@ -131,12 +129,11 @@ where
     T: Send + 'static,
     F: Fn(&Connection) -> Result<T, LedgerError> + Send + 'static,
 {
-    submit_job(jobs, move |conn| (f(conn), None))
+    submit_job(jobs, None, f)
 }
 
 /// Like [`submit`], first recording `nonce` (40104 if already seen) in the
-/// same transaction. The nonce stays recorded even when `f` refuses the
-/// request: if the refused work must be undone, the nonce is written again.
+/// same transaction. The nonce stays recorded even when `f` refuses the request.
 pub(super) fn submit_once<T, F>(
     jobs: &SyncSender<Job>,
     nonce: NonceUse,
@@ -146,47 +143,38 @@ where
     T: Send + 'static,
     F: Fn(&Connection) -> Result<T, LedgerError> + Send + 'static,
 {
-    submit_job(jobs, move |conn| {
-        if let Err(e) = nonces::record(conn, &nonce) {
-            return (Err(e), None);
-        }
-        let nonce = nonce.clone();
-        let redo: Redo = Box::new(move |c| nonces::record(c, &nonce));
-        (f(conn), Some(redo))
-    })
+    submit_job(jobs, Some(nonce), f)
 }
 
-/// Queues `f`; `f` answers its outcome and what must stay if its work is undone.
 fn submit_job<T, F>(
     jobs: &SyncSender<Job>,
+    nonce: Option<NonceUse>,
     f: F,
 ) -> Result<Receiver<Result<T, LedgerError>>, LedgerError>
 where
     T: Send + 'static,
-    F: Fn(&Connection) -> (Result<T, LedgerError>, Option<Redo>) + Send + 'static,
+    F: Fn(&Connection) -> Result<T, LedgerError> + Send + 'static,
 {
     let (tx, rx) = mpsc::sync_channel::<Result<T, LedgerError>>(1);
-    let fail_tx = tx.clone();
+    let refuse_tx = tx.clone();
     let job = Job {
+        nonce,
         run: Box::new(move |conn| {
-            let before = conn.total_changes();
-            let (result, redo) = f(conn);
-            // What `redo` writes again (the nonce) is the one change a refused
-            // job may keep; anything more must be undone.
-            let wrote = conn.total_changes() - before > u64::from(redo.is_some());
+            let result = f(conn);
             let refused = result.is_err();
             let tx = tx.clone();
-            let reply: Reply = Box::new(move |commit| {
-                let _ = tx.send(commit.and(result));
-            });
-            if refused && wrote {
-                Ran::Undo(reply, redo)
-            } else {
-                Ran::Stays(reply)
+            Ran {
+                reply: Box::new(move |commit| {
+                    let _ = tx.send(commit.and(result));
+                }),
+                refused,
             }
         }),
-        fail: Box::new(move |e| {
-            let _ = fail_tx.send(Err(e));
+        refuse: Box::new(move |why| {
+            let tx = refuse_tx.clone();
+            Box::new(move |commit| {
+                let _ = tx.send(commit.and(Err(why)));
+            })
         }),
     };
     jobs.send(job)
@@ -219,7 +207,7 @@ pub(super) fn writer_loop(
     conn: Connection,
     rx: Receiver<Job>,
     shared: &WriterShared,
-    keep_nonces_ms: Millis,
+    mut seen: Seen,
     max_batch: usize,
 ) {
     let mut last_purge = Instant::now();
@@ -247,7 +235,7 @@ pub(super) fn writer_loop(
         };
         if last_purge.elapsed() > Duration::from_secs(30) {
             last_purge = Instant::now();
-            nonces::purge(&conn, now_ms() - keep_nonces_ms);
+            seen.purge(&conn, now_ms());
         }
         let Some(first) = first else { continue };
         let mut batch = Vec::with_capacity(16);
@@ -264,7 +252,7 @@ pub(super) fn writer_loop(
         // Counted before the batch's callers are answered, so that a caller
         // who reads the figures right after its answer sees its own commit.
         shared.batch_sizes.lock().record(n);
-        let outcome = run_batch(&conn, batch);
+        let outcome = run_batch(&conn, batch, &mut seen);
         health.batch_ended(now_ms(), outcome.as_ref().err());
         committed_since_checkpoint = true;
     }
@@ -325,19 +313,22 @@ pub(super) fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-/// Rolls back what is left of a batch and answers every job so far with
-/// `why`; jobs not yet run are answered with it too.
+/// Rolls back what is left of a batch (its nonces with it) and answers every
+/// job so far with `why`; jobs not yet run are answered with it too.
 fn abandon(
     conn: &Connection,
+    seen: &mut Seen,
     replies: Vec<Reply>,
-    rest: impl Iterator<Item = Job>,
+    rest: &[Job],
     why: LedgerError,
 ) -> Result<(), LedgerError> {
     if !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
+    seen.rolled_back();
     replies.into_iter().for_each(|r| r(Err(why.clone())));
-    rest.for_each(|job| (job.fail)(why.clone()));
+    rest.iter()
+        .for_each(|job| (job.refuse)(why.clone())(Ok(())));
     Err(why)
 }
 
@@ -355,27 +346,35 @@ enum Attempt {
 /// Runs a batch of jobs in one transaction, then answers every job with the
 /// commit's outcome. `Err` when the batch as a whole failed (for the
 /// writer's health), with what its callers were told.
-fn run_batch(conn: &Connection, batch: Vec<Job>) -> Result<(), LedgerError> {
-    let mut attempt = run_jobs(conn, &batch, false);
+fn run_batch(conn: &Connection, batch: Vec<Job>, seen: &mut Seen) -> Result<(), LedgerError> {
+    let mut attempt = run_jobs(conn, &batch, false, seen);
     if let Attempt::StartOver = attempt {
+        seen.rolled_back();
         attempt = match conn.execute_batch("ROLLBACK") {
-            Ok(()) => run_jobs(conn, &batch, true),
+            Ok(()) => run_jobs(conn, &batch, true, seen),
             Err(e) => Attempt::Broken(LedgerError::from(e), Vec::new(), 0),
         };
     }
     let replies = match attempt {
         Attempt::Ran(replies) => replies,
         Attempt::Broken(why, replies, ran) => {
-            return abandon(conn, replies, batch.into_iter().skip(ran), why)
+            return abandon(
+                conn,
+                seen,
+                replies,
+                batch.get(ran..).unwrap_or_default(),
+                why,
+            )
         }
         Attempt::StartOver => {
             // Cannot happen: with savepoints every job's work can be undone.
             let why = LedgerError::Internal("a batch could not be run with savepoints".into());
-            return abandon(conn, Vec::new(), batch.into_iter(), why);
+            return abandon(conn, seen, Vec::new(), &batch, why);
         }
     };
     match conn.execute_batch("COMMIT") {
         Ok(()) => {
+            seen.committed();
             replies.into_iter().for_each(|r| r(Ok(())));
             Ok(())
         }
@@ -384,55 +383,39 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) -> Result<(), LedgerError> {
                 "commit failed, {} jobs answered with an error: {e}",
                 replies.len()
             );
-            abandon(conn, replies, std::iter::empty(), LedgerError::from(e))
+            abandon(conn, seen, replies, &[], LedgerError::from(e))
         }
     }
 }
 
 /// Runs every job of `batch` in a new transaction, each in its own savepoint
-/// when `guarded`. Unguarded, the first job that must be undone stops the run.
-fn run_jobs(conn: &Connection, batch: &[Job], guarded: bool) -> Attempt {
+/// when `guarded` (its nonce outside it, so a refused job's nonce stays used).
+/// Unguarded, the first job that must be undone stops the run.
+fn run_jobs(conn: &Connection, batch: &[Job], guarded: bool, seen: &mut Seen) -> Attempt {
     let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         log::error!("cannot begin a write transaction: {e}");
         return Attempt::Broken(LedgerError::from(e), replies, 0);
     }
+    let now = now_ms();
     for (i, job) in batch.iter().enumerate() {
-        if guarded {
-            if let Err(e) = run(conn, "SAVEPOINT job") {
-                log::error!("cannot open a savepoint, the batch is rolled back: {e}");
-                return Attempt::Broken(LedgerError::from(e), replies, i);
+        let end = match job.nonce.as_ref().map(|n| seen.record(conn, n, now)) {
+            Some(Err(refused)) => {
+                replies.push((job.refuse)(refused));
+                Ok(())
             }
-        }
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(conn)));
-        let undo = match ran {
-            Ok(Ran::Stays(reply)) => {
-                replies.push(reply);
-                None
+            _ => {
+                let Some(undo) = run_job(conn, job, guarded, &mut replies) else {
+                    return Attempt::StartOver;
+                };
+                undo
             }
-            Ok(Ran::Undo(reply, redo)) => {
-                replies.push(reply);
-                Some(redo)
-            }
-            Err(_) => {
-                log::error!("a write job panicked; its work is rolled back");
-                Some(None)
-            }
-        };
-        let end: Result<(), LedgerError> = match (guarded, undo) {
-            (false, None) => Ok(()),
-            (false, Some(_)) => return Attempt::StartOver,
-            (true, None) => run(conn, "RELEASE job").map_err(LedgerError::from),
-            (true, Some(redo)) => run(conn, "ROLLBACK TO job")
-                .map_err(LedgerError::from)
-                .and_then(|_| redo.map_or(Ok(()), |redo| redo(conn)))
-                .and_then(|_| run(conn, "RELEASE job").map_err(LedgerError::from)),
         };
         // A savepoint that cannot be closed, or an error that made SQLite roll
         // back the whole transaction (disk full, I/O error), poisons the batch:
         // nothing in it may be committed or acknowledged.
         if let Err(e) = end {
-            log::error!("cannot close a savepoint, the batch is rolled back: {e}");
+            log::error!("a savepoint failed, the batch is rolled back: {e}");
             return Attempt::Broken(e, replies, i + 1);
         }
         if conn.is_autocommit() {
@@ -445,6 +428,47 @@ fn run_jobs(conn: &Connection, batch: &[Job], guarded: bool) -> Attempt {
     Attempt::Ran(replies)
 }
 
+/// Runs one job, in a savepoint when `guarded`, and queues its reply. `None`
+/// when, unguarded, it refused after writing (the batch must start over);
+/// otherwise whether its savepoint closed.
+fn run_job(
+    conn: &Connection,
+    job: &Job,
+    guarded: bool,
+    replies: &mut Vec<Reply>,
+) -> Option<Result<(), LedgerError>> {
+    if guarded {
+        if let Err(e) = run(conn, "SAVEPOINT job") {
+            return Some(Err(LedgerError::from(e)));
+        }
+    }
+    let before = conn.total_changes();
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(conn)));
+    let undo = match ran {
+        Ok(Ran { reply, refused }) => {
+            replies.push(reply);
+            refused && conn.total_changes() != before
+        }
+        Err(_) => {
+            log::error!("a write job panicked; its work is rolled back");
+            replies.push((job.refuse)(LedgerError::Internal(
+                "the write failed unexpectedly".into(),
+            )));
+            true
+        }
+    };
+    match (guarded, undo) {
+        (false, false) => Some(Ok(())),
+        (false, true) => None,
+        (true, false) => Some(run(conn, "RELEASE job").map_err(LedgerError::from)),
+        (true, true) => Some(
+            run(conn, "ROLLBACK TO job")
+                .and_then(|_| run(conn, "RELEASE job"))
+                .map_err(LedgerError::from),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,8 +479,8 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE t (k INTEGER PRIMARY KEY);
-             CREATE TABLE nonces (api_key TEXT, nonce TEXT, seen_ms INTEGER,
-                                  PRIMARY KEY (api_key, nonce));",
+             CREATE TABLE nonces (seen_ms INTEGER, api_key TEXT, nonce TEXT,
+                                  PRIMARY KEY (seen_ms, api_key, nonce)) WITHOUT ROWID;",
         )
         .unwrap();
         conn
@@ -492,12 +516,16 @@ mod tests {
         }
     }
 
+    fn seen(conn: &Connection) -> Seen {
+        Seen::load(conn, 605_000, now_ms()).unwrap()
+    }
+
     /// Queues the jobs `make` submits, then runs them as one batch.
-    fn batch(conn: &Connection, make: impl FnOnce(&SyncSender<Job>)) {
+    fn batch(conn: &Connection, seen: &mut Seen, make: impl FnOnce(&SyncSender<Job>)) {
         let (tx, rx) = mpsc::sync_channel::<Job>(64);
         make(&tx);
         let jobs: Vec<Job> = rx.try_iter().collect();
-        run_batch(conn, jobs).unwrap();
+        let _ = run_batch(conn, jobs, seen);
     }
 
     #[test]
@@ -505,7 +533,7 @@ mod tests {
         let conn = ledger();
         let runs = Arc::new(AtomicUsize::new(0));
         let mut answers = Vec::new();
-        batch(&conn, |q| {
+        batch(&conn, &mut seen(&conn), |q| {
             answers.push(submit(q, insert(1, false, &runs)).unwrap());
             answers.push(submit_once(q, nonce("n2"), insert(2, true, &runs)).unwrap());
             answers.push(submit(q, insert(3, false, &runs)).unwrap());
@@ -535,7 +563,7 @@ mod tests {
         let runs = Arc::new(AtomicUsize::new(0));
         let counted = runs.clone();
         let mut answers = Vec::new();
-        batch(&conn, |q| {
+        batch(&conn, &mut seen(&conn), |q| {
             answers.push(submit(q, insert(1, false, &runs)).unwrap());
             answers.push(
                 submit_once(q, nonce("n1"), move |_| {
@@ -597,7 +625,7 @@ mod tests {
         let conn = ledger();
         let runs = Arc::new(AtomicUsize::new(0));
         let mut answers = Vec::new();
-        batch(&conn, |q| {
+        batch(&conn, &mut seen(&conn), |q| {
             answers.push(submit(q, insert(1, false, &runs)).unwrap());
             answers.push(
                 submit(q, |c: &Connection| -> Result<i64, LedgerError> {
@@ -611,11 +639,44 @@ mod tests {
         let mut got = answers.into_iter().map(|rx| rx.recv());
         assert_eq!(got.next(), Some(Ok(Ok(1))));
         assert!(
-            got.next().is_some_and(|r| r.is_err()),
-            "the panicking job's caller is not answered Ok"
+            matches!(got.next(), Some(Ok(Err(LedgerError::Internal(_))))),
+            "the panicking job's caller is answered with an internal error"
         );
         assert_eq!(got.next(), Some(Ok(Ok(3))));
         assert_eq!(rows(&conn), [1, 3]);
+    }
+
+    #[test]
+    fn a_batch_that_cannot_commit_gives_back_its_nonces() {
+        let conn = ledger();
+        let mut seen = seen(&conn);
+        let mut answers = Vec::new();
+        batch(&conn, &mut seen, |q| {
+            answers.push(submit_once(q, nonce("n1"), insert(1, false, &Arc::default())).unwrap());
+            // As when SQLite rolls the transaction back itself (disk full).
+            answers.push(
+                submit(q, |c: &Connection| -> Result<i64, LedgerError> {
+                    c.execute_batch("ROLLBACK")?;
+                    Ok(2)
+                })
+                .unwrap(),
+            );
+            answers.push(submit_once(q, nonce("n3"), insert(3, false, &Arc::default())).unwrap());
+        });
+        for rx in answers {
+            assert!(
+                matches!(rx.recv(), Ok(Err(LedgerError::StorageUnavailable(_)))),
+                "no job of the batch is answered Ok"
+            );
+        }
+        assert_eq!(rows(&conn), Vec::<i64>::new());
+        let mut again = Vec::new();
+        batch(&conn, &mut seen, |q| {
+            again.push(submit_once(q, nonce("n1"), insert(1, false, &Arc::default())).unwrap());
+            again.push(submit_once(q, nonce("n3"), insert(3, false, &Arc::default())).unwrap());
+        });
+        let got: Vec<_> = again.into_iter().map(|rx| rx.recv().unwrap()).collect();
+        assert_eq!(got, [Ok(1), Ok(3)], "the retries may use the same nonces");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Schema versions: a database written by schema version 1 or 2 is migrated to
+//! Schema versions: a database written by an older schema version is migrated to
 //! the current version on open, keeps every row, and ends with the same schema
 //! as a new database.
 
@@ -7,7 +7,8 @@ use std::path::Path;
 use crate::common::*;
 use coupon_ledger::config::Durability;
 use coupon_ledger::domain::ledger::{Origin, Source};
-use coupon_ledger::store::{Store, StoreOptions, SCHEMA_VERSION};
+use coupon_ledger::domain::LedgerError;
+use coupon_ledger::store::{NonceUse, Store, StoreOptions, SCHEMA_VERSION};
 use rusqlite::Connection;
 use serde_json::json;
 
@@ -79,7 +80,7 @@ fn version_1_ledger(db: &Path) {
 
 #[test]
 fn a_version_1_database_migrates_keeps_its_rows_and_matches_a_new_one() {
-    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(SCHEMA_VERSION, 6);
     let dir = TempDir::new();
     let old = dir.path().join("v1.db");
     version_1_ledger(&old);
@@ -404,6 +405,7 @@ fn a_version_4_database_files_its_coupon_journal_by_seq() {
          PRAGMA user_version = 4;",
     )
     .unwrap();
+    nonces_as_in_version_5(&conn);
     drop(conn);
 
     let store = open(&old);
@@ -432,4 +434,67 @@ fn a_version_4_database_files_its_coupon_journal_by_seq() {
         .execute("UPDATE journal SET event = 'x'", [])
         .unwrap_err();
     assert!(e.to_string().contains("append-only"), "{e}");
+}
+
+/// Gives the nonces table the shape of versions 1 to 5 (keyed by the nonce,
+/// with an index by age), keeping its rows.
+fn nonces_as_in_version_5(conn: &Connection) {
+    conn.execute_batch(
+        "CREATE TEMP TABLE kept AS SELECT api_key, nonce, seen_ms FROM nonces;
+         DROP TABLE nonces;
+         CREATE TABLE nonces (
+             api_key TEXT NOT NULL,
+             nonce   TEXT NOT NULL,
+             seen_ms INTEGER NOT NULL,
+             PRIMARY KEY (api_key, nonce)
+         ) STRICT, WITHOUT ROWID;
+         CREATE INDEX nonces_by_age ON nonces (seen_ms);
+         INSERT INTO nonces SELECT api_key, nonce, seen_ms FROM temp.kept;
+         DROP TABLE temp.kept;",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_version_5_database_keeps_its_replay_window_in_the_nonces_by_time() {
+    let dir = TempDir::new();
+    let old = dir.path().join("v5.db");
+    drop(open(&old));
+    let conn = Connection::open(&old).unwrap();
+    nonces_as_in_version_5(&conn);
+    let now = coupon_ledger::domain::time::now_ms();
+    conn.execute(
+        "INSERT INTO nonces (api_key, nonce, seen_ms)
+         VALUES ('k', 'recent', ?1), ('k', 'long-ago', ?2), ('other', 'recent', ?2)",
+        [now - 60_000, now - 3_600_000],
+    )
+    .unwrap();
+    conn.execute_batch("PRAGMA user_version = 5").unwrap();
+    drop(conn);
+
+    let nonce = |key: &str, n: &str| NonceUse {
+        api_key: key.into(),
+        nonce: n.into(),
+    };
+    let store = open(&old);
+    assert_eq!(
+        store.use_nonce(nonce("k", "recent")),
+        Err(LedgerError::NonceReused),
+        "a nonce of the window is still refused after the upgrade"
+    );
+    store.use_nonce(nonce("k", "long-ago")).unwrap();
+    store.use_nonce(nonce("other", "recent")).unwrap();
+    store.use_nonce(nonce("k", "new")).unwrap();
+    assert_eq!(
+        store.use_nonce(nonce("k", "new")),
+        Err(LedgerError::NonceReused)
+    );
+    drop(store);
+    let conn = Connection::open(&old).unwrap();
+    let fresh = dir.path().join("new.db");
+    drop(open(&fresh));
+    assert_eq!(
+        schema_of(&conn),
+        schema_of(&Connection::open(&fresh).unwrap())
+    );
 }
