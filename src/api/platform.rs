@@ -42,8 +42,7 @@ fn query_stock(app: &App, s: Signed) -> Result<Value, LedgerError> {
     let f = Fields::new(&s.body);
     let stock_id = f.named::<StockId>()?;
     f.opt_str("extra", 128)?;
-    app.store.use_nonce(s.nonce)?;
-    let stock = app.store.stock(stock_id.as_str())?;
+    let stock = app.store.stock_once(s.nonce, stock_id.as_str())?;
     Ok(Value::Object(render::stock(&stock, app.config.utc_offset)))
 }
 

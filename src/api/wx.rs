@@ -138,16 +138,19 @@ fn query(
     let coupon_id = f.str("coupon_id", 48)?;
     let openid = f.str("openid", 128)?;
     let appid = f.opt_str("appid", 64)?;
-    if let Some(n) = nonce {
-        app.store.use_nonce(NonceUse {
-            api_key: partner.api_key.clone(),
-            nonce: n,
-        })?;
-    }
     if let Some(r) = &req_id {
         log::debug!("/wx/coupon/query req_id={r} from {}", partner.name);
     }
-    let (coupon, stock) = app.store.coupon_with_stock(&coupon_id)?;
+    let (coupon, stock) = match nonce {
+        Some(n) => app.store.coupon_with_stock_once(
+            NonceUse {
+                api_key: partner.api_key.clone(),
+                nonce: n,
+            },
+            &coupon_id,
+        )?,
+        None => app.store.coupon_with_stock(&coupon_id)?,
+    };
     // Another user's coupon, or another app's, is "not found".
     if coupon.user_code != openid || appid.is_some_and(|a| a != coupon.app_id) {
         return Err(LedgerError::CouponNotFound);

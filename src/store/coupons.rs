@@ -10,7 +10,7 @@ use super::tx::{from_constraint, Tx};
 use crate::domain::coupon::new_coupon_id;
 use crate::domain::ledger::{
     BatchOutcome, Blocker, ClaimRequest, Coupon, CouponQuery, DeactivateRequest, HeldCoupon,
-    Illegal, Page, Settled, SyncEvent,
+    Illegal, Page, Settled, Stock, SyncEvent,
 };
 use crate::domain::stock::{CouponStatus, StockSpec, StockStatus};
 use crate::domain::time::Millis;
@@ -135,6 +135,16 @@ pub(super) fn page(conn: &Connection, q: &CouponQuery) -> Result<Page<Coupon>, L
     })?;
     let rows = rows.collect::<Result<Vec<_>, _>>()?;
     Ok(Page::of(rows, q.limit, total))
+}
+
+/// A coupon and its stock, in one snapshot.
+pub(super) fn with_stock(
+    conn: &Connection,
+    coupon_id: &str,
+) -> Result<(Coupon, Stock), LedgerError> {
+    let coupon = get(conn, coupon_id)?;
+    let stock = stocks::get(conn, &coupon.stock_id)?;
+    Ok((coupon, stock))
 }
 
 /// 领券 or an operator issue: every claim rule, then one new coupon.

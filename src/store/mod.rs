@@ -380,6 +380,14 @@ impl Store {
         self.read(|c| stocks::get(c, stock_id))
     }
 
+    /// One stock, read in the transaction that records `nonce` (40104 if
+    /// seen): a signed read takes one trip through the writer, whose cache
+    /// holds the stock, instead of that trip and a read connection's.
+    pub fn stock_once(&self, nonce: NonceUse, stock_id: &str) -> Result<Stock, LedgerError> {
+        let stock_id = stock_id.to_string();
+        self.write_once(Some(nonce), move |c| stocks::get(c, &stock_id))
+    }
+
     /// One stock with its counts by state.
     pub fn stock_with_counts(&self, stock_id: &str) -> Result<(Stock, StockCounts), LedgerError> {
         self.read(|c| Ok((stocks::get(c, stock_id)?, stocks::counts(c, stock_id)?)))
@@ -452,11 +460,18 @@ impl Store {
 
     /// One coupon and its stock, read together.
     pub fn coupon_with_stock(&self, coupon_id: &str) -> Result<(Coupon, Stock), LedgerError> {
-        self.read(|c| {
-            let coupon = coupons::get(c, coupon_id)?;
-            let stock = stocks::get(c, &coupon.stock_id)?;
-            Ok((coupon, stock))
-        })
+        self.read(|c| coupons::with_stock(c, coupon_id))
+    }
+
+    /// Like [`Store::coupon_with_stock`], read in the transaction that
+    /// records `nonce` (40104 if seen), as [`Store::stock_once`].
+    pub fn coupon_with_stock_once(
+        &self,
+        nonce: NonceUse,
+        coupon_id: &str,
+    ) -> Result<(Coupon, Stock), LedgerError> {
+        let coupon_id = coupon_id.to_string();
+        self.write_once(Some(nonce), move |c| coupons::with_stock(c, &coupon_id))
     }
 
     /// A page of coupons in issue order, the cursor of the next page, and how
@@ -594,8 +609,10 @@ impl Store {
         shop_id: i64,
         now: Millis,
     ) -> Result<Voucher, LedgerError> {
-        self.use_nonce(nonce)?;
-        self.read(|c| vouchers::prepared(c, kind, coupon_no, shop_id, now))
+        let coupon_no = coupon_no.to_string();
+        self.write_once(Some(nonce), move |c| {
+            vouchers::prepared(c, kind, &coupon_no, shop_id, now)
+        })
     }
 
     /// Consumes uses atomically, idempotent by the request's key.

@@ -584,6 +584,17 @@ fn replayed_stock_query_is_refused_with_40104() {
 }
 
 #[test]
+fn a_stock_query_refused_for_an_unknown_stock_still_uses_up_its_nonce() {
+    // The nonce and the read share one transaction; the refusal of the read
+    // keeps the nonce recorded.
+    let server = TestServer::start();
+    let client = server.client();
+    let body = signed(json!({"stock_id": "no-such-stock"}));
+    expect(&client.post("/sp/stock/query", &body), 40401);
+    expect(&client.post("/sp/stock/query", &body), 40104);
+}
+
+#[test]
 fn nonce_reused_in_a_different_signed_request_is_refused_with_40104() {
     let server = TestServer::start();
     let client = server.client();
