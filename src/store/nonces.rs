@@ -256,6 +256,113 @@ mod tests {
             .unwrap();
     }
 
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Record nonce `n` of key `k`, `dt` ms after the last step.
+        Record {
+            k: u8,
+            n: u8,
+            dt: Millis,
+        },
+        Commit,
+        /// The transaction is rolled back.
+        Rollback,
+        /// Commit, then purge outside a transaction, as the writer does.
+        Purge {
+            dt: Millis,
+        },
+        /// A crash: the open transaction is lost and the window is read back.
+        Restart,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            6 => (0u8..3, 0u8..6, 0i64..120_000).prop_map(|(k, n, dt)| Op::Record { k, n, dt }),
+            2 => Just(Op::Commit),
+            1 => Just(Op::Rollback),
+            1 => (0i64..400_000).prop_map(|dt| Op::Purge { dt }),
+            1 => Just(Op::Restart),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// Within the window a committed nonce is always refused, across
+        /// purges and restarts; a nonce never committed (new, or only in
+        /// rolled-back transactions) is always accepted. Between the window
+        /// and a minute after it, either answer is right.
+        #[test]
+        fn a_nonce_is_refused_within_its_window_and_only_if_it_was_committed(
+            ops in proptest::collection::vec(op(), 1..120)
+        ) {
+            let conn = ledger();
+            let mut now: Millis = 1_000_000;
+            let mut seen = Seen::load(&conn, KEEP, now).unwrap();
+            conn.execute_batch("BEGIN").unwrap();
+            // (key, nonce) -> when it was committed, and this transaction's.
+            let mut committed: Vec<(u8, u8, Millis)> = Vec::new();
+            let mut pending: Vec<(u8, u8, Millis)> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Record { k, n, dt } => {
+                        now += dt;
+                        let got = seen.record(&conn, &n_of(k, n), now);
+                        let in_tx = pending.iter().any(|&(pk, pn, _)| (pk, pn) == (k, n));
+                        let last = committed
+                            .iter()
+                            .filter(|&&(ck, cn, _)| (ck, cn) == (k, n))
+                            .map(|&(_, _, at)| at)
+                            .max();
+                        match last {
+                            _ if in_tx => proptest::prop_assert_eq!(&got, &Err(LedgerError::NonceReused)),
+                            Some(at) if now - at < KEEP => {
+                                proptest::prop_assert_eq!(&got, &Err(LedgerError::NonceReused), "seen at {}, now {}", at, now)
+                            }
+                            None => proptest::prop_assert_eq!(&got, &Ok(())),
+                            Some(_) => {}
+                        }
+                        if got.is_ok() {
+                            pending.push((k, n, now));
+                        }
+                    }
+                    Op::Commit => {
+                        conn.execute_batch("COMMIT; BEGIN").unwrap();
+                        seen.committed();
+                        committed.append(&mut pending);
+                    }
+                    Op::Rollback => {
+                        conn.execute_batch("ROLLBACK; BEGIN").unwrap();
+                        seen.rolled_back();
+                        pending.clear();
+                    }
+                    Op::Purge { dt } => {
+                        conn.execute_batch("COMMIT").unwrap();
+                        seen.committed();
+                        committed.append(&mut pending);
+                        now += dt;
+                        seen.purge(&conn, now);
+                        conn.execute_batch("BEGIN").unwrap();
+                    }
+                    Op::Restart => {
+                        conn.execute_batch("ROLLBACK").unwrap();
+                        pending.clear();
+                        seen = Seen::load(&conn, KEEP, now).unwrap();
+                        conn.execute_batch("BEGIN").unwrap();
+                    }
+                }
+            }
+        }
+    }
+
+    fn n_of(k: u8, n: u8) -> NonceUse {
+        NonceUse {
+            api_key: format!("key-{k}"),
+            nonce: format!("nonce-{n}"),
+        }
+    }
+
     #[test]
     fn a_clock_step_back_keeps_the_nonce_in_the_newest_minute() {
         let conn = ledger();
