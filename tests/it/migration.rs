@@ -32,6 +32,13 @@ fn open(db: &Path) -> Store {
     .unwrap()
 }
 
+/// A database this build makes new, in `dir`, to compare a migrated one with.
+fn new_database(dir: &Path) -> Connection {
+    let fresh = dir.join("new.db");
+    drop(open(&fresh));
+    Connection::open(&fresh).unwrap()
+}
+
 /// Every table, index and trigger with its SQL, whitespace folded, sorted by name.
 fn schema_of(conn: &Connection) -> Vec<(String, String, String)> {
     let mut stmt = conn
@@ -144,9 +151,7 @@ fn a_version_1_database_migrates_keeps_its_rows_and_matches_a_new_one() {
     );
 
     // The same schema as a database made new by this build.
-    let fresh = dir.path().join("new.db");
-    drop(open(&fresh));
-    let fresh_conn = Connection::open(&fresh).unwrap();
+    let fresh_conn = new_database(dir.path());
     assert_eq!(schema_of(&conn), schema_of(&fresh_conn));
     let triggers = schema_of(&conn)
         .into_iter()
@@ -215,9 +220,7 @@ fn a_version_2_database_gains_the_journal_operator_and_matches_a_new_one() {
     assert_eq!(journal[0].detail.as_deref(), Some(r#"{"kept":true}"#));
     assert_eq!(journal[0].operator, None);
 
-    let fresh = dir.path().join("new.db");
-    drop(open(&fresh));
-    let fresh_conn = Connection::open(&fresh).unwrap();
+    let fresh_conn = new_database(dir.path());
     assert_eq!(schema_of(&conn), schema_of(&fresh_conn));
     let columns = |c: &Connection| -> Vec<(String, String, bool)> {
         let mut stmt = c.prepare("PRAGMA table_info(journal)").unwrap();
@@ -309,9 +312,7 @@ fn a_version_3_database_gains_stock_counters_and_checks_without_in_lists() {
         (10, 4, 3, 2, 1)
     );
     let conn = Connection::open(&old).unwrap();
-    let fresh = dir.path().join("new.db");
-    drop(open(&fresh));
-    let fresh_conn = Connection::open(&fresh).unwrap();
+    let fresh_conn = new_database(dir.path());
     assert_eq!(schema_of(&conn), schema_of(&fresh_conn));
     // The tables every claim writes check no IN list (stocks and vouchers,
     // written rarely, keep theirs).
@@ -423,12 +424,7 @@ fn a_version_4_database_files_its_coupon_journal_by_seq() {
     let (ok, out) = check(&old);
     assert!(ok, "{out}");
     let conn = Connection::open(&old).unwrap();
-    let fresh = dir.path().join("new.db");
-    drop(open(&fresh));
-    assert_eq!(
-        schema_of(&conn),
-        schema_of(&Connection::open(&fresh).unwrap())
-    );
+    assert_eq!(schema_of(&conn), schema_of(&new_database(dir.path())));
     // The journal stays append-only after the upgrade set its trigger aside.
     let e = conn
         .execute("UPDATE journal SET event = 'x'", [])
@@ -437,21 +433,19 @@ fn a_version_4_database_files_its_coupon_journal_by_seq() {
 }
 
 /// Gives the nonces table the shape of versions 1 to 5 (keyed by the nonce,
-/// with an index by age), keeping its rows.
+/// with an index by age; the text as version 3 shipped it), keeping its rows.
 fn nonces_as_in_version_5(conn: &Connection) {
-    conn.execute_batch(
+    let start = SCHEMA_V3.find("CREATE TABLE nonces").unwrap();
+    let index = "CREATE INDEX nonces_by_age ON nonces (seen_ms);";
+    let end = SCHEMA_V3.find(index).unwrap() + index.len();
+    conn.execute_batch(&format!(
         "CREATE TEMP TABLE kept AS SELECT api_key, nonce, seen_ms FROM nonces;
          DROP TABLE nonces;
-         CREATE TABLE nonces (
-             api_key TEXT NOT NULL,
-             nonce   TEXT NOT NULL,
-             seen_ms INTEGER NOT NULL,
-             PRIMARY KEY (api_key, nonce)
-         ) STRICT, WITHOUT ROWID;
-         CREATE INDEX nonces_by_age ON nonces (seen_ms);
+         {}
          INSERT INTO nonces SELECT api_key, nonce, seen_ms FROM temp.kept;
          DROP TABLE temp.kept;",
-    )
+        &SCHEMA_V3[start..end]
+    ))
     .unwrap();
 }
 
@@ -491,10 +485,5 @@ fn a_version_5_database_keeps_its_replay_window_in_the_nonces_by_time() {
     );
     drop(store);
     let conn = Connection::open(&old).unwrap();
-    let fresh = dir.path().join("new.db");
-    drop(open(&fresh));
-    assert_eq!(
-        schema_of(&conn),
-        schema_of(&Connection::open(&fresh).unwrap())
-    );
+    assert_eq!(schema_of(&conn), schema_of(&new_database(dir.path())));
 }
