@@ -233,7 +233,9 @@ pub(super) fn writer_loop(
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        if last_purge.elapsed() > Duration::from_secs(30) {
+        // Every second, so that each purge deletes a second's worth of
+        // nonces, not a long pause's worth between two batches.
+        if last_purge.elapsed() >= Duration::from_secs(1) {
             last_purge = Instant::now();
             seen.purge(&conn, now_ms());
         }
@@ -439,7 +441,9 @@ fn run_job(
 ) -> Option<Result<(), LedgerError>> {
     if guarded {
         if let Err(e) = run(conn, "SAVEPOINT job") {
-            return Some(Err(LedgerError::from(e)));
+            let e = LedgerError::from(e);
+            replies.push((job.refuse)(e.clone()));
+            return Some(Err(e));
         }
     }
     let before = conn.total_changes();
