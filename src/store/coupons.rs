@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 use serde_json::json;
 
 use super::journal::{Entity, JournalRow};
-use super::stocks::{self, bad_row, kind_columns, kind_of_row};
+use super::stocks::{self, bad_row, kind_columns, kind_of_row, kind_places, place};
 use super::tx::{from_constraint, Tx};
 use crate::domain::coupon::new_coupon_id;
 use crate::domain::ledger::{
@@ -16,31 +16,58 @@ use crate::domain::stock::{CouponStatus, StockSpec, StockStatus};
 use crate::domain::time::Millis;
 use crate::domain::LedgerError;
 
-/// The columns [`coupon_row`] reads, by name.
+/// The columns [`coupon_row`] reads, first in a SELECT, in this order.
 pub(super) const COUPON_COLUMNS: &str = "coupon_id, stock_id, app_channel_id, user_code, \
     mobile_masked, app_id, coupon_type, coupon_amount, transaction_minimum, discount_percent, \
     discount_amount_max, available_begin_ms, available_end_ms, receive_ms, status, status_ms, \
     usage_ms, request_id";
 
-/// Builds a coupon from a row selected with [`COUPON_COLUMNS`].
+/// [`COUPON_COLUMNS`] one by one (a test keeps the two the same).
+const COUPON_FIELDS: &[&str] = &[
+    "coupon_id",
+    "stock_id",
+    "app_channel_id",
+    "user_code",
+    "mobile_masked",
+    "app_id",
+    "coupon_type",
+    "coupon_amount",
+    "transaction_minimum",
+    "discount_percent",
+    "discount_amount_max",
+    "available_begin_ms",
+    "available_end_ms",
+    "receive_ms",
+    "status",
+    "status_ms",
+    "usage_ms",
+    "request_id",
+];
+
+/// Builds a coupon from a row whose first columns are [`COUPON_COLUMNS`].
 pub(super) fn coupon_row(row: &Row) -> rusqlite::Result<Coupon> {
-    let status: i64 = row.get("status")?;
+    macro_rules! at {
+        ($name:literal) => {
+            const { place(COUPON_FIELDS, $name) }
+        };
+    }
+    let status: i64 = row.get(at!("status"))?;
     Ok(Coupon {
-        coupon_id: row.get("coupon_id")?,
-        stock_id: row.get("stock_id")?,
-        app_channel_id: row.get("app_channel_id")?,
-        user_code: row.get("user_code")?,
-        mobile_masked: row.get("mobile_masked")?,
-        app_id: row.get("app_id")?,
-        kind: kind_of_row(row)?,
-        available_begin: row.get("available_begin_ms")?,
-        available_end: row.get("available_end_ms")?,
-        receive_ms: row.get("receive_ms")?,
+        coupon_id: row.get(at!("coupon_id"))?,
+        stock_id: row.get(at!("stock_id"))?,
+        app_channel_id: row.get(at!("app_channel_id"))?,
+        user_code: row.get(at!("user_code"))?,
+        mobile_masked: row.get(at!("mobile_masked"))?,
+        app_id: row.get(at!("app_id"))?,
+        kind: kind_of_row(row, const { kind_places(COUPON_FIELDS) })?,
+        available_begin: row.get(at!("available_begin_ms"))?,
+        available_end: row.get(at!("available_end_ms"))?,
+        receive_ms: row.get(at!("receive_ms"))?,
         status: CouponStatus::from_code(status)
             .ok_or_else(|| bad_row("status", "unknown status"))?,
-        status_ms: row.get("status_ms")?,
-        usage_ms: row.get("usage_ms")?,
-        request_id: row.get("request_id")?,
+        status_ms: row.get(at!("status_ms"))?,
+        usage_ms: row.get(at!("usage_ms"))?,
+        request_id: row.get(at!("request_id"))?,
     })
 }
 
@@ -412,6 +439,60 @@ pub(super) fn set_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows are read by place: the SELECT lists and the field lists must
+    /// name the same columns in the same order, and a real row must read back.
+    #[test]
+    fn coupons_and_stocks_are_read_by_the_places_their_selects_give() {
+        assert!(stocks::same_columns(COUPON_COLUMNS, COUPON_FIELDS));
+        assert!(stocks::same_columns(
+            stocks::STOCK_COLUMNS,
+            stocks::STOCK_FIELDS
+        ));
+        assert!(!stocks::same_columns("a, b", &["b", "a"]));
+        assert_eq!(place(COUPON_FIELDS, "request_id"), 17);
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(super::super::schema::SCHEMA).unwrap();
+        conn.execute_batch(
+            "INSERT INTO stocks (stock_id, stock_name, app_channel_id, app_id, instructions,
+                 coupon_name, coupon_desc, coupon_type, coupon_amount, transaction_minimum,
+                 discount_percent, discount_amount_max, max_coupons, max_coupons_per_user,
+                 available_begin_ms, available_end_ms, create_ms, stock_status)
+             VALUES ('s2', 'name', 7, 'wx1', 'i', 'cn', 'cd', 3, NULL, 500, 85, 2000, 10, 2,
+                 1000, 9000000000000, 1000, 3);
+             INSERT INTO coupons (coupon_id, stock_id, app_channel_id, user_code, mobile_masked,
+                 issuer, request_id, app_id, coupon_type, coupon_amount, transaction_minimum,
+                 discount_percent, discount_amount_max, available_begin_ms, available_end_ms,
+                 receive_ms, status, status_ms)
+             VALUES ('123', 's2', 7, 'u1', '139****0000', 'admin', 'r1', 'wx1', 3, NULL, 500,
+                 85, 2000, 1000, 9000000000000, 5000, 1, 5000);",
+        )
+        .unwrap();
+        let stock = stocks::get(&conn, "s2").unwrap();
+        assert_eq!(stock.spec.stock_id, "s2");
+        assert_eq!(stock.spec.app_channel_id, 7);
+        assert_eq!(stock.spec.max_coupons, 10);
+        assert_eq!(stock.spec.max_coupons_per_user, 2);
+        assert_eq!(stock.spec.available_end, 9_000_000_000_000);
+        assert_eq!(stock.create_ms, 1000);
+        assert_eq!(stock.issued, 1);
+        assert_eq!(
+            stock.spec.kind,
+            crate::domain::stock::CouponKind::Percent {
+                percent: 85,
+                max: 2000,
+                minimum: 500
+            }
+        );
+        let coupon = load(&conn, "123").unwrap().unwrap();
+        assert_eq!(coupon.user_code, "u1");
+        assert_eq!(coupon.mobile_masked.as_deref(), Some("139****0000"));
+        assert_eq!(coupon.kind, stock.spec.kind);
+        assert_eq!(coupon.receive_ms, 5000);
+        assert_eq!(coupon.status, CouponStatus::Available);
+        assert_eq!(coupon.usage_ms, None);
+        assert_eq!(coupon.request_id, "r1");
+    }
 
     /// The plan SQLite picks for the page query of `q`, one line per step.
     fn plan(q: &CouponQuery) -> String {
