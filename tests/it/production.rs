@@ -881,18 +881,20 @@ fn disk_full_answers_storage_unavailable_and_recovers_without_a_restart() {
     let mut refused = None;
     for i in 0..2000 {
         let started = Instant::now();
-        let a = c.claim(&stock_id, "u-full", &format!("during-{i}"));
+        let body = signed(json!({"app_channel_id": 1, "user_code": "u-full",
+            "stock_id": stock_id, "request_id": format!("during-{i}")}));
+        let a = c.post("/sp/coupon/receive", &body);
         assert!(started.elapsed() < Duration::from_secs(10), "a write hung");
         match a.code() {
             0 => acknowledged.push(a.json()["data"]["coupon_id"].as_str().unwrap().to_string()),
             50301 => {
-                refused = Some(a);
+                refused = Some((a, body));
                 break;
             }
             other => panic!("unexpected code {other}: {}", show(&a)),
         }
     }
-    let refused = refused.expect("the full disk never refused a write");
+    let (refused, refused_body) = refused.expect("the full disk never refused a write");
     assert_eq!(refused.status, 503);
     assert!(refused.json()["message"]
         .as_str()
@@ -934,6 +936,16 @@ fn disk_full_answers_storage_unavailable_and_recovers_without_a_restart() {
             .unwrap()
             .to_string(),
     );
+    // The refused claim committed nothing, its nonce included: the very same
+    // signed request goes through now, once.
+    let retried = c.post("/sp/coupon/receive", &refused_body);
+    acknowledged.push(
+        expect(&retried, 0)["data"]["coupon_id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    expect(&c.post("/sp/coupon/receive", &refused_body), 40104);
 
     running.shutdown();
     let conn = rusqlite::Connection::open(&db).unwrap();
