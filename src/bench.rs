@@ -702,6 +702,9 @@ pub struct SelfContained {
     pub sweep: u64,
     /// The rows to run, in table order.
     pub rows: Vec<&'static str>,
+    /// How many times every row runs (in whole rounds); the table gives
+    /// each row's median run and the spread.
+    pub repeat: usize,
 }
 
 /// The rows named in `--rows` (every row when `None`), in table order; the
@@ -979,6 +982,47 @@ struct Row {
     name: &'static str,
     connections: usize,
     m: Measure,
+    /// With `--repeat`: the req/s of every run of this row, lowest first
+    /// (`m` is the median one). Empty for a single run.
+    runs: Vec<f64>,
+}
+
+/// Folds the runs of each row (name and connections) into one row, in the
+/// order rows first ran: the run with the median req/s (the lower middle of
+/// an even count), its figures as measured, every run's req/s beside it, and
+/// the errors of all the runs.
+fn fold_repeats(rows: Vec<Row>) -> Vec<Row> {
+    let mut groups: Vec<Vec<Row>> = Vec::new();
+    for row in rows {
+        match groups
+            .iter_mut()
+            .find(|g| g[0].name == row.name && g[0].connections == row.connections)
+        {
+            Some(g) => g.push(row),
+            None => groups.push(vec![row]),
+        }
+    }
+    groups
+        .into_iter()
+        .filter_map(|mut g| {
+            if g.len() == 1 {
+                return g.pop();
+            }
+            g.sort_by(|a, b| a.m.rate().total_cmp(&b.m.rate()));
+            let runs: Vec<f64> = g.iter().map(|r| r.m.rate()).collect();
+            let mut errors = BTreeMap::new();
+            for r in &g {
+                for (code, n) in &r.m.errors {
+                    *errors.entry(code.clone()).or_insert(0) += n;
+                }
+            }
+            let middle = (g.len() - 1) / 2;
+            let mut row = g.swap_remove(middle);
+            row.m.errors = errors;
+            row.runs = runs;
+            Some(row)
+        })
+        .collect()
 }
 
 /// Starts two servers on temp databases, runs every row at each connection
@@ -1004,7 +1048,7 @@ pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
         log::set_max_level(log::LevelFilter::Warn);
     }
     let dir = TempDir::new()?;
-    let per_count = opts.rows.len() + usize::from(opts.sweep > 0);
+    let per_count = opts.rows.len() * opts.repeat.max(1) + usize::from(opts.sweep > 0);
     let mut progress = Progress::new(opts.connections.len() * per_count);
     progress.say("starting two in-process servers ...");
     let mut group = BenchServer::start(&dir.0, "group", crate::store::DEFAULT_MAX_BATCH, true)?;
@@ -1032,9 +1076,13 @@ pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
         } = measured;
         let _ = writeln!(
             text,
-            "coupon-ledger bench: self-contained, 2 in-process servers on 127.0.0.1 (temp databases, durability = {sync}, no platform sync{}), {:.1} s per row",
+            "coupon-ledger bench: self-contained, 2 in-process servers on 127.0.0.1 (temp databases, durability = {sync}, no platform sync{}), {:.1} s per row{}",
             if quiet_log { ", access log off" } else { "" },
-            opts.duration.as_secs_f64()
+            opts.duration.as_secs_f64(),
+            match opts.repeat {
+                0 | 1 => String::new(),
+                n => format!(", {n} runs of each: its median run is shown"),
+            }
         );
         text.push('\n');
         text.push_str(&table(&rows));
@@ -1202,7 +1250,11 @@ fn measure_all(
     };
     let mut rows = Vec::new();
     let mut sweeps = Vec::new();
-    for &c in &opts.connections {
+    // Whole rounds, one after another: a row's runs are spread over the
+    // run's length, so one slow stretch of the machine hits every row alike.
+    for (round, &c) in
+        (0..opts.repeat.max(1)).flat_map(|round| opts.connections.iter().map(move |c| (round, c)))
+    {
         for &name in &opts.rows {
             progress.next(name, c);
             let m = match name {
@@ -1284,9 +1336,10 @@ fn measure_all(
                 name,
                 connections: c,
                 m,
+                runs: Vec::new(),
             });
         }
-        if opts.sweep > 0 {
+        if opts.sweep > 0 && round == 0 {
             progress.next(SWEEP_ROW, c);
             let (m, run) = claim_while_sweeping(group, opts.sweep, c, progress)?;
             group.claimed += m.ok;
@@ -1294,12 +1347,13 @@ fn measure_all(
                 name: SWEEP_ROW,
                 connections: c,
                 m,
+                runs: Vec::new(),
             });
             sweeps.push(run);
         }
     }
     Ok(Measured {
-        rows,
+        rows: fold_repeats(rows),
         fill_secs,
         tls,
         sweeps,
@@ -1395,11 +1449,21 @@ struct Measured {
     sweeps: Vec<SweepRun>,
 }
 
-/// The table: one line per row, figures right-aligned.
+/// The table: one line per row, figures right-aligned; with `--repeat`, each
+/// row is its median run, and a last column gives every run's req/s.
 fn table(rows: &[Row]) -> String {
+    let repeated = rows.iter().any(|r| !r.runs.is_empty());
     let mut s = format!(
-        "{:<16} {:>5} {:>9} {:>8} {:>8} {:>9} {:>9}  {}\n",
-        "row", "conns", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "x ceiling", "errors"
+        "{:<16} {:>5} {:>9} {:>8} {:>8} {:>9} {:>9}  {}{}\n",
+        "row",
+        "conns",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "x ceiling",
+        "errors",
+        if repeated { "  runs, req/s" } else { "" }
     );
     for r in rows {
         let ceiling = rows
@@ -1411,9 +1475,16 @@ fn table(rows: &[Row]) -> String {
         } else {
             "n/a".into()
         };
+        let runs = match repeated {
+            true => {
+                let each: Vec<String> = r.runs.iter().map(|x| format!("{x:.0}")).collect();
+                format!("  {}", each.join(" "))
+            }
+            false => String::new(),
+        };
         let _ = writeln!(
             s,
-            "{:<16} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>9}  {}",
+            "{:<16} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>9}  {}{runs}",
             r.name,
             r.connections,
             r.m.rate(),
@@ -1461,6 +1532,52 @@ mod tests {
         );
         let e = pick_rows(Some("claim-https")).unwrap_err();
         assert!(e.contains("query-tls"), "{e}");
+    }
+
+    fn run(name: &'static str, connections: usize, requests: u64, errors: &[(&str, u64)]) -> Row {
+        Row {
+            name,
+            connections,
+            m: Measure {
+                requests,
+                ok: requests,
+                errors: errors.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+                elapsed: Duration::from_secs(1),
+                latencies_us: vec![requests],
+            },
+            runs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn repeated_rows_fold_into_their_median_run_with_every_error() {
+        let folded = fold_repeats(vec![
+            run("claim", 16, 300, &[]),
+            run("claim", 64, 900, &[]),
+            run("claim", 16, 100, &[("io", 1)]),
+            run("claim", 64, 700, &[]),
+            run("claim", 16, 200, &[("io", 2), ("40104", 1)]),
+            run("query", 16, 50, &[]),
+        ]);
+        let got: Vec<_> = folded
+            .iter()
+            .map(|r| (r.name, r.connections, r.m.requests, r.runs.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("claim", 16, 200, vec![100.0, 200.0, 300.0]),
+                // Of an even count, the lower middle run.
+                ("claim", 64, 700, vec![700.0, 900.0]),
+                ("query", 16, 50, vec![]),
+            ]
+        );
+        // The median run keeps its own latencies, and gets every run's errors.
+        assert_eq!(folded[0].m.latencies_us, vec![200]);
+        assert_eq!(folded[0].m.error_summary(), "40104:1 io:3");
+        let text = table(&folded);
+        assert!(text.contains("runs, req/s"), "{text}");
+        assert!(text.contains("  100 200 300"), "{text}");
     }
 
     #[test]

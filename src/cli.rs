@@ -167,6 +167,11 @@ pub enum Command {
         /// with it). Default: every row.
         #[arg(long, conflicts_with = "target")]
         rows: Option<String>,
+        /// Without --target: run every row this many times, in whole rounds, and print each
+        /// row's median run with every run's req/s beside it (runs on one machine can differ
+        /// by a third; compare medians). The claim+sweep row runs once.
+        #[arg(long, default_value_t = 1, conflicts_with = "target", value_parser = clap::value_parser!(u64).range(1..=20))]
+        repeat: u64,
         /// With --target: partner api_key (default: the embedded default's demo partner, read
         /// from --db).
         #[arg(long, requires = "target")]
@@ -587,6 +592,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             scale,
             sweep,
             rows,
+            repeat,
             api_key,
             secret,
             stock,
@@ -601,6 +607,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
                     scale: scale.unwrap_or(0),
                     sweep: sweep.unwrap_or(0),
                     rows: crate::bench::pick_rows(rows.as_deref())?,
+                    repeat: usize::try_from(repeat).unwrap_or(1),
                 };
                 let report = crate::bench::run_self_contained(&opts)?;
                 say!("{}", report.text.trim_end());

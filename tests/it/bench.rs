@@ -156,6 +156,50 @@ fn the_sweep_row_claims_while_every_filled_coupon_expires() {
 }
 
 #[test]
+fn repeated_rows_print_their_median_run_and_every_run() {
+    let tmp = TempDir::new();
+    let out = Command::new(bin())
+        .args(["bench", "--seconds", "1", "--connections", "2"])
+        .args(["--rows", "claim,writer-direct", "--repeat", "3"])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("3 runs of each: its median run is shown"),
+        "{stdout}"
+    );
+    for row in ["http-ceiling", "claim", "writer-direct"] {
+        let lines = stdout
+            .lines()
+            .filter(|l| l.split_whitespace().next() == Some(row))
+            .count();
+        assert_eq!(lines, 1, "{row}: one line for its three runs:\n{stdout}");
+        let cols = row_columns(&stdout, row);
+        assert_eq!(
+            cols.len(),
+            11,
+            "{row}: the figures, then three runs: {cols:?}"
+        );
+        let runs: Vec<f64> = cols[8..].iter().map(|c| c.parse().unwrap()).collect();
+        assert!(runs.windows(2).all(|w| w[0] <= w[1]), "{row}: {runs:?}");
+        // The row's req/s is the middle run's.
+        assert_eq!(cols[2], cols[9], "{row}: {cols:?}");
+        assert_eq!(cols[7], "-", "{row} had errors: {cols:?}");
+    }
+    // Every run's claims count in the issued check.
+    assert_group_server_issued_ok(&stdout);
+    let bad = Command::new(bin())
+        .args(["bench", "--seconds", "1", "--repeat", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--repeat"));
+}
+
+#[test]
 fn bench_options_for_a_running_server_need_target_and_connections_are_bounded() {
     let out = Command::new(bin())
         .args(["bench", "--mode", "claim", "--seconds", "1"])
