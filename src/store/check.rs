@@ -15,8 +15,8 @@ pub enum Depth {
     /// SQLite's `integrity_check`: also that every index holds exactly its table's rows.
     Full,
     /// SQLite's `quick_check` (page structure, record formats, NOT NULL and
-    /// CHECK constraints), about six times faster on a big ledger; every
-    /// ledger rule is still checked.
+    /// CHECK constraints), about half the time on a big ledger; every ledger
+    /// rule is still checked.
     Quick,
 }
 
@@ -26,17 +26,125 @@ pub fn check_database(path: &Path) -> Result<Vec<String>, String> {
     check_database_to(path, Depth::Full)
 }
 
+/// The table whose own SQLite check runs on the second thread at
+/// [`Depth::Full`]: the biggest, with four indexes to match against its rows
+/// (on ten million coupons, two thirds of the whole check).
+const BIG_TABLE: &str = "coupons";
+
+/// Page cache of each check connection. Matching an index against its table
+/// seeks the index at random; SQLite's default 2 MB cache made every seek read
+/// and parse its pages again. Memory is taken only as pages are read.
+const CHECK_CACHE_KIB: i64 = 256 * 1024;
+
 /// [`check_database`] at the given depth.
+///
+/// Two read-only connections work at once, on two threads, each in its own
+/// read transaction: they share SQLite's own check ([`sqlite_pragmas`]), and
+/// the first then checks every ledger rule. All the ledger rules read one
+/// snapshot, so a check of a ledger that is being written never mixes two
+/// moments; SQLite's check of a table reads it and its indexes in one
+/// snapshot too. On ten million coupons the full check took 45 s instead of
+/// 89 s on one connection.
 pub fn check_database_to(path: &Path, depth: Depth) -> Result<Vec<String>, String> {
     if !path.exists() {
         return Err(format!("{}: no such database file", path.display()));
     }
+    let conn = open_for_check(path)?;
+    let failed = |e: rusqlite::Error| format!("cannot read {}: {e}", path.display());
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(failed)?;
+    if version != SCHEMA_VERSION {
+        return Ok(vec![format!(
+            "schema version is {version}, expected {SCHEMA_VERSION}"
+        )]);
+    }
+    let (big, v) = std::thread::scope(|s| {
+        let big = s.spawn(|| -> Result<Vec<String>, String> {
+            let conn = open_for_check(path)?;
+            sqlite_check(&conn, depth, true).map_err(failed)
+        });
+        let rest = sqlite_check(&conn, depth, false)
+            .and_then(|mut v| run_checks(&conn, &mut v).map(|()| v))
+            .map_err(failed);
+        let big = big
+            .join()
+            .unwrap_or_else(|_| Err("the second check thread panicked".into()));
+        (big, rest)
+    });
+    let mut all = big?;
+    // A fault in the coupons table's pages can be found by both connections:
+    // it is listed once.
+    for line in v? {
+        if !all.contains(&line) {
+            all.push(line);
+        }
+    }
+    Ok(all)
+}
+
+/// A read-only connection in a read transaction, with a page cache sized for
+/// checking, reading the file through a memory map where SQLite allows (its
+/// first 2 GB): pages come from the OS's file cache without a read call each.
+/// The mapped part counts in the process's resident memory, but it is the
+/// file cache, shared and given back under pressure.
+fn open_for_check(path: &Path) -> Result<Connection, String> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    conn.execute_batch("PRAGMA busy_timeout = 5000; BEGIN")
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut v = Vec::new();
-    run_checks(&conn, depth, &mut v).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    conn.execute_batch(&format!(
+        "PRAGMA busy_timeout = 5000; PRAGMA cache_size = -{CHECK_CACHE_KIB};
+         PRAGMA mmap_size = {}; BEGIN",
+        i64::MAX
+    ))
+    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(conn)
+}
+
+/// The pragmas of SQLite's own check that one connection runs. Together the
+/// two connections' lists are the whole of `integrity_check` (at
+/// [`Depth::Full`]: `quick_check` reads every page, checks that each page is
+/// used once, every record, NOT NULL and CHECK constraints; `integrity_check`
+/// of a table also matches its indexes against it) or of `quick_check`.
+/// The second thread gets the longest single piece: at [`Depth::Full`] the
+/// coupons table, at [`Depth::Quick`] `quick_check` while the ledger rules run.
+fn sqlite_pragmas(conn: &Connection, depth: Depth, second: bool) -> rusqlite::Result<Vec<String>> {
+    Ok(match (depth, second) {
+        (Depth::Full, true) => vec![format!("integrity_check({BIG_TABLE})")],
+        (Depth::Full, false) => {
+            let others = strings_with(
+                conn,
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name <> ?1 ORDER BY name",
+                [BIG_TABLE],
+            )?;
+            std::iter::once("quick_check".to_string())
+                .chain(
+                    others
+                        .iter()
+                        .map(|t| format!("integrity_check(\"{}\")", t.replace('"', "\"\""))),
+                )
+                .collect()
+        }
+        (Depth::Quick, true) => vec!["quick_check".to_string()],
+        (Depth::Quick, false) => Vec::new(),
+    })
+}
+
+/// SQLite's own check as one connection's share of it ([`sqlite_pragmas`]):
+/// every line that is not `ok`, each once.
+fn sqlite_check(conn: &Connection, depth: Depth, second: bool) -> rusqlite::Result<Vec<String>> {
+    let label = match depth {
+        Depth::Full => "integrity_check",
+        Depth::Quick => "quick_check",
+    };
+    let mut v: Vec<String> = Vec::new();
+    for pragma in sqlite_pragmas(conn, depth, second)? {
+        for line in strings(conn, &format!("PRAGMA {pragma}"))? {
+            let line = format!("{label}: {line}");
+            if !line.ends_with(": ok") && !v.contains(&line) {
+                v.push(line);
+            }
+        }
+    }
     Ok(v)
 }
 
@@ -56,23 +164,8 @@ fn strings_with(
     rows.collect()
 }
 
-fn run_checks(conn: &Connection, depth: Depth, v: &mut Vec<String>) -> rusqlite::Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version != SCHEMA_VERSION {
-        v.push(format!(
-            "schema version is {version}, expected {SCHEMA_VERSION}"
-        ));
-        return Ok(());
-    }
-    let pragma = match depth {
-        Depth::Full => "integrity_check",
-        Depth::Quick => "quick_check",
-    };
-    for line in strings(conn, &format!("PRAGMA {pragma}"))? {
-        if line != "ok" {
-            v.push(format!("{pragma}: {line}"));
-        }
-    }
+/// Every ledger rule, on one snapshot.
+fn run_checks(conn: &Connection, v: &mut Vec<String>) -> rusqlite::Result<()> {
     let fk: i64 = conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
         r.get(0)
     })?;

@@ -228,6 +228,59 @@ fn check_both(db: &std::path::Path) -> [(bool, String); 2] {
     ]
 }
 
+/// Leaves `index` without the entries of the rows `skip` picks, while the
+/// schema still names the index as it was: a fault only matching the index
+/// against its table finds.
+fn drop_index_entries(db: &std::path::Path, index: &str, skip: &str) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = ?1",
+            [index],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute_batch(&format!("DROP INDEX {index}; {sql} WHERE {skip};"))
+        .unwrap();
+    conn.execute_batch("PRAGMA writable_schema = ON").unwrap();
+    conn.execute(
+        "UPDATE sqlite_schema SET sql = ?1 WHERE name = ?2",
+        [&sql, index],
+    )
+    .unwrap();
+    conn.execute_batch("PRAGMA writable_schema = OFF").unwrap();
+}
+
+#[test]
+fn the_full_check_matches_every_index_against_its_table() {
+    let mut server = TestServer::start();
+    let (_, ids) = server.client().stock_with_claims(3);
+    let db = server.db();
+    server.running.take().unwrap().shutdown();
+    // One fault in the coupons table, which the check reads on its own
+    // thread, and one in the journal, read on the other.
+    drop_index_entries(&db, "coupons_by_holder", "rowid <> 2");
+    drop_index_entries(&db, "journal_by_time", "id <> 1");
+    let [(full_ok, full), (quick_ok, quick)] = check_both(&db);
+    assert!(!full_ok, "{full}");
+    for line in [
+        "integrity_check: row 2 missing from index coupons_by_holder",
+        "integrity_check: wrong # of entries in index coupons_by_holder",
+        "integrity_check: row 1 missing from index journal_by_time",
+        "integrity_check: wrong # of entries in index journal_by_time",
+    ] {
+        assert_eq!(full.matches(line).count(), 1, "{line:?} once in:\n{full}");
+    }
+    // The quick check counts each index's entries, but finds no row.
+    assert!(!quick_ok, "{quick}");
+    for index in ["coupons_by_holder", "journal_by_time"] {
+        let line = format!("quick_check: wrong # of entries in index {index}");
+        assert_eq!(quick.matches(&line).count(), 1, "{line:?} once in:\n{quick}");
+    }
+    assert!(!quick.contains("missing from index"), "{quick}");
+    assert_eq!(ids.len(), 3);
+}
+
 #[test]
 fn check_walks_every_journal_chain_beside_the_coupons_at_either_depth() {
     let mut server = TestServer::start();
