@@ -217,7 +217,7 @@ pub(super) fn claim(tx: &Tx, req: &ClaimRequest) -> Result<Coupon, LedgerError> 
     // counts the user's coupons of the stock anyway; its refusal comes back as
     // `UserLimit` (see `from_constraint`). Counting here too cost every claim
     // a second index search.
-    let coupon_id = insert(
+    let (coupon_id, seq) = insert(
         tx,
         spec,
         req.user_code.as_str(),
@@ -227,6 +227,7 @@ pub(super) fn claim(tx: &Tx, req: &ClaimRequest) -> Result<Coupon, LedgerError> 
     )?;
     tx.journal(
         JournalRow::new(Entity::Coupon, &coupon_id, "issue")
+            .coupon_seq(seq)
             .moved(None, Some(CouponStatus::Available.code()))
             .detail(json!({"stock_id": req.stock_id, "request_id": req.request_id})),
     )?;
@@ -251,8 +252,8 @@ pub(super) fn claim(tx: &Tx, req: &ClaimRequest) -> Result<Coupon, LedgerError> 
 }
 
 /// Inserts one available coupon of `spec` under a fresh random id, copying
-/// the stock's terms; answers the id. The schema's triggers check the claim
-/// rules again.
+/// the stock's terms; answers the id and the coupon's `seq`. The schema's
+/// triggers check the claim rules again.
 pub(super) fn insert(
     tx: &Tx,
     spec: &StockSpec,
@@ -260,7 +261,7 @@ pub(super) fn insert(
     mobile_masked: Option<&str>,
     issuer: &str,
     request_id: &str,
-) -> Result<String, LedgerError> {
+) -> Result<(String, i64), LedgerError> {
     let (t, amount, minimum, percent, max) = kind_columns(&spec.kind);
     let mut stmt = tx.conn.prepare_cached(
         "INSERT INTO coupons (coupon_id, stock_id, app_channel_id, user_code, mobile_masked,
@@ -295,7 +296,9 @@ pub(super) fn insert(
             ])
             .map_err(from_constraint)?;
         if inserted == 1 {
-            return Ok(id);
+            // `seq` is the row id; the trigger's write to the stock does not
+            // change the connection's last inserted row.
+            return Ok((id, tx.conn.last_insert_rowid()));
         }
     }
     Err(LedgerError::Internal(

@@ -49,9 +49,10 @@ pub(super) fn fill(
     }
     for i in first..first + count {
         let name = format!("fill{run}x{i}");
-        let coupon_id = coupons::insert(tx, spec, &name, None, "admin", &name)?;
+        let (coupon_id, seq) = coupons::insert(tx, spec, &name, None, "admin", &name)?;
         tx.journal(
             JournalRow::new(Entity::Coupon, &coupon_id, "issue")
+                .coupon_seq(seq)
                 .moved(None, Some(CouponStatus::Available.code()))
                 .detail(json!({"stock_id": stock_id, "request_id": name})),
         )?;

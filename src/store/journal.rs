@@ -35,6 +35,7 @@ pub(super) struct JournalRow<'r> {
     to: Option<i64>,
     seq_id: Option<&'r str>,
     detail: Option<String>,
+    coupon_seq: Option<i64>,
 }
 
 impl<'r> JournalRow<'r> {
@@ -47,6 +48,16 @@ impl<'r> JournalRow<'r> {
             to: None,
             seq_id: None,
             detail: None,
+            coupon_seq: None,
+        }
+    }
+
+    /// The `seq` of the coupon a coupon row is about, when the caller has it
+    /// (a claim, from its insert); else the append looks it up by the id.
+    pub fn coupon_seq(self, seq: i64) -> Self {
+        JournalRow {
+            coupon_seq: Some(seq),
+            ..self
         }
     }
 
@@ -72,12 +83,13 @@ impl<'r> JournalRow<'r> {
     }
 
     pub(super) fn append(self, conn: &Connection, origin: &Origin) -> Result<(), LedgerError> {
-        // A coupon's row carries the coupon's seq, found by its id: the
-        // coupon's index page is the one the change itself just read.
+        // A coupon's row carries the coupon's seq: given, or found by its id
+        // (the coupon's index page is the one the change itself just read).
         conn.prepare_cached(
             "INSERT INTO journal (entity, entity_id, event, from_status, to_status, source, seq_id, at_ms, detail, operator, coupon_seq)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
-                     CASE WHEN ?1 = 'coupon' THEN (SELECT seq FROM coupons WHERE coupon_id = ?2) END)",
+                     CASE WHEN ?1 = 'coupon'
+                          THEN coalesce(?11, (SELECT seq FROM coupons WHERE coupon_id = ?2)) END)",
         )?
         .execute(params![
             self.entity.as_str(),
@@ -89,7 +101,8 @@ impl<'r> JournalRow<'r> {
             self.seq_id.or(origin.seq_id.as_deref()),
             origin.now,
             self.detail,
-            origin.operator
+            origin.operator,
+            self.coupon_seq
         ])?;
         Ok(())
     }

@@ -275,7 +275,11 @@ fn the_full_check_matches_every_index_against_its_table() {
     assert!(!quick_ok, "{quick}");
     for index in ["coupons_by_holder", "journal_by_time"] {
         let line = format!("quick_check: wrong # of entries in index {index}");
-        assert_eq!(quick.matches(&line).count(), 1, "{line:?} once in:\n{quick}");
+        assert_eq!(
+            quick.matches(&line).count(),
+            1,
+            "{line:?} once in:\n{quick}"
+        );
     }
     assert!(!quick.contains("missing from index"), "{quick}");
     assert_eq!(ids.len(), 3);
