@@ -33,7 +33,7 @@ use prometheus_client::registry::Registry;
 
 use crate::domain::time::now_ms;
 use crate::http::ConnectionGauge;
-use crate::store::{Store, BATCH_SIZE_BOUNDS};
+use crate::store::{Store, BATCH_SECONDS_BOUNDS, BATCH_SIZE_BOUNDS};
 use crate::sweeper::SweepStats;
 
 /// The `Content-Type` of the answer to `GET /metrics`.
@@ -387,6 +387,21 @@ impl Collector for AtScrape {
                     .collect(),
                 count: stats.commits,
                 sum: stats.jobs as f64,
+            },
+        )?;
+        one(
+            e,
+            "commit_duration_seconds",
+            "Seconds the writer spent on one batch: running its jobs, the commit with its fsync, and answering its callers",
+            &Snapshot {
+                buckets: BATCH_SECONDS_BOUNDS
+                    .iter()
+                    .copied()
+                    .chain([f64::INFINITY])
+                    .zip(stats.durations.iter().copied())
+                    .collect(),
+                count: stats.timed,
+                sum: stats.timed_micros as f64 / 1e6,
             },
         )?;
         one(

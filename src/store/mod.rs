@@ -34,7 +34,7 @@ pub use health::{Readiness, WriterStatus};
 pub use nonces::NonceUse;
 pub use outbox::{Attempt, SyncCalls};
 pub use schema::{SCHEMA, SCHEMA_VERSION};
-pub use writer::{BatchStats, BATCH_SIZE_BOUNDS, DEFAULT_MAX_BATCH};
+pub use writer::{BatchStats, BATCH_SECONDS_BOUNDS, BATCH_SIZE_BOUNDS, DEFAULT_MAX_BATCH};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -100,7 +100,21 @@ pub struct BatchStats {
     /// Commits by batch size: `buckets[i]` counts the commits of more than
     /// `BATCH_SIZE_BOUNDS[i - 1]` and at most `BATCH_SIZE_BOUNDS[i]` jobs (not cumulative).
     pub buckets: [u64; BATCH_SIZE_BOUNDS.len()],
+    /// Batches timed: each is counted once the writer is done with it.
+    pub timed: u64,
+    /// Their time in all, in microseconds.
+    pub timed_micros: u64,
+    /// Batches by time: `durations[i]` counts those that took more than
+    /// `BATCH_SECONDS_BOUNDS[i - 1]` and at most `BATCH_SECONDS_BOUNDS[i]`
+    /// seconds; the last, longer than every bound (not cumulative).
+    pub durations: [u64; BATCH_SECONDS_BOUNDS.len() + 1],
 }
+
+/// Upper bounds, in seconds, of the batch-time buckets: from a tenth of a
+/// millisecond (a small batch on a fast disk) to a second (a stalled disk).
+pub const BATCH_SECONDS_BOUNDS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
 
 /// Upper bounds of the batch-size buckets; the last one is the largest
 /// `write_batch_max`, so every commit falls in one.
@@ -115,6 +129,17 @@ impl BatchStats {
         self.largest = self.largest.max(n);
         let i = BATCH_SIZE_BOUNDS.partition_point(|&b| b < n);
         if let Some(c) = self.buckets.get_mut(i.min(BATCH_SIZE_BOUNDS.len() - 1)) {
+            *c += 1;
+        }
+    }
+
+    /// Counts the time the writer spent on one batch.
+    fn time(&mut self, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.timed += 1;
+        self.timed_micros = self.timed_micros.saturating_add(micros);
+        let i = BATCH_SECONDS_BOUNDS.partition_point(|&b| b < took.as_secs_f64());
+        if let Some(c) = self.durations.get_mut(i) {
             *c += 1;
         }
     }
@@ -254,7 +279,9 @@ pub(super) fn writer_loop(
         // Counted before the batch's callers are answered, so that a caller
         // who reads the figures right after its answer sees its own commit.
         shared.batch_sizes.lock().record(n);
+        let started = Instant::now();
         let outcome = run_batch(&conn, batch, &mut seen);
+        shared.batch_sizes.lock().time(started.elapsed());
         health.batch_ended(now_ms(), outcome.as_ref().err());
         committed_since_checkpoint = true;
     }
@@ -698,5 +725,24 @@ mod tests {
         assert_eq!(s.buckets[10], 1);
         assert_eq!(s.buckets[12], 1);
         assert_eq!(s.buckets.iter().sum::<u64>(), 8);
+    }
+
+    #[test]
+    fn each_batch_time_falls_in_the_smallest_bucket_that_holds_it() {
+        let mut s = BatchStats::default();
+        for micros in [50, 100, 101, 3_000, 1_000_000, 1_000_001, 60_000_000] {
+            s.time(Duration::from_micros(micros));
+        }
+        assert_eq!(s.timed, 7);
+        assert_eq!(
+            s.timed_micros,
+            50 + 100 + 101 + 3_000 + 1_000_000 + 1_000_001 + 60_000_000
+        );
+        // bounds 0.1, 0.25, 0.5, 1, 2.5, 5, 10, ..., 1000 ms, then longer
+        assert_eq!(&s.durations[..2], &[2, 1]);
+        assert_eq!(s.durations[5], 1);
+        assert_eq!(s.durations[11], 1);
+        assert_eq!(s.durations[12], 2);
+        assert_eq!(s.durations.iter().sum::<u64>(), 7);
     }
 }

@@ -115,6 +115,25 @@ fn metrics_move_with_claims_redemptions_and_the_outbox() {
     );
     // The claim, the redemption and the refused claim's nonce each committed.
     assert!(value(&after, "coupon_ledger_commit_batch_size_count") >= commits_before + 3.0);
+    // Each batch is timed once the writer is done with it, a moment after
+    // its callers are answered.
+    wait_until(std::time::Duration::from_secs(5), || {
+        after = samples(&scrape(s.addr));
+        value(&after, "coupon_ledger_commit_duration_seconds_count")
+            == value(&after, "coupon_ledger_commit_batch_size_count")
+    });
+    assert_eq!(
+        value(&after, "coupon_ledger_commit_duration_seconds_count"),
+        value(&after, "coupon_ledger_commit_batch_size_count")
+    );
+    assert_eq!(
+        value(
+            &after,
+            r#"coupon_ledger_commit_duration_seconds_bucket{le="+Inf"}"#
+        ),
+        value(&after, "coupon_ledger_commit_duration_seconds_count")
+    );
+    assert!(value(&after, "coupon_ledger_commit_duration_seconds_sum") > 0.0);
     assert!(
         value(
             &after,
@@ -233,6 +252,7 @@ for f in text_string_to_metric_families(text):
         "coupon_ledger_redemptions counter",
         "coupon_ledger_voucher_verifies counter",
         "coupon_ledger_commit_batch_size histogram",
+        "coupon_ledger_commit_duration_seconds histogram",
         "coupon_ledger_write_errors counter",
         "coupon_ledger_outbox_calls gauge",
         "coupon_ledger_outbox_final_calls counter",
