@@ -1257,81 +1257,40 @@ fn measure_all(
     {
         for &name in &opts.rows {
             progress.next(name, c);
-            let m = match name {
-                "http-ceiling" => load(
-                    http_clients(&group.target, Mode::Ceiling, c)?,
+            let (route, mode) = plan(name)?;
+            let server = match route {
+                Route::Single => &mut *single,
+                _ => &mut *group,
+            };
+            let m = match route {
+                Route::Http | Route::Single => load(
+                    http_clients(&server.target, mode, c)?,
                     opts.duration,
                     progress,
                 )?,
-                "healthz" => load(
-                    http_clients(&group.target, Mode::Healthz, c)?,
+                Route::Tls { handshake } => load(
+                    tls_clients(server.tls()?, mode, handshake, c)?,
                     opts.duration,
                     progress,
                 )?,
-                "claim" => {
-                    let m = load(
-                        http_clients(&group.target, Mode::Claim, c)?,
-                        opts.duration,
-                        progress,
-                    )?;
-                    group.claimed += m.ok;
-                    m
-                }
-                "query" => load(
-                    http_clients(&group.target, Mode::Query, c)?,
-                    opts.duration,
-                    progress,
-                )?,
-                "claim-no-group" => {
-                    let m = load(
-                        http_clients(&single.target, Mode::Claim, c)?,
-                        opts.duration,
-                        progress,
-                    )?;
-                    single.claimed += m.ok;
-                    m
-                }
-                "writer-direct" => {
+                Route::Store => {
                     let run = random_hex(4)?;
                     let clients = (0..c)
                         .map(|worker| StoreClient {
-                            store: group.store().clone(),
-                            target: group.target.clone(),
+                            store: server.store().clone(),
+                            target: server.target.clone(),
                             worker,
                             run: run.clone(),
                             next: None,
                         })
                         .collect();
-                    let m = load(clients, opts.duration, progress)?;
-                    group.claimed += m.ok;
-                    m
+                    load(clients, opts.duration, progress)?
                 }
-                "ceiling-tls" => load(
-                    tls_clients(group.tls()?, Mode::Ceiling, false, c)?,
-                    opts.duration,
-                    progress,
-                )?,
-                "claim-tls" => {
-                    let m = load(
-                        tls_clients(group.tls()?, Mode::Claim, false, c)?,
-                        opts.duration,
-                        progress,
-                    )?;
-                    group.claimed += m.ok;
-                    m
-                }
-                "query-tls" => load(
-                    tls_clients(group.tls()?, Mode::Query, false, c)?,
-                    opts.duration,
-                    progress,
-                )?,
-                "handshake-tls" => load(
-                    tls_clients(group.tls()?, Mode::Livez, true, c)?,
-                    opts.duration,
-                    progress,
-                )?,
-                other => return Err(format!("no such row: {other}")),
             };
+            // Every successful claim counts in its server's issued check.
+            if mode == Mode::Claim {
+                server.claimed += m.ok;
+            }
             rows.push(Row {
                 name,
                 connections: c,
@@ -1357,6 +1316,38 @@ fn measure_all(
         fill_secs,
         tls,
         sweeps,
+    })
+}
+
+/// How a row reaches the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Plain HTTP to the group-commit server.
+    Http,
+    /// Plain HTTP to the server with group commit off.
+    Single,
+    /// HTTPS to the group-commit server; a new connection and handshake per
+    /// request when `handshake`.
+    Tls { handshake: bool },
+    /// `Store::claim` of the group-commit server, without HTTP.
+    Store,
+}
+
+/// The route and requests of each row of [`ROWS`].
+fn plan(row: &str) -> Result<(Route, Mode), String> {
+    let tls = Route::Tls { handshake: false };
+    Ok(match row {
+        "http-ceiling" => (Route::Http, Mode::Ceiling),
+        "healthz" => (Route::Http, Mode::Healthz),
+        "claim" => (Route::Http, Mode::Claim),
+        "query" => (Route::Http, Mode::Query),
+        "claim-no-group" => (Route::Single, Mode::Claim),
+        "writer-direct" => (Route::Store, Mode::Claim),
+        "ceiling-tls" => (tls, Mode::Ceiling),
+        "claim-tls" => (tls, Mode::Claim),
+        "query-tls" => (tls, Mode::Query),
+        "handshake-tls" => (Route::Tls { handshake: true }, Mode::Livez),
+        other => return Err(format!("no such row: {other}")),
     })
 }
 
@@ -1578,6 +1569,15 @@ mod tests {
         let text = table(&folded);
         assert!(text.contains("runs, req/s"), "{text}");
         assert!(text.contains("  100 200 300"), "{text}");
+    }
+
+    #[test]
+    fn every_row_has_a_plan() {
+        for (name, _) in ROWS {
+            assert!(plan(name).is_ok(), "{name}");
+        }
+        assert_eq!(plan("writer-direct"), Ok((Route::Store, Mode::Claim)));
+        assert!(plan("claim-https").is_err());
     }
 
     #[test]
