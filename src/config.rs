@@ -324,7 +324,6 @@ impl Config {
                 );
             }
         }
-        let raw_has_no_tls = raw.tls_cert.is_none();
         let outbox_retention_days = raw
             .outbox_retention_days
             .unwrap_or(base.outbox_retention_days);
@@ -439,13 +438,9 @@ impl Config {
                 _ => return Err("tls_cert and tls_key: give both, or neither".into()),
             },
             tls_self_signed: false,
-            http_listen: match raw.http_listen {
-                Some(_) if raw_has_no_tls => return Err(
-                    "http_listen: only with tls_cert and tls_key (listen is plain HTTP already)"
-                        .into(),
-                ),
-                other => other,
-            },
+            // Checked against the certificate at start (`check_tls_choice`),
+            // since `serve --tls-self-signed` may be what provides it.
+            http_listen: raw.http_listen,
             admin_allow_ips: cidrs(raw.admin_allow_ips, "admin_allow_ips")?,
             trusted_proxies: cidrs(raw.trusted_proxies, "trusted_proxies")?,
             shutdown_grace_s,
@@ -464,11 +459,18 @@ impl Config {
         self.check_tls_choice()
     }
 
-    /// At most one certificate: `tls_cert`/`tls_key`, or the self-signed one.
+    /// At most one certificate: `tls_cert`/`tls_key`, or the self-signed one;
+    /// and `http_listen` only beside HTTPS on `listen`, from either.
     pub fn check_tls_choice(&self) -> Result<(), String> {
         if self.tls_self_signed && self.tls.is_some() {
             return Err(
                 "--tls-self-signed: the config sets tls_cert and tls_key already; use one or the other"
+                    .into(),
+            );
+        }
+        if self.http_listen.is_some() && self.tls.is_none() && !self.tls_self_signed {
+            return Err(
+                "http_listen: only with HTTPS on listen (tls_cert and tls_key, or serve --tls-self-signed); listen is plain HTTP already"
                     .into(),
             );
         }

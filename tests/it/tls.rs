@@ -429,6 +429,57 @@ fn serve_tls_self_signed_prints_the_fingerprint_and_a_curl_that_works() {
 }
 
 #[test]
+fn tls_self_signed_serves_https_beside_a_configured_http_listen() {
+    let test = "tls_self_signed_serves_https_beside_a_configured_http_listen";
+    if !have_curl_and_openssl(test) {
+        return;
+    }
+    let plain = free_port();
+    let (_dir, _db, cfg) = config_file(&format!("http_listen = \"127.0.0.1:{plain}\"\n"));
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (_serving, lines) = serve_until_check_line(&[
+        "--tls-self-signed",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--listen",
+        &listen,
+    ]);
+    let text = lines.join("\n");
+    assert!(
+        text.contains(&format!("listening on https://{listen}")),
+        "{text}"
+    );
+    // HTTPS on listen, with the certificate the server printed.
+    let curl = lines.last().unwrap();
+    let out = sh(curl, "-s -o /dev/null -w '%{http_code}'");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
+    // Plain HTTP beside it, on http_listen.
+    let out = sh(
+        &format!("curl -s -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{plain}/healthz"),
+        "",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
+}
+
+#[test]
+fn http_listen_without_https_on_listen_is_a_one_line_error() {
+    let (_dir, db, cfg) = config_file(&format!("http_listen = \"127.0.0.1:{}\"\n", free_port()));
+    let out = Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("http_listen: only with HTTPS on listen (tls_cert and tls_key, or serve --tls-self-signed)"),
+        "{stderr}"
+    );
+    assert!(!db.exists(), "the database was created");
+}
+
+#[test]
 fn tls_self_signed_beside_a_configured_certificate_is_a_one_line_error() {
     let dir = TempDir::new();
     let tls = tls_lines(&dir.path().join("c.pem"), &dir.path().join("k.pem"));
