@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use rustls::client::Resumption;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::{json, Map, Value};
 
@@ -107,6 +108,8 @@ pub struct Measure {
     pub elapsed: Duration,
     /// Latencies in microseconds, sorted.
     pub latencies_us: Vec<u64>,
+    /// Why a connection could not be made, the first time it could not.
+    pub connect_error: Option<String>,
 }
 
 impl Measure {
@@ -162,6 +165,9 @@ impl Measure {
         if !self.errors.is_empty() {
             let _ = write!(s, "\nerrors by code: {}", self.error_summary());
         }
+        if let Some(why) = &self.connect_error {
+            let _ = write!(s, "\nfirst connection error: {why}");
+        }
         s
     }
 }
@@ -176,8 +182,8 @@ enum Outcome {
 /// One load-generating thread's way of sending requests.
 trait Client: Send {
     /// Gets request `n` ready (connects, builds and signs it), outside the
-    /// timed part. `false`: the server cannot be reached now.
-    fn prepare(&mut self, n: u64) -> bool;
+    /// timed part. `Err`: why the server cannot be reached now.
+    fn prepare(&mut self, n: u64) -> Result<(), String>;
     /// Sends what `prepare` built and waits for the outcome.
     fn call(&mut self) -> Outcome;
 }
@@ -193,22 +199,24 @@ struct HttpClient {
 }
 
 impl HttpClient {
-    fn connect(addr: &str) -> Option<(TcpStream, BufReader<TcpStream>)> {
-        let s = TcpStream::connect(addr).ok()?;
+    fn connect(addr: &str) -> std::io::Result<(TcpStream, BufReader<TcpStream>)> {
+        let s = TcpStream::connect(addr)?;
         let _ = s.set_nodelay(true);
         let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
-        let r = s.try_clone().ok()?;
-        Some((s, BufReader::new(r)))
+        let r = s.try_clone()?;
+        Ok((s, BufReader::new(r)))
     }
 }
 
 impl Client for HttpClient {
-    fn prepare(&mut self, n: u64) -> bool {
+    fn prepare(&mut self, n: u64) -> Result<(), String> {
         if self.conn.is_none() {
-            self.conn = Self::connect(&self.target.addr);
+            let conn = Self::connect(&self.target.addr)
+                .map_err(|e| format!("connect to {}: {e}", self.target.addr))?;
+            self.conn = Some(conn);
         }
         self.next = request(&self.target, self.mode, self.worker, n, &self.run);
-        self.conn.is_some()
+        Ok(())
     }
 
     fn call(&mut self) -> Outcome {
@@ -245,14 +253,17 @@ struct TlsTarget {
 }
 
 impl TlsTarget {
-    /// Trusts only `root`, the server's self-signed certificate. Session
-    /// resumption is off: every new connection makes a full handshake, which
-    /// is what `handshake-tls` counts.
-    fn new(target: Target, root: &CertificateDer<'static>) -> Result<TlsTarget, String> {
+    /// Trusts only `trusted`: the server's self-signed certificate, or the
+    /// certificates of a `--cacert` file. Session resumption is off: every
+    /// new connection makes a full handshake, which is what `handshake-tls`
+    /// counts.
+    fn new(target: Target, trusted: &[CertificateDer<'static>]) -> Result<TlsTarget, String> {
         let mut roots = RootCertStore::empty();
-        roots
-            .add(root.clone())
-            .map_err(|e| format!("bench certificate: {e}"))?;
+        for cert in trusted {
+            roots
+                .add(cert.clone())
+                .map_err(|e| format!("bench certificate: {e}"))?;
+        }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -342,12 +353,16 @@ impl TlsClient {
 }
 
 impl Client for TlsClient {
-    fn prepare(&mut self, n: u64) -> bool {
+    fn prepare(&mut self, n: u64) -> Result<(), String> {
         if !self.per_request && self.conn.is_none() {
-            self.conn = self.tls.connect().ok();
+            let conn = self
+                .tls
+                .connect()
+                .map_err(|e| format!("HTTPS connection to {}: {e}", self.tls.target.addr))?;
+            self.conn = Some(conn);
         }
         self.next = request(&self.tls.target, self.mode, self.worker, n, &self.run);
-        self.per_request || self.conn.is_some()
+        Ok(())
     }
 
     fn call(&mut self) -> Outcome {
@@ -376,7 +391,7 @@ struct StoreClient {
 }
 
 impl Client for StoreClient {
-    fn prepare(&mut self, n: u64) -> bool {
+    fn prepare(&mut self, n: u64) -> Result<(), String> {
         let (run, w) = (&self.run, self.worker);
         let nonce = NonceUse {
             api_key: self.target.api_key.clone(),
@@ -388,7 +403,7 @@ impl Client for StoreClient {
             UserCode::parse(name.clone()),
             RequestId::parse(name),
         ) else {
-            return false;
+            return Err(format!("stock {:?}: not a stock id", self.target.stock_id));
         };
         let req = ClaimRequest {
             stock_id,
@@ -405,7 +420,7 @@ impl Client for StoreClient {
             operator: None,
         };
         self.next = Some((nonce, req, origin));
-        true
+        Ok(())
     }
 
     fn call(&mut self) -> Outcome {
@@ -581,10 +596,12 @@ fn load_while<C: Client + 'static>(
                 let mut lat = Vec::with_capacity(1 << 14);
                 let mut ok = 0u64;
                 let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+                let mut first_io = None;
                 let mut n = 0u64;
                 while !stopping.load(Ordering::Relaxed) {
-                    if !client.prepare(n) {
+                    if let Err(why) = client.prepare(n) {
                         *errors.entry("io".into()).or_default() += 1;
+                        first_io.get_or_insert(why);
                         thread::sleep(Duration::from_millis(10));
                         continue;
                     }
@@ -597,7 +614,7 @@ fn load_while<C: Client + 'static>(
                         Outcome::Failed(k) => *errors.entry(k).or_default() += 1,
                     }
                 }
-                (lat, ok, errors)
+                (lat, ok, errors, first_io)
             });
         match spawned {
             Ok(h) => workers.push(h),
@@ -621,11 +638,14 @@ fn load_while<C: Client + 'static>(
     stop.store(true, Ordering::Relaxed);
     let mut m = Measure::default();
     for w in workers {
-        let (lat, ok, errors) = w
+        let (lat, ok, errors, first_io) = w
             .join()
             .map_err(|_| "a bench thread panicked".to_string())?;
         m.latencies_us.extend(lat);
         m.ok += ok;
+        if m.connect_error.is_none() {
+            m.connect_error = first_io;
+        }
         for (k, n) in errors {
             *m.errors.entry(k).or_default() += n;
         }
@@ -673,19 +693,46 @@ fn tls_clients(
 /// Drives a running server with one mode at one connection count.
 pub fn run_target(
     target: &Target,
+    https: Option<&Path>,
     mode: Mode,
     connections: usize,
     duration: Duration,
 ) -> Result<Measure, String> {
+    let tls = match https {
+        Some(cacert) => Some(TlsTarget::new(target.clone(), &read_cacert(cacert)?)?),
+        None => None,
+    };
     let mut progress = Progress::new(1);
     progress.next(&format!("{mode:?}").to_lowercase(), connections);
-    let m = load(
-        http_clients(target, mode, connections)?,
-        duration,
-        &progress,
-    );
+    let m = match &tls {
+        Some(tls) => load(
+            tls_clients(tls, mode, false, connections)?,
+            duration,
+            &progress,
+        ),
+        None => load(
+            http_clients(target, mode, connections)?,
+            duration,
+            &progress,
+        ),
+    };
     progress.clear();
     m
+}
+
+/// The certificates of a PEM file that `--target https://...` trusts.
+fn read_cacert(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("--cacert {}: {e}", path.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("--cacert {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "--cacert {}: no certificate in the file",
+            path.display()
+        ));
+    }
+    Ok(certs)
 }
 
 /// Settings of a self-contained run.
@@ -874,7 +921,7 @@ impl BenchServer {
         };
         let (target, tls) = match (&running.self_signed, running.http_addr()) {
             (Some(cert), Some(plain)) => {
-                let tls = TlsTarget::new(target.clone(), &cert.der)?;
+                let tls = TlsTarget::new(target.clone(), std::slice::from_ref(&cert.der))?;
                 let target = Target {
                     addr: plain.to_string(),
                     ..target
@@ -1535,6 +1582,7 @@ mod tests {
                 errors: errors.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
                 elapsed: Duration::from_secs(1),
                 latencies_us: vec![requests],
+                connect_error: None,
             },
             runs: Vec::new(),
         }

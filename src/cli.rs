@@ -189,6 +189,12 @@ pub enum Command {
         /// [default: ledger.db].
         #[arg(long, requires = "target")]
         db: Option<PathBuf>,
+        /// With --target https://...: the PEM file of the certificates to trust (the
+        /// server's own self-signed one, or a CA bundle such as
+        /// /etc/ssl/certs/ca-certificates.crt). Connections are keep-alive; each one's
+        /// handshake is made before timing.
+        #[arg(long, requires = "target")]
+        cacert: Option<PathBuf>,
     },
     /// Copy a ledger to DEST while it runs (online, consistent), then verify the copy like `check`.
     Backup {
@@ -598,6 +604,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             stock,
             app_channel_id,
             db,
+            cacert,
         } => {
             let connections = connection_counts(connections.as_deref(), target.is_some())?;
             let Some(target) = target else {
@@ -633,11 +640,23 @@ pub fn run(cli: Cli) -> Result<(), String> {
                     (demo.api_key, demo.secret)
                 }
             };
+            let (addr, https) = match target.strip_prefix("https://") {
+                Some(addr) => match &cacert {
+                    Some(file) => (addr, Some(file.as_path())),
+                    None => {
+                        return Err(
+                            "--target https://...: give --cacert, the PEM file of the certificates to trust"
+                                .into(),
+                        )
+                    }
+                },
+                None if cacert.is_some() => {
+                    return Err("--cacert: only with --target https://...".into())
+                }
+                None => (target.trim_start_matches("http://"), None),
+            };
             let target = crate::bench::Target {
-                addr: target
-                    .trim_start_matches("http://")
-                    .trim_end_matches('/')
-                    .to_string(),
+                addr: addr.trim_end_matches('/').to_string(),
                 api_key,
                 secret,
                 stock_id: stock.unwrap_or_else(|| crate::demo::DEMO_STOCK.to_string()),
@@ -645,7 +664,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             };
             let duration = std::time::Duration::from_secs(seconds.unwrap_or(10).max(1));
             for (i, &c) in connections.iter().enumerate() {
-                let m = crate::bench::run_target(&target, mode, c, duration)?;
+                let m = crate::bench::run_target(&target, https, mode, c, duration)?;
                 if i > 0 {
                     say!("");
                 }

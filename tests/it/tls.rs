@@ -26,6 +26,9 @@ fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         ])
         .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
         .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        // A server's own certificate, not a CA's: rustls (the bench's client)
+        // refuses a CA certificate as the server's, which openssl makes by default.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -126,6 +129,123 @@ fn signed_claims_over_https_with_a_real_client() {
             None,
         );
         assert_eq!((status, body["code"].as_i64()), (200, Some(0)), "{body}");
+    }
+}
+
+/// `bench --target https://... --cacert FILE` with `args`: (success, stdout, stderr).
+fn bench_https(port: u16, cacert: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin())
+        .args([
+            "bench",
+            "--target",
+            &format!("https://127.0.0.1:{port}"),
+            "--cacert",
+        ])
+        .arg(cacert)
+        .args(["--seconds", "1", "--connections", "2"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn bench_drives_a_running_server_over_https_trusting_its_certificate() {
+    let (s, dir, cert, _key) = tls_server();
+    let port = s.addr.port();
+    let mut fields = stock_fields(&unique("b"));
+    fields["max_coupons"] = json!(10_000_000);
+    let (status, body) = https_post(port, &cert, "/admin/stocks", &fields, Some(ADMIN));
+    assert_eq!((status, body["code"].as_i64()), (200, Some(0)), "{body}");
+    let stock = body["data"]["stock_id"].as_str().unwrap().to_string();
+    let (ok, out, err) = bench_https(
+        port,
+        &cert,
+        &[
+            "--mode",
+            "claim",
+            "--api-key",
+            KEY,
+            "--secret",
+            SECRET,
+            "--stock",
+            &stock,
+        ],
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("mode Claim · 2 connections"), "{out}");
+    assert!(out.contains("· errors 0 ·"), "{out}");
+    let claimed: u64 = out
+        .split("requests ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(claimed > 0, "{out}");
+    // Every claim it counted was issued, over HTTPS.
+    let db = rusqlite::Connection::open(s.db()).unwrap();
+    let issued: u64 = db
+        .query_row(
+            "SELECT issued FROM stocks WHERE stock_id = ?1",
+            [&stock],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(issued, claimed, "{out}");
+
+    // A certificate the server does not hold: every connection is refused,
+    // and the report says why.
+    let (other, _) = make_cert(dir.path(), "other");
+    let (_, out, err) = bench_https(port, &other, &["--mode", "healthz"]);
+    assert!(out.contains("requests 0 ·"), "{out}\n{err}");
+    assert!(
+        out.contains(&format!("first connection error: HTTPS connection to 127.0.0.1:{port}: invalid peer certificate")),
+        "{out}\n{err}"
+    );
+}
+
+#[test]
+fn bench_over_https_needs_its_cacert_and_cacert_needs_https() {
+    for (args, says) in [
+        (
+            vec!["--target", "https://127.0.0.1:1", "--mode", "healthz"],
+            "--target https://...: give --cacert",
+        ),
+        (
+            vec![
+                "--target",
+                "http://127.0.0.1:1",
+                "--cacert",
+                "x.pem",
+                "--mode",
+                "healthz",
+            ],
+            "--cacert: only with --target https://",
+        ),
+        (
+            vec![
+                "--target",
+                "https://127.0.0.1:1",
+                "--cacert",
+                "/nonexistent.pem",
+                "--mode",
+                "healthz",
+            ],
+            "--cacert /nonexistent.pem",
+        ),
+    ] {
+        let out = Command::new(bin())
+            .arg("bench")
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
 
