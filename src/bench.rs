@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use rustls::client::Resumption;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::{json, Map, Value};
 
@@ -699,7 +698,10 @@ pub fn run_target(
     duration: Duration,
 ) -> Result<Measure, String> {
     let tls = match https {
-        Some(cacert) => Some(TlsTarget::new(target.clone(), &read_cacert(cacert)?)?),
+        Some(cacert) => Some(TlsTarget::new(
+            target.clone(),
+            &crate::http::read_certs(cacert, "--cacert")?,
+        )?),
         None => None,
     };
     let mut progress = Progress::new(1);
@@ -718,21 +720,6 @@ pub fn run_target(
     };
     progress.clear();
     m
-}
-
-/// The certificates of a PEM file that `--target https://...` trusts.
-fn read_cacert(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("--cacert {}: {e}", path.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("--cacert {}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "--cacert {}: no certificate in the file",
-            path.display()
-        ));
-    }
-    Ok(certs)
 }
 
 /// Settings of a self-contained run.

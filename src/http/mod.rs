@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use server::{ConnectionGauge, Server, ShutdownHandle};
-pub use tls::TlsSource;
+pub use tls::{read_certs, TlsSource};
 
 /// One parsed HTTP request.
 #[derive(Clone)]

@@ -42,17 +42,24 @@ impl TlsSource {
     }
 }
 
-fn build(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("tls_cert {}: {e}", cert.display()))?
+/// The certificates of a PEM file, at least one; an error names the file
+/// after `what` (the setting or option that gave it).
+pub fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{what} {}: {e}", path.display()))?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("tls_cert {}: {e}", cert.display()))?;
+        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
     if certs.is_empty() {
         return Err(format!(
-            "tls_cert {}: no certificate in the file",
-            cert.display()
+            "{what} {}: no certificate in the file",
+            path.display()
         ));
     }
+    Ok(certs)
+}
+
+fn build(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
+    let certs = read_certs(cert, "tls_cert")?;
     let key =
         PrivateKeyDer::from_pem_file(key).map_err(|e| format!("tls_key {}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -41,6 +41,21 @@ fn assert_group_server_issued_ok(stdout: &str) {
     assert!(check.ends_with(": ok"), "{check}");
 }
 
+/// Runs `bench ARGS` with its temp databases in `tmp`; its stdout, once it
+/// has exited with success.
+fn bench_ok(tmp: &TempDir, args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .arg("bench")
+        .args(args)
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    stdout
+}
+
 #[test]
 fn self_contained_bench_prints_every_row_checks_the_issued_count_and_cleans_up() {
     let tmp = TempDir::new();
@@ -84,15 +99,17 @@ fn self_contained_bench_prints_every_row_checks_the_issued_count_and_cleans_up()
 #[test]
 fn https_rows_run_with_no_errors_and_are_compared_with_plain_http() {
     let tmp = TempDir::new();
-    let out = Command::new(bin())
-        .args(["bench", "--seconds", "1", "--connections", "2"])
-        .args(["--rows", "claim,claim-tls,query-tls,handshake-tls"])
-        .env("TMPDIR", tmp.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let stdout = bench_ok(
+        &tmp,
+        &[
+            "--seconds",
+            "1",
+            "--connections",
+            "2",
+            "--rows",
+            "claim,claim-tls,query-tls,handshake-tls",
+        ],
+    );
     for row in [
         "http-ceiling",
         "claim",
@@ -124,15 +141,19 @@ fn https_rows_run_with_no_errors_and_are_compared_with_plain_http() {
 #[test]
 fn the_sweep_row_claims_while_every_filled_coupon_expires() {
     let tmp = TempDir::new();
-    let out = Command::new(bin())
-        .args(["bench", "--seconds", "1", "--connections", "2,3"])
-        .args(["--rows", "claim", "--sweep", "700"])
-        .env("TMPDIR", tmp.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let stdout = bench_ok(
+        &tmp,
+        &[
+            "--seconds",
+            "1",
+            "--connections",
+            "2,3",
+            "--rows",
+            "claim",
+            "--sweep",
+            "700",
+        ],
+    );
     let rows: Vec<Vec<&str>> = stdout
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
@@ -158,15 +179,19 @@ fn the_sweep_row_claims_while_every_filled_coupon_expires() {
 #[test]
 fn repeated_rows_print_their_median_run_and_every_run() {
     let tmp = TempDir::new();
-    let out = Command::new(bin())
-        .args(["bench", "--seconds", "1", "--connections", "2"])
-        .args(["--rows", "claim,writer-direct", "--repeat", "3"])
-        .env("TMPDIR", tmp.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let stdout = bench_ok(
+        &tmp,
+        &[
+            "--seconds",
+            "1",
+            "--connections",
+            "2",
+            "--rows",
+            "claim,writer-direct",
+            "--repeat",
+            "3",
+        ],
+    );
     assert!(
         stdout.contains("3 runs of each: its median run is shown"),
         "{stdout}"
