@@ -169,7 +169,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     name: String,
-    token: String,
+    token: Option<String>,
     role: String,
 }
 
@@ -260,7 +260,7 @@ impl Config {
             .admin_token
             .or_else(|| env("COUPON_LEDGER_ADMIN_TOKEN"))
             .filter(|t| !t.is_empty());
-        let admins = admins(raw.admins, admin_token.as_deref())?;
+        let admins = admins(raw.admins, admin_token.as_deref(), env)?;
         let admin_token = match admin_token {
             Some(t) => t,
             None if !admins.is_empty() => String::new(),
@@ -536,8 +536,14 @@ fn durability(new: Option<String>, old: Option<String>) -> Result<Durability, St
 }
 
 /// Validates `[[admins]]`: names and tokens present, unique (also against
-/// `admin_token`, which is operator `admin`), roles `read` or `write`.
-fn admins(raw: Vec<RawAdmin>, admin_token: Option<&str>) -> Result<Vec<Admin>, String> {
+/// `admin_token`, which is operator `admin`), roles `read` or `write`. A
+/// token missing from the file comes from `COUPON_LEDGER_ADMIN_TOKEN_<NAME>`
+/// (`<NAME>` by [`env_suffix`]).
+fn admins(
+    raw: Vec<RawAdmin>,
+    admin_token: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Admin>, String> {
     let mut admins: Vec<Admin> = Vec::new();
     for (i, a) in raw.into_iter().enumerate() {
         let at = format!("admins[{i}]");
@@ -560,13 +566,18 @@ fn admins(raw: Vec<RawAdmin>, admin_token: Option<&str>) -> Result<Vec<Admin>, S
                 "{at}.name: {ADMIN_TOKEN_OPERATOR:?} is the operator of admin_token; choose another name"
             ));
         }
-        if a.token.is_empty() {
+        let var = format!("COUPON_LEDGER_ADMIN_TOKEN_{}", env_suffix(&a.name));
+        let token = a
+            .token
+            .or_else(|| env(&var))
+            .ok_or_else(|| format!("{at}.token is missing (set it in the file or {var})"))?;
+        if token.is_empty() {
             return Err(format!("{at}.token: must not be empty"));
         }
-        if a.token.trim() != a.token {
+        if token.trim() != token {
             return Err(format!("{at}.token: must not begin or end with whitespace"));
         }
-        if admins.iter().any(|b| b.token == a.token) || admin_token == Some(a.token.as_str()) {
+        if admins.iter().any(|b| b.token == token) || admin_token == Some(token.as_str()) {
             return Err(format!(
                 "{at}.token: the same token as another operator's; every operator needs its own"
             ));
@@ -578,7 +589,7 @@ fn admins(raw: Vec<RawAdmin>, admin_token: Option<&str>) -> Result<Vec<Admin>, S
         };
         admins.push(Admin {
             name: a.name,
-            token: a.token,
+            token,
             role,
         });
     }
@@ -638,6 +649,9 @@ fn cidrs(list: Option<Vec<String>>, key: &str) -> Result<Vec<Cidr>, String> {
         .collect()
 }
 
+/// A partner's api_key or an operator's name as the end of an environment
+/// variable's name: upper-cased, every character that is not an ASCII letter
+/// or digit replaced by `_`.
 fn env_suffix(api_key: &str) -> String {
     api_key
         .chars()
@@ -817,6 +831,33 @@ role = "read"
         assert_eq!(c.operator("t0ken").map(|a| a.name), Some("admin".into()));
         assert!(c.operator("bob-toke").is_none());
         assert!(c.operator("").is_none());
+    }
+
+    #[test]
+    fn an_operator_token_missing_from_the_file_comes_from_the_environment() {
+        let table = "[[admins]]\nname = \"night-shift\"\nrole = \"read\"\n";
+        let e = Config::from_toml(&format!("{GOOD}{table}"), &no_env).unwrap_err();
+        assert_eq!(
+            e,
+            "admins[0].token is missing (set it in the file or COUPON_LEDGER_ADMIN_TOKEN_NIGHT_SHIFT)"
+        );
+        let env =
+            |n: &str| (n == "COUPON_LEDGER_ADMIN_TOKEN_NIGHT_SHIFT").then(|| "n-token".to_string());
+        let c = Config::from_toml(&format!("{GOOD}{table}"), &env).unwrap();
+        assert_eq!(
+            c.operator("n-token").map(|a| (a.name, a.role)),
+            Some(("night-shift".to_string(), Role::Read))
+        );
+        // The file wins over the environment, as for every other secret.
+        let in_file = "[[admins]]\nname = \"night-shift\"\ntoken = \"f-token\"\nrole = \"read\"\n";
+        let c = Config::from_toml(&format!("{GOOD}{in_file}"), &env).unwrap();
+        assert!(c.operator("n-token").is_none());
+        assert!(c.operator("f-token").is_some());
+        // A token from the environment passes the same rules as one in the file.
+        let same =
+            |n: &str| (n == "COUPON_LEDGER_ADMIN_TOKEN_NIGHT_SHIFT").then(|| "t0ken".to_string());
+        let e = Config::from_toml(&format!("{GOOD}{table}"), &same).unwrap_err();
+        assert!(e.contains("admins[0].token: the same token"), "{e}");
     }
 
     #[test]

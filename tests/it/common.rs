@@ -536,8 +536,14 @@ pub fn free_port() -> u16 {
 impl BinServer {
     /// Starts `coupon-ledger serve --config` and waits for `/healthz`.
     pub fn start(config_path: &Path, port: u16) -> BinServer {
+        Self::start_with_env(config_path, port, &[])
+    }
+
+    /// [`BinServer::start`] with these environment variables set.
+    pub fn start_with_env(config_path: &Path, port: u16, env: &[(&str, &str)]) -> BinServer {
         let child = Command::new(bin())
             .args(["serve", "--config"])
+            .envs(env.iter().copied())
             .arg(config_path)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())

@@ -353,3 +353,37 @@ fn outbox_retry_and_abandon_are_journaled_with_the_operator() {
     drop(conn);
     assert_checked(&server);
 }
+
+#[test]
+fn an_operator_whose_token_is_in_the_environment_signs_in_with_it() {
+    const NIGHT: &str = "night-token-0123456789";
+    let (_dir, _db, cfg) = config_file("[[admins]]\nname = \"night-shift\"\nrole = \"write\"\n");
+    let server = BinServer::start_with_env(
+        &cfg,
+        free_port(),
+        &[("COUPON_LEDGER_ADMIN_TOKEN_NIGHT_SHIFT", NIGHT)],
+    );
+    let call = |token: &str, method: &str, path: &str, body: Option<Value>| {
+        let auth = format!("Bearer {token}");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        raw_request(
+            server.addr,
+            method,
+            path,
+            &[("Authorization", &auth)],
+            body.as_bytes(),
+        )
+    };
+    let stock = stock_fields(&unique("env"));
+    let id = sid(&stock);
+    data(&call(NIGHT, "POST", "/admin/stocks", Some(stock)));
+    let j = data(&call(
+        NIGHT,
+        "GET",
+        &format!("/admin/stocks/{id}/journal"),
+        None,
+    ));
+    assert_eq!(j["journal"][0]["operator"], json!("night-shift"), "{j}");
+    let wrong = call("night-token-012345678", "GET", "/admin/stocks", None);
+    assert_eq!((wrong.status, wrong.code()), (401, 40105));
+}
