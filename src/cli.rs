@@ -75,8 +75,8 @@ pub enum Command {
         /// The database file.
         db: PathBuf,
         /// SQLite's quick_check instead of integrity_check: skips matching every index
-        /// against its table (about six times faster on a big ledger); every ledger rule
-        /// is still checked.
+        /// entry against its table row (about half the time on a big ledger); every ledger
+        /// rule is still checked.
         #[arg(long)]
         quick: bool,
     },
@@ -136,7 +136,8 @@ pub enum Command {
     /// HTTP; then over HTTPS on the first server, with a self-signed certificate: the ceiling,
     /// claims and queries on keep-alive connections, and a full handshake per request) and
     /// check each stock's issued count against the claims that succeeded. With --target: drive
-    /// a running server in one --mode, over plain HTTP.
+    /// a running server in one --mode, over plain HTTP, or over HTTPS with
+    /// --target https://... --cacert FILE.
     Bench {
         /// Drive the server listening here, `http://host:port` or `host:port`, instead of
         /// starting one.
