@@ -23,10 +23,21 @@ fn as_op(
     path: &str,
     body: Option<Value>,
 ) -> Answer {
+    as_op_at(server.addr, token, method, path, body)
+}
+
+/// [`as_op`] to a server at `addr`.
+fn as_op_at(
+    addr: std::net::SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Answer {
     let auth = format!("Bearer {token}");
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     raw_request(
-        server.addr,
+        addr,
         method,
         path,
         &[("Authorization", &auth)],
@@ -364,15 +375,7 @@ fn an_operator_whose_token_is_in_the_environment_signs_in_with_it() {
         &[("COUPON_LEDGER_ADMIN_TOKEN_NIGHT_SHIFT", NIGHT)],
     );
     let call = |token: &str, method: &str, path: &str, body: Option<Value>| {
-        let auth = format!("Bearer {token}");
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        raw_request(
-            server.addr,
-            method,
-            path,
-            &[("Authorization", &auth)],
-            body.as_bytes(),
-        )
+        as_op_at(server.addr, token, method, path, body)
     };
     let stock = stock_fields(&unique("env"));
     let id = sid(&stock);
