@@ -109,6 +109,19 @@ pub struct Measure {
     pub latencies_us: Vec<u64>,
     /// Why a connection could not be made, the first time it could not.
     pub connect_error: Option<String>,
+    /// CPU time the run cost this process outside the bench's own client
+    /// threads, and the ledger writers' share of it (Linux only).
+    pub cpu: Option<CpuUse>,
+}
+
+/// CPU time spent while a row ran, in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuUse {
+    /// Every thread of the process but the bench's clients: in a
+    /// self-contained run, the servers (HTTP threads, writers, checkpointers).
+    pub server_ns: u64,
+    /// The threads named `ledger-writer`: the writers alone.
+    pub writer_ns: u64,
 }
 
 impl Measure {
@@ -133,6 +146,16 @@ impl Measure {
 
     fn ms(&self, p: f64) -> f64 {
         self.percentile(p) as f64 / 1000.0
+    }
+
+    /// Microseconds of server CPU and of writer CPU per request.
+    fn cpu_per_request(&self) -> Option<(f64, f64)> {
+        let cpu = self.cpu?;
+        let n = self.requests.max(1) as f64;
+        Some((
+            cpu.server_ns as f64 / 1e3 / n,
+            cpu.writer_ns as f64 / 1e3 / n,
+        ))
     }
 
     /// `40903:12 io:3`, or `-` when nothing failed.
@@ -585,6 +608,7 @@ fn load_while<C: Client + 'static>(
         return Err("--connections: must be at least 1".into());
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let cpu_before = cpu::process_ns().zip(cpu::writers_ns());
     let started = Instant::now();
     let mut workers = Vec::with_capacity(clients.len());
     for (i, mut client) in clients.into_iter().enumerate() {
@@ -597,6 +621,7 @@ fn load_while<C: Client + 'static>(
                 let mut errors: BTreeMap<String, u64> = BTreeMap::new();
                 let mut first_io = None;
                 let mut n = 0u64;
+                let cpu_at_start = cpu::thread_ns();
                 while !stopping.load(Ordering::Relaxed) {
                     if let Err(why) = client.prepare(n) {
                         *errors.entry("io".into()).or_default() += 1;
@@ -613,7 +638,10 @@ fn load_while<C: Client + 'static>(
                         Outcome::Failed(k) => *errors.entry(k).or_default() += 1,
                     }
                 }
-                (lat, ok, errors, first_io)
+                let cpu = cpu_at_start
+                    .zip(cpu::thread_ns())
+                    .map(|(a, b)| b.saturating_sub(a));
+                (lat, ok, errors, first_io, cpu)
             });
         match spawned {
             Ok(h) => workers.push(h),
@@ -636,10 +664,12 @@ fn load_while<C: Client + 'static>(
     }
     stop.store(true, Ordering::Relaxed);
     let mut m = Measure::default();
+    let mut clients_ns = Some(0u64);
     for w in workers {
-        let (lat, ok, errors, first_io) = w
+        let (lat, ok, errors, first_io, cpu) = w
             .join()
             .map_err(|_| "a bench thread panicked".to_string())?;
+        clients_ns = clients_ns.zip(cpu).map(|(sum, n)| sum + n);
         m.latencies_us.extend(lat);
         m.ok += ok;
         if m.connect_error.is_none() {
@@ -650,6 +680,14 @@ fn load_while<C: Client + 'static>(
         }
     }
     m.elapsed = started.elapsed();
+    let cpu_after = cpu::process_ns().zip(cpu::writers_ns());
+    m.cpu = match (cpu_before, cpu_after, clients_ns) {
+        (Some((p0, w0)), Some((p1, w1)), Some(clients)) => Some(CpuUse {
+            server_ns: p1.saturating_sub(p0).saturating_sub(clients),
+            writer_ns: w1.saturating_sub(w0),
+        }),
+        _ => None,
+    };
     m.latencies_us.sort_unstable();
     m.requests = m.latencies_us.len() as u64;
     Ok(m)
@@ -1129,7 +1167,9 @@ pub fn run_self_contained(opts: &SelfContained) -> Result<SelfReport, String> {
         }
         let _ = writeln!(
             text,
-            "x ceiling: the row's req/s over http-ceiling's at the same connections"
+            "x ceiling: the row's req/s over http-ceiling's at the same connections\n\
+             cpu us: CPU microseconds per request of every thread but the bench's clients (the servers)\n\
+             wr us: of those, the ledger writer's (a claim's cost on the one thread every write waits for)"
         );
         text.push('\n');
         let both = opts.rows.contains(&"claim") && opts.rows.contains(&"claim-no-group");
@@ -1479,7 +1519,7 @@ struct Measured {
 fn table(rows: &[Row]) -> String {
     let repeated = rows.iter().any(|r| !r.runs.is_empty());
     let mut s = format!(
-        "{:<16} {:>5} {:>9} {:>8} {:>8} {:>9} {:>9}  {}{}\n",
+        "{:<16} {:>5} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8}  {}{}\n",
         "row",
         "conns",
         "req/s",
@@ -1487,6 +1527,8 @@ fn table(rows: &[Row]) -> String {
         "p99 ms",
         "p99.9 ms",
         "x ceiling",
+        "cpu us",
+        "wr us",
         "errors",
         if repeated { "  runs, req/s" } else { "" }
     );
@@ -1507,9 +1549,13 @@ fn table(rows: &[Row]) -> String {
             }
             false => String::new(),
         };
+        let (cpu, writer) = match r.m.cpu_per_request() {
+            Some((cpu, writer)) => (format!("{cpu:.1}"), format!("{writer:.1}")),
+            None => ("n/a".into(), "n/a".into()),
+        };
         let _ = writeln!(
             s,
-            "{:<16} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>9}  {}{runs}",
+            "{:<16} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>9} {:>8} {:>8}  {}{runs}",
             r.name,
             r.connections,
             r.m.rate(),
@@ -1517,15 +1563,97 @@ fn table(rows: &[Row]) -> String {
             r.m.ms(0.99),
             r.m.ms(0.999),
             ratio,
+            cpu,
+            writer,
             r.m.error_summary()
         );
     }
     s
 }
 
+/// CPU time from Linux's `/proc`, for the table's CPU columns. Each reader
+/// gives `None` where `/proc` does not have the figure.
+mod cpu {
+    use std::fs;
+
+    /// Nanoseconds per clock tick of `/proc/*/stat`: Linux reports those
+    /// fields in `USER_HZ`, which is 100 on every architecture it runs on.
+    const NS_PER_TICK: u64 = 10_000_000;
+
+    /// The calling thread's time on a CPU (`/proc/thread-self/schedstat`).
+    pub fn thread_ns() -> Option<u64> {
+        schedstat_ns(&fs::read_to_string("/proc/thread-self/schedstat").ok()?)
+    }
+
+    /// The whole process's user and system time, ended threads included
+    /// (`/proc/self/stat`), to the tick.
+    pub fn process_ns() -> Option<u64> {
+        stat_ns(&fs::read_to_string("/proc/self/stat").ok()?)
+    }
+
+    /// The time on a CPU of every live thread named `ledger-writer`.
+    pub fn writers_ns() -> Option<u64> {
+        let mut sum = 0;
+        for task in fs::read_dir("/proc/self/task").ok()?.flatten() {
+            let path = task.path();
+            let named = fs::read_to_string(path.join("comm"))
+                .is_ok_and(|comm| comm.trim_end() == "ledger-writer");
+            if named {
+                sum += schedstat_ns(&fs::read_to_string(path.join("schedstat")).ok()?)?;
+            }
+        }
+        Some(sum)
+    }
+
+    /// The first field of a `schedstat` line: nanoseconds on a CPU.
+    pub fn schedstat_ns(line: &str) -> Option<u64> {
+        line.split_whitespace().next()?.parse().ok()
+    }
+
+    /// `utime + stime` of a `stat` line, in nanoseconds. The command name in
+    /// parentheses may hold spaces, so fields are counted after its `)`.
+    pub fn stat_ns(line: &str) -> Option<u64> {
+        let rest = &line[line.rfind(')')? + 1..];
+        let mut fields = rest.split_whitespace().skip(11);
+        let utime: u64 = fields.next()?.parse().ok()?;
+        let stime: u64 = fields.next()?.parse().ok()?;
+        Some((utime + stime) * NS_PER_TICK)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_times_are_read_from_proc_lines() {
+        assert_eq!(
+            cpu::schedstat_ns("361216842 263341 49\n"),
+            Some(361_216_842)
+        );
+        assert_eq!(cpu::schedstat_ns(""), None);
+        // A command name with spaces and a parenthesis; utime 34, stime 1.
+        let stat = "4242 (a (b) c) R 1 2 3 4 5 6 7 8 9 10 34 1 0 0 20 0 1 0";
+        assert_eq!(cpu::stat_ns(stat), Some(35 * 10_000_000));
+        assert_eq!(cpu::stat_ns("4242 (x) R 1 2"), None);
+        assert_eq!(cpu::stat_ns("no parenthesis"), None);
+        if cfg!(target_os = "linux") {
+            // Both count in whole time slices or ticks: work until they move.
+            let started = Instant::now();
+            let mut spin = 0u64;
+            let moved = loop {
+                let (Some(t), Some(p)) = (cpu::thread_ns(), cpu::process_ns()) else {
+                    panic!("/proc has no CPU times for this process");
+                };
+                if (t > 0 && p > 0) || started.elapsed() > Duration::from_secs(10) {
+                    break (t, p);
+                }
+                spin = spin.wrapping_add(std::hint::black_box(spin) | 1);
+            };
+            assert!(moved.0 > 0 && moved.1 > 0, "thread and process ns: {moved:?}");
+            assert!(cpu::writers_ns().is_some());
+        }
+    }
 
     #[test]
     fn the_protocol_code_is_read_from_the_answer() {
@@ -1570,6 +1698,11 @@ mod tests {
                 elapsed: Duration::from_secs(1),
                 latencies_us: vec![requests],
                 connect_error: None,
+                // 30 and 20 microseconds per request.
+                cpu: Some(CpuUse {
+                    server_ns: requests * 30_000,
+                    writer_ns: requests * 20_000,
+                }),
             },
             runs: Vec::new(),
         }
@@ -1602,6 +1735,8 @@ mod tests {
         assert_eq!(folded[0].m.latencies_us, vec![200]);
         assert_eq!(folded[0].m.error_summary(), "40104:1 io:3");
         let text = table(&folded);
+        assert!(text.contains("cpu us    wr us"), "{text}");
+        assert!(text.contains("30.0     20.0  40104:1 io:3"), "{text}");
         assert!(text.contains("runs, req/s"), "{text}");
         assert!(text.contains("  100 200 300"), "{text}");
     }

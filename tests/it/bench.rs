@@ -80,6 +80,23 @@ fn self_contained_bench_prints_every_row_checks_the_issued_count_and_cleans_up()
             cols[2].parse::<f64>().is_ok_and(|r| r > 0.0),
             "{row}: requests/s should be a positive number: {line:?}"
         );
+        // The servers' CPU per request, and the writers' share of it.
+        let cpu: f64 = cols[7]
+            .parse()
+            .unwrap_or_else(|_| panic!("cpu us of {line:?}"));
+        let writer: f64 = cols[8]
+            .parse()
+            .unwrap_or_else(|_| panic!("wr us of {line:?}"));
+        assert!(cpu > 0.0 && writer <= cpu, "{line:?}");
+        if matches!(row, "claim" | "claim-no-group" | "writer-direct") {
+            // Every claim is written by a writer: it cannot cost it nothing.
+            assert!(writer > 0.0, "{row}: no writer time: {line:?}");
+        }
+        if row == "http-ceiling" {
+            // The router alone never reaches the writer; the writer's only
+            // work meanwhile is a checkpoint of what came before.
+            assert!(writer < 1.0, "{line:?}");
+        }
     }
     let checks: Vec<&str> = stdout
         .lines()
@@ -123,7 +140,7 @@ fn https_rows_run_with_no_errors_and_are_compared_with_plain_http() {
             "{row}: requests/s should be a positive number: {cols:?}"
         );
         assert!(cols[6].parse::<f64>().is_ok(), "{row}: x ceiling {cols:?}");
-        assert_eq!(cols[7], "-", "{row} had errors: {cols:?}");
+        assert_eq!(cols[9], "-", "{row} had errors: {cols:?}");
     }
     // Rows not asked for do not run.
     assert!(!stdout.contains("ceiling-tls "), "{stdout}");
@@ -157,7 +174,7 @@ fn the_sweep_row_claims_while_every_filled_coupon_expires() {
     let rows: Vec<Vec<&str>> = stdout
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|cols| cols.len() == 8 && cols[0] == "claim+sweep")
+        .filter(|cols| cols.len() == 10 && cols[0] == "claim+sweep")
         .collect();
     assert_eq!(
         rows.len(),
@@ -166,7 +183,7 @@ fn the_sweep_row_claims_while_every_filled_coupon_expires() {
     );
     for (cols, conns) in rows.iter().zip(["2", "3"]) {
         assert_eq!(cols[1], conns, "{cols:?}");
-        assert_eq!(cols[7], "-", "claims failed during the sweep: {cols:?}");
+        assert_eq!(cols[9], "-", "claims failed during the sweep: {cols:?}");
     }
     for conns in [2, 3] {
         let line = format!("claim+sweep at {conns} conns: the sweeper expired 700 of 700 coupons");
@@ -205,14 +222,14 @@ fn repeated_rows_print_their_median_run_and_every_run() {
         let cols = row_columns(&stdout, row);
         assert_eq!(
             cols.len(),
-            11,
+            13,
             "{row}: the figures, then three runs: {cols:?}"
         );
-        let runs: Vec<f64> = cols[8..].iter().map(|c| c.parse().unwrap()).collect();
+        let runs: Vec<f64> = cols[10..].iter().map(|c| c.parse().unwrap()).collect();
         assert!(runs.windows(2).all(|w| w[0] <= w[1]), "{row}: {runs:?}");
         // The row's req/s is the middle run's.
-        assert_eq!(cols[2], cols[9], "{row}: {cols:?}");
-        assert_eq!(cols[7], "-", "{row} had errors: {cols:?}");
+        assert_eq!(cols[2], cols[11], "{row}: {cols:?}");
+        assert_eq!(cols[9], "-", "{row} had errors: {cols:?}");
     }
     // Every run's claims count in the issued check.
     assert_group_server_issued_ok(&stdout);
