@@ -1650,7 +1650,10 @@ mod tests {
                 }
                 spin = spin.wrapping_add(std::hint::black_box(spin) | 1);
             };
-            assert!(moved.0 > 0 && moved.1 > 0, "thread and process ns: {moved:?}");
+            assert!(
+                moved.0 > 0 && moved.1 > 0,
+                "thread and process ns: {moved:?}"
+            );
             assert!(cpu::writers_ns().is_some());
         }
     }
