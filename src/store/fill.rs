@@ -49,7 +49,11 @@ pub(super) fn fill(
     }
     for i in first..first + count {
         let name = format!("fill{run}x{i}");
-        let (coupon_id, seq) = coupons::insert(tx, spec, &name, None, "admin", &name)?;
+        let Some((coupon_id, seq)) = coupons::insert(tx, spec, &name, None, "admin", &name)? else {
+            return Err(LedgerError::Internal(format!(
+                "fill: request_id {name} is already taken"
+            )));
+        };
         tx.journal(
             JournalRow::new(Entity::Coupon, &coupon_id, "issue")
                 .coupon_seq(seq)

@@ -1065,6 +1065,35 @@ fn same_request_id_for_another_stock_is_refused_with_40906() {
 }
 
 #[test]
+fn same_request_id_answers_the_same_coupon_after_the_window_closed() {
+    let server = TestServer::start();
+    let client = server.client();
+    let end = time_from_now(1);
+    let stock = client.create_stock(json!({ "available_end_time": end }));
+    let r = unique("r");
+    let first = expect(&client.claim(&sid(&stock), "u1", &r), 0);
+    wait_past(&json!(end));
+    expect(&client.claim(&sid(&stock), "u2", &unique("r")), 40902);
+    let again = expect(&client.claim(&sid(&stock), "u1", &r), 0);
+    assert_eq!(again["data"], first["data"]);
+}
+
+#[test]
+fn same_request_id_for_another_stock_that_refuses_is_still_a_conflict() {
+    // The refusal of the second stock does not hide that the key is taken.
+    let server = TestServer::start();
+    let client = server.client();
+    let a = client.create_stock(json!({}));
+    let b = client.create_stock(json!({}));
+    expect(&set_status(&client, &sid(&b), 5), 0);
+    let r = unique("r");
+    expect(&client.claim(&sid(&a), "u1", &r), 0);
+    expect(&client.claim(&sid(&b), "u1", &r), 40906);
+    expect(&client.claim(&sid(&b), "u1", &unique("r")), 40901);
+    assert_checked(&server);
+}
+
+#[test]
 fn same_request_id_with_another_mobile_phone_is_refused_with_40906() {
     let server = TestServer::start();
     let client = server.client();
