@@ -121,22 +121,40 @@ fn pairs(fields: &Map<String, Value>, rule: &SignRule) -> Vec<(String, String)> 
 /// The signed fields of a body's raw text, rendered with every number byte for
 /// byte as sent, in key byte order; `None` if the body is not a JSON object.
 fn raw_pairs(body: &str, rule: &SignRule) -> Option<Vec<(String, String)>> {
-    // A BTreeMap orders `String` keys by bytes; a repeated key keeps its last
-    // value, as the parsed `Map` does.
-    let top: BTreeMap<String, &RawValue> = serde_json::from_str(body).ok()?;
+    // A BTreeMap orders keys by bytes; a repeated key keeps its last value, as
+    // the parsed `Map` does. Keys are borrowed from the body; only a body with
+    // an escaped key (which cannot be borrowed) is read again with owned keys.
+    match serde_json::from_str::<BTreeMap<&str, &RawValue>>(body) {
+        Ok(top) => signed_pairs(top, rule),
+        Err(_) => signed_pairs(
+            serde_json::from_str::<BTreeMap<String, &RawValue>>(body).ok()?,
+            rule,
+        ),
+    }
+}
+
+/// The signed ones of a body's top-level fields, rendered (see [`raw_pairs`]).
+fn signed_pairs<K: AsRef<str>>(
+    top: BTreeMap<K, &RawValue>,
+    rule: &SignRule,
+) -> Option<Vec<(String, String)>> {
     let mut pairs = Vec::with_capacity(top.len());
     for (k, v) in top {
-        let text = v.get();
-        if !signed_key(&k, rule) || text == "null" || text == "\"\"" {
+        let (k, text) = (k.as_ref(), v.get());
+        if !signed_key(k, rule) || text == "null" || text == "\"\"" {
             continue;
         }
-        let mut r = String::new();
-        if text.starts_with('"') {
-            r = serde_json::from_str::<String>(text).ok()?;
-        } else {
-            canonical_raw(v, &mut r).ok()?;
-        }
-        pairs.push((k, r));
+        let r = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            // A string with no escape is its own text between the quotes.
+            Some(bare) if !bare.contains('\\') => bare.to_string(),
+            Some(_) => serde_json::from_str::<String>(text).ok()?,
+            None => {
+                let mut r = String::new();
+                canonical_raw(v, &mut r).ok()?;
+                r
+            }
+        };
+        pairs.push((k.to_string(), r));
     }
     Some(pairs)
 }
@@ -183,7 +201,11 @@ fn push_json_string(s: &str, out: &mut String) -> Result<(), serde_json::Error> 
 }
 
 fn join(pairs: &[(String, String)], key_name: &str, secret: &str) -> String {
-    let mut s = String::new();
+    let len = pairs
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 2)
+        .sum::<usize>();
+    let mut s = String::with_capacity(len + key_name.len() + 1 + secret.len());
     for (k, v) in pairs {
         s.push_str(k);
         s.push('=');
@@ -235,8 +257,14 @@ pub fn masked_string_to_sign_raw(body: &[u8], rule: &SignRule) -> String {
 
 /// Upper-case hex MD5 of a string.
 pub fn md5_upper(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let digest = Md5::digest(s.as_bytes());
-    digest.iter().map(|b| format!("{b:02X}")).collect()
+    let mut out = String::with_capacity(2 * digest.len());
+    for b in digest {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xF)]));
+    }
+    out
 }
 
 /// The `sign` of a set of fields.
@@ -381,6 +409,29 @@ mod tests {
             "T"
         ));
         assert!(!verify(&signed, &SignRule::default(), "S"));
+    }
+
+    #[test]
+    fn escaped_keys_and_strings_sign_as_their_parse() {
+        // An escaped key cannot be borrowed from the body: it is read again
+        // with owned keys. A repeated key keeps its last value either way.
+        for body in [
+            r#"{"\u0061":"x","b":"y\"z\u00e9","c":"plain","c":"again"}"#,
+            r#"{"a":"x","b":"y\"z","c":"plain","c":"again"}"#,
+        ] {
+            let f: Map<String, Value> = serde_json::from_str(body).unwrap();
+            let raw = string_to_sign_raw(body.as_bytes(), &SignRule::default(), "S");
+            assert_eq!(raw, Some(string_to_sign(&f, &SignRule::default(), "S")));
+        }
+        assert_eq!(
+            string_to_sign_raw(
+                br#"{"\u0061":"x","b":"y\"z\u00e9"}"#,
+                &SignRule::default(),
+                "S"
+            ),
+            Some("a=x&b=y\"zé&key=S".to_string())
+        );
+        assert_eq!(md5_upper(""), "D41D8CD98F00B204E9800998ECF8427E");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `{code, message, data}` envelope of the platform and admin APIs, and
 //! the HTTP status that goes with each refusal.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::access;
 use crate::domain::LedgerError;
@@ -10,10 +10,13 @@ use crate::http::Response;
 /// `{"code":0,"message":"successful","data":...}` with HTTP 200.
 pub fn success(data: Value) -> Response {
     access::code(0);
-    Response::json(
-        200,
-        &json!({"code": 0, "message": "successful", "data": data}),
-    )
+    // Built by hand so that `data` is moved in: `json!` would serialise it
+    // into a copy, which was a tenth of a claim's answer.
+    let mut m = Map::new();
+    m.insert("code".into(), Value::from(0));
+    m.insert("message".into(), Value::from("successful"));
+    m.insert("data".into(), data);
+    Response::json(200, &Value::Object(m))
 }
 
 /// The HTTP status of a refusal that is not the caller's fault (500 internal,
