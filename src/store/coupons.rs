@@ -262,7 +262,7 @@ fn issue(tx: &Tx, req: &ClaimRequest) -> Result<Option<Coupon>, LedgerError> {
         JournalRow::new(Entity::Coupon, &coupon_id, "issue")
             .coupon_seq(seq)
             .moved(None, Some(CouponStatus::Available.code()))
-            .detail(json!({"stock_id": req.stock_id, "request_id": req.request_id})),
+            .issue_detail(req.stock_id.as_str(), req.request_id.as_str()),
     )?;
     let coupon = Coupon {
         coupon_id,

@@ -6,7 +6,6 @@
 //! a claim, so the database holds every invariant `check` verifies.
 
 use rusqlite::Connection;
-use serde_json::json;
 
 use super::coupons;
 use super::journal::{Entity, JournalRow};
@@ -58,7 +57,7 @@ pub(super) fn fill(
             JournalRow::new(Entity::Coupon, &coupon_id, "issue")
                 .coupon_seq(seq)
                 .moved(None, Some(CouponStatus::Available.code()))
-                .detail(json!({"stock_id": stock_id, "request_id": name})),
+                .issue_detail(stock_id, &name),
         )?;
         {
             let coupon = Coupon {

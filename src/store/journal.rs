@@ -74,6 +74,22 @@ impl<'r> JournalRow<'r> {
         }
     }
 
+    /// The detail of an issue: `{"request_id":...,"stock_id":...}`, the text
+    /// `json!` wrote (keys in byte order), written straight into one string:
+    /// building a JSON value for it was 4 % of a claim in the writer.
+    pub fn issue_detail(self, stock_id: &str, request_id: &str) -> Self {
+        let mut out = Vec::with_capacity(32 + stock_id.len() + request_id.len());
+        out.extend_from_slice(br#"{"request_id":"#);
+        push_json_string(&mut out, request_id);
+        out.extend_from_slice(br#","stock_id":"#);
+        push_json_string(&mut out, stock_id);
+        out.push(b'}');
+        JournalRow {
+            detail: Some(String::from_utf8_lossy(&out).into_owned()),
+            ..self
+        }
+    }
+
     /// A `seq_id` other than the request's (an outbox call's own).
     pub fn seq_id(self, seq_id: &'r str) -> Self {
         JournalRow {
@@ -106,6 +122,13 @@ impl<'r> JournalRow<'r> {
         ])?;
         Ok(())
     }
+}
+
+/// `s` as a JSON string, escaped as serde_json escapes it.
+fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    // Writing a `&str` into a `Vec` cannot fail; if it ever did, the detail
+    // would lack this value, never the row.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// Builds a journal entry from a row of `journal` (columns by name).
@@ -161,6 +184,19 @@ fn of_sql(entity: Entity) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_issue_detail_is_the_text_json_wrote() {
+        for (stock, request) in [
+            ("s1", "r-1"),
+            ("代金券", "q\"uo\\te\n\u{1}\u{7f}é"),
+            ("", ""),
+        ] {
+            let row = JournalRow::new(Entity::Coupon, "c", "issue").issue_detail(stock, request);
+            let expected = serde_json::json!({"stock_id": stock, "request_id": request});
+            assert_eq!(row.detail, Some(expected.to_string()));
+        }
+    }
 
     #[test]
     fn each_entity_finds_its_rows_through_its_partial_index() {

@@ -1,5 +1,7 @@
 //! Stocks: create, edit, change status, and read with their counts.
 
+use std::sync::LazyLock;
+
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::journal::{Entity, JournalRow};
@@ -159,10 +161,11 @@ fn stock_row(row: &Row) -> rusqlite::Result<Stock> {
 
 /// One stock, if it exists.
 pub(super) fn load(conn: &Connection, stock_id: &str) -> Result<Option<Stock>, LedgerError> {
+    // Every claim reads its stock: the statement's text is made once.
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {STOCK_COLUMNS} FROM stocks WHERE stock_id = ?1"));
     Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {STOCK_COLUMNS} FROM stocks WHERE stock_id = ?1"
-        ))?
+        .prepare_cached(&SQL)?
         .query_row([stock_id], stock_row)
         .optional()?)
 }
