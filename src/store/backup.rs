@@ -3,6 +3,8 @@
 //! `VACUUM INTO` copies one read snapshot (in WAL mode it never blocks the
 //! writer), into a file beside the destination; the copy is synced, checked
 //! with every invariant of `check`, and only then renamed to the destination.
+//! The copy has the page size of a new database ([`super::schema::PAGE_SIZE`]),
+//! whatever the source's: restoring from a backup is how an older ledger gets it.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -70,8 +72,12 @@ fn copy_and_verify(
     step("copying one consistent snapshot (VACUUM INTO)");
     let source = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    // The copy is written with the page size of a new database.
     source
-        .execute_batch("PRAGMA busy_timeout = 5000;")
+        .execute_batch(&format!(
+            "PRAGMA busy_timeout = 5000; PRAGMA page_size = {};",
+            super::schema::PAGE_SIZE
+        ))
         .map_err(|e| format!("cannot read {}: {e}", db.display()))?;
     let target = partial
         .to_str()

@@ -33,7 +33,7 @@ use fill::FILL_JOBS_IN_FLIGHT;
 pub use health::{Readiness, WriterStatus};
 pub use nonces::NonceUse;
 pub use outbox::{Attempt, SyncCalls};
-pub use schema::{SCHEMA, SCHEMA_VERSION};
+pub use schema::{PAGE_SIZE, SCHEMA, SCHEMA_VERSION};
 pub use writer::{BatchStats, BATCH_SECONDS_BOUNDS, BATCH_SIZE_BOUNDS, DEFAULT_MAX_BATCH};
 
 use std::path::{Path, PathBuf};

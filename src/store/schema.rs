@@ -12,6 +12,22 @@ use crate::domain::LedgerError;
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 6;
+/// The page size of a database this build makes (and of a backup's copy).
+///
+/// A claim inserts into three indexes on random keys (the coupon id, the
+/// idempotency key, the holder), so each one dirties about three leaf pages,
+/// and a commit writes every dirty page whole to the WAL, checksummed, then
+/// again at the checkpoint. Pages of 2 KiB halve those bytes; the trees are a
+/// level deeper at most. Measured with `bench` on 2 cores, against 4 KiB:
+/// the writer without HTTP +18 % at 64 connections, claims +3 % at 64 and
+/// +15 % at 256, and on a ledger of a million coupons claims +11 %, the
+/// writer +14 % and the bulk fill +70 %. Pages of 1 KiB were slower on the
+/// million (deeper trees), and no smaller on disk.
+///
+/// SQLite fixes the size when the file is made, before WAL mode is set, so
+/// an existing ledger keeps its pages; a backup is written at this size, and
+/// a ledger restored from one has them.
+pub const PAGE_SIZE: i64 = 2048;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 128;
 /// Migrations from version `i + 1` to `i + 2`, applied in order on start.
@@ -63,6 +79,9 @@ pub(super) fn open_writer(path: &Path, durability: Durability) -> Result<Connect
         Durability::Full => "FULL",
         Durability::Normal => "NORMAL",
     };
+    // Only a new, empty file takes it; an existing one keeps its own.
+    conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}"))
+        .map_err(|e| format!("cannot use database {}: {e}", path.display()))?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(|e| format!("cannot use database {}: {e}", path.display()))?;

@@ -8,7 +8,7 @@ use crate::common::*;
 use coupon_ledger::config::Durability;
 use coupon_ledger::domain::ledger::{Origin, Source};
 use coupon_ledger::domain::LedgerError;
-use coupon_ledger::store::{NonceUse, Store, StoreOptions, SCHEMA_VERSION};
+use coupon_ledger::store::{NonceUse, Store, StoreOptions, PAGE_SIZE, SCHEMA_VERSION};
 use rusqlite::Connection;
 use serde_json::json;
 
@@ -186,6 +186,43 @@ fn a_version_1_database_migrates_keeps_its_rows_and_matches_a_new_one() {
     assert!(ok, "{out}");
     // Opening again is a no-op.
     drop(open(&old));
+}
+
+fn page_size(db: &Path) -> i64 {
+    Connection::open(db)
+        .unwrap()
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_new_ledger_has_small_pages_an_older_one_keeps_its_own_and_a_backup_gets_them() {
+    assert_eq!(PAGE_SIZE, 2048);
+    let dir = TempDir::new();
+    let fresh = dir.path().join("fresh.db");
+    drop(open(&fresh));
+    assert_eq!(page_size(&fresh), PAGE_SIZE);
+
+    // A ledger made with SQLite's default pages is migrated and used as it is.
+    let old = dir.path().join("v1.db");
+    version_1_ledger(&old);
+    assert_eq!(page_size(&old), 4096);
+    let store = open(&old);
+    assert_eq!(page_size(&old), 4096);
+    assert_eq!(store.stock("old-stock").unwrap().spec.stock_name, "old");
+
+    // Its backup, taken while it is open, has the new size and the same rows.
+    let dest = dir.path().join("copy.db");
+    let report = coupon_ledger::store::backup(&old, &dest).unwrap();
+    drop(store);
+    assert_eq!(page_size(&dest), PAGE_SIZE);
+    let (ok, out) = check(&dest);
+    assert!(ok, "{out}");
+    let copy = open(&dest);
+    assert_eq!(copy.stock("old-stock").unwrap().spec.stock_name, "old");
+    assert_eq!(copy.meta("demo").unwrap().as_deref(), Some("kept"));
+    assert_eq!(report.coupons, 0);
+    assert_eq!(page_size(&dest), PAGE_SIZE);
 }
 
 #[test]
