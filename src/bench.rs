@@ -12,7 +12,7 @@
 //!
 //! Measuring is done here; nothing in the test suite asserts a figure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::net::TcpStream;
@@ -201,8 +201,19 @@ enum Outcome {
     Failed(String),
 }
 
+/// Requests each row builds (and signs) before its clock starts, per second
+/// of the row, over all its connections: more than any row sends on 2 cores.
+/// A client that runs out builds the rest as it goes.
+const AHEAD_PER_SECOND: u64 = 30_000;
+/// At most this many for one row: about 60 MB of signed HTTP requests.
+const AHEAD_MAX: u64 = 150_000;
+
 /// One load-generating thread's way of sending requests.
 trait Client: Send {
+    /// Builds requests `0..count` before the row is timed, as a load
+    /// generator whose bodies are made in advance: signing them while the
+    /// row ran took CPU the server shares on a small machine.
+    fn build_ahead(&mut self, count: u64);
     /// Gets request `n` ready (connects, builds and signs it), outside the
     /// timed part. `Err`: why the server cannot be reached now.
     fn prepare(&mut self, n: u64) -> Result<(), String>;
@@ -218,6 +229,8 @@ struct HttpClient {
     run: String,
     conn: Option<(TcpStream, BufReader<TcpStream>)>,
     next: Vec<u8>,
+    /// Requests built ahead, from the next one on.
+    ahead: VecDeque<Vec<u8>>,
 }
 
 impl HttpClient {
@@ -231,13 +244,19 @@ impl HttpClient {
 }
 
 impl Client for HttpClient {
+    fn build_ahead(&mut self, count: u64) {
+        self.ahead = build_ahead(&self.target, self.mode, self.worker, &self.run, count);
+    }
+
     fn prepare(&mut self, n: u64) -> Result<(), String> {
         if self.conn.is_none() {
             let conn = Self::connect(&self.target.addr)
                 .map_err(|e| format!("connect to {}: {e}", self.target.addr))?;
             self.conn = Some(conn);
         }
-        self.next = request(&self.target, self.mode, self.worker, n, &self.run);
+        next_request(&mut self.next, &mut self.ahead, self.mode, || {
+            request(&self.target, self.mode, self.worker, n, &self.run)
+        });
         Ok(())
     }
 
@@ -250,6 +269,32 @@ impl Client for HttpClient {
             self.conn = None;
         }
         outcome(self.mode, answer)
+    }
+}
+
+/// Requests `0..count` of a signed mode; none for the others, whose
+/// request never changes.
+fn build_ahead(t: &Target, mode: Mode, worker: usize, run: &str, count: u64) -> VecDeque<Vec<u8>> {
+    match mode.signed() {
+        true => (0..count)
+            .map(|n| request(t, mode, worker, n, run))
+            .collect(),
+        false => VecDeque::new(),
+    }
+}
+
+/// Puts the next request in `next`: the next one built ahead, or the one of
+/// an unsigned mode again (it never changes), or else a new one.
+fn next_request(
+    next: &mut Vec<u8>,
+    ahead: &mut VecDeque<Vec<u8>>,
+    mode: Mode,
+    build: impl FnOnce() -> Vec<u8>,
+) {
+    if let Some(built) = ahead.pop_front() {
+        *next = built;
+    } else if mode.signed() || next.is_empty() {
+        *next = build();
     }
 }
 
@@ -353,6 +398,8 @@ struct TlsClient {
     run: String,
     conn: Option<BufReader<TlsStream>>,
     next: Vec<u8>,
+    /// Requests built ahead, from the next one on.
+    ahead: VecDeque<Vec<u8>>,
 }
 
 impl TlsClient {
@@ -375,6 +422,10 @@ impl TlsClient {
 }
 
 impl Client for TlsClient {
+    fn build_ahead(&mut self, count: u64) {
+        self.ahead = build_ahead(&self.tls.target, self.mode, self.worker, &self.run, count);
+    }
+
     fn prepare(&mut self, n: u64) -> Result<(), String> {
         if !self.per_request && self.conn.is_none() {
             let conn = self
@@ -383,7 +434,9 @@ impl Client for TlsClient {
                 .map_err(|e| format!("HTTPS connection to {}: {e}", self.tls.target.addr))?;
             self.conn = Some(conn);
         }
-        self.next = request(&self.tls.target, self.mode, self.worker, n, &self.run);
+        next_request(&mut self.next, &mut self.ahead, self.mode, || {
+            request(&self.tls.target, self.mode, self.worker, n, &self.run)
+        });
         Ok(())
     }
 
@@ -410,10 +463,12 @@ struct StoreClient {
     worker: usize,
     run: String,
     next: Option<(NonceUse, ClaimRequest, Origin)>,
+    ahead: VecDeque<(NonceUse, ClaimRequest, Origin)>,
 }
 
-impl Client for StoreClient {
-    fn prepare(&mut self, n: u64) -> Result<(), String> {
+impl StoreClient {
+    /// The nonce, claim and origin of call `n`.
+    fn build(&self, n: u64) -> Result<(NonceUse, ClaimRequest, Origin), String> {
         let (run, w) = (&self.run, self.worker);
         let nonce = NonceUse {
             api_key: self.target.api_key.clone(),
@@ -441,7 +496,20 @@ impl Client for StoreClient {
             now: now_ms(),
             operator: None,
         };
-        self.next = Some((nonce, req, origin));
+        Ok((nonce, req, origin))
+    }
+}
+
+impl Client for StoreClient {
+    fn build_ahead(&mut self, count: u64) {
+        self.ahead = (0..count).map_while(|n| self.build(n).ok()).collect();
+    }
+
+    fn prepare(&mut self, n: u64) -> Result<(), String> {
+        self.next = Some(match self.ahead.pop_front() {
+            Some(built) => built,
+            None => self.build(n)?,
+        });
         Ok(())
     }
 
@@ -595,17 +663,32 @@ fn load<C: Client + 'static>(
     duration: Duration,
     progress: &Progress,
 ) -> Result<Measure, String> {
-    load_while(clients, progress, |elapsed| elapsed < duration)
+    let ahead = (duration.as_secs_f64() * AHEAD_PER_SECOND as f64) as u64;
+    load_while(clients, ahead.min(AHEAD_MAX), progress, |elapsed| {
+        elapsed < duration
+    })
 }
 
 /// Like [`load`], for as long as `go_on(elapsed)` says.
 fn load_while<C: Client + 'static>(
-    clients: Vec<C>,
+    mut clients: Vec<C>,
+    ahead: u64,
     progress: &Progress,
     go_on: impl Fn(Duration) -> bool,
 ) -> Result<Measure, String> {
     if clients.is_empty() {
         return Err("--connections: must be at least 1".into());
+    }
+    let each = ahead.div_ceil(clients.len() as u64);
+    if each > 0 {
+        progress.say(&format!("building {ahead} requests ahead ..."));
+        let threads = thread::available_parallelism().map_or(2, |n| n.get());
+        thread::scope(|s| {
+            let per_thread = clients.len().div_ceil(threads);
+            for part in clients.chunks_mut(per_thread) {
+                s.spawn(move || part.iter_mut().for_each(|c| c.build_ahead(each)));
+            }
+        });
     }
     let stop = Arc::new(AtomicBool::new(false));
     let cpu_before = cpu::process_ns().zip(cpu::writers_ns());
@@ -703,6 +786,7 @@ fn http_clients(t: &Target, mode: Mode, connections: usize) -> Result<Vec<HttpCl
             run: run.clone(),
             conn: None,
             next: Vec::new(),
+            ahead: VecDeque::new(),
         })
         .collect())
 }
@@ -723,6 +807,7 @@ fn tls_clients(
             run: run.clone(),
             conn: None,
             next: Vec::new(),
+            ahead: VecDeque::new(),
         })
         .collect())
 }
@@ -1356,6 +1441,7 @@ fn measure_all(
                             worker,
                             run: run.clone(),
                             next: None,
+                            ahead: VecDeque::new(),
                         })
                         .collect();
                     load(clients, opts.duration, progress)?
@@ -1488,7 +1574,8 @@ fn claim_while_sweeping(
             (swept, started.elapsed().as_secs_f64())
         })
         .map_err(|e| format!("cannot start the sweep: {e}"))?;
-    let m = load_while(clients, progress, |_| !done.load(Ordering::Relaxed));
+    // Nothing is built ahead: the sweep has started.
+    let m = load_while(clients, 0, progress, |_| !done.load(Ordering::Relaxed));
     let (swept, secs) = sweeping
         .join()
         .map_err(|_| "the sweep thread panicked".to_string())?;
@@ -1624,6 +1711,48 @@ mod cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_built_ahead_are_the_ones_built_live_then_live_ones_follow() {
+        let t = Target {
+            addr: "127.0.0.1:9".into(),
+            api_key: "k".into(),
+            secret: "s".into(),
+            stock_id: "st".into(),
+            app_channel_id: 1,
+        };
+        let mut ahead = build_ahead(&t, Mode::Claim, 3, "r", 2);
+        assert_eq!(ahead.len(), 2);
+        let body = |req: &[u8]| {
+            let text = String::from_utf8(req.to_vec()).unwrap();
+            let (_, body) = text.split_once("\r\n\r\n").unwrap();
+            serde_json::from_str::<Map<String, Value>>(body).unwrap()
+        };
+        let mut next = Vec::new();
+        for n in 0..3u64 {
+            next_request(&mut next, &mut ahead, Mode::Claim, || {
+                request(&t, Mode::Claim, 3, n, "r")
+            });
+            let m = body(&next);
+            assert_eq!(m["nonce"], json!(format!("r3x{n}")), "request {n}");
+            assert_eq!(m["request_id"], json!(format!("r3x{n}")));
+            let sign = sign::sign(&m, &SignRule::default(), "s");
+            assert_eq!(m["sign"], json!(sign), "request {n} is signed");
+        }
+        assert!(ahead.is_empty());
+        // Nothing is built ahead for a request that never changes, and it is built once.
+        assert!(build_ahead(&t, Mode::Ceiling, 0, "r", 5).is_empty());
+        let mut built = 0;
+        let mut next = Vec::new();
+        for _ in 0..3 {
+            next_request(&mut next, &mut VecDeque::new(), Mode::Ceiling, || {
+                built += 1;
+                request(&t, Mode::Ceiling, 0, 0, "r")
+            });
+        }
+        assert_eq!(built, 1);
+        assert!(next.starts_with(b"GET /bench-ceiling "));
+    }
 
     #[test]
     fn cpu_times_are_read_from_proc_lines() {
