@@ -319,3 +319,73 @@ fn write_batch_max_one_commits_every_job_on_its_own() {
     assert_eq!(stats.largest, 1, "{stats:?}");
     assert_eq!(stats.commits, stats.jobs, "{stats:?}");
 }
+
+/// `bench --target` over plain HTTP with `args`: (success, stdout, stderr).
+fn bench_target(addr: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin())
+        .args(["bench", "--target", addr, "--seconds", "1"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The figure after `word ` in a `--target` report.
+fn figure(out: &str, word: &str) -> u64 {
+    out.split(&format!("{word} "))
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {word} in {out}"))
+}
+
+#[test]
+fn bench_drives_a_running_server_and_every_claim_it_counts_was_issued() {
+    let s = TestServer::start();
+    let c = s.client();
+    let stock = sid(&c.create_stock(json!({"max_coupons": 10_000_000})));
+    let addr = s.addr.to_string();
+    let partner = ["--api-key", KEY, "--secret", SECRET, "--stock", &stock];
+    let (ok, out, err) = bench_target(
+        &addr,
+        &[&["--mode", "claim", "--connections", "3,5"], &partner[..]].concat(),
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("mode Claim · 3 connections"), "{out}");
+    assert!(out.contains("mode Claim · 5 connections"), "{out}");
+    let mut claimed = 0;
+    for report in out.split("mode Claim").skip(1) {
+        assert_eq!(figure(report, "errors"), 0, "{out}");
+        let n = figure(report, "requests");
+        assert!(n > 0, "{out}");
+        claimed += n;
+    }
+    // Every claim it counted was issued: none lost, none left unanswered.
+    let stock_now = expect(&c.admin("GET", &format!("/admin/stocks/{stock}"), None), 0);
+    assert_eq!(stock_now["data"]["counts"]["issued"], json!(claimed), "{out}");
+
+    // Signed queries, and the unsigned modes, answer without errors too.
+    for mode in ["query", "healthz", "livez", "ceiling"] {
+        let (ok, out, err) = bench_target(
+            &addr,
+            &[&["--mode", mode, "--connections", "4"], &partner[..]].concat(),
+        );
+        assert!(ok, "{mode}: {out}\n{err}");
+        assert_eq!(figure(&out, "errors"), 0, "{mode}: {out}");
+        assert!(figure(&out, "requests") > 0, "{mode}: {out}");
+    }
+
+    // Nothing listening: every attempt is an `io` error, and the first reason is given.
+    let port = free_port();
+    let (_, out, err) = bench_target(&format!("127.0.0.1:{port}"), &["--mode", "healthz"]);
+    assert_eq!(figure(&out, "requests"), 0, "{out}\n{err}");
+    assert!(figure(&out, "errors") > 0, "{out}");
+    assert!(
+        out.contains(&format!("first connection error: connect to 127.0.0.1:{port}")),
+        "{out}"
+    );
+}

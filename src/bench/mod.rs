@@ -37,6 +37,8 @@ use crate::domain::time::now_ms;
 use crate::sign::{self, SignRule};
 use crate::store::{check_database_to, CheckDepth, NonceUse, Store};
 
+mod events;
+
 /// What to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -219,57 +221,6 @@ trait Client: Send {
     fn prepare(&mut self, n: u64) -> Result<(), String>;
     /// Sends what `prepare` built and waits for the outcome.
     fn call(&mut self) -> Outcome;
-}
-
-/// A keep-alive HTTP/1.1 connection sending one mode's requests.
-struct HttpClient {
-    target: Target,
-    mode: Mode,
-    worker: usize,
-    run: String,
-    conn: Option<(TcpStream, BufReader<TcpStream>)>,
-    next: Vec<u8>,
-    /// Requests built ahead, from the next one on.
-    ahead: VecDeque<Vec<u8>>,
-}
-
-impl HttpClient {
-    fn connect(addr: &str) -> std::io::Result<(TcpStream, BufReader<TcpStream>)> {
-        let s = TcpStream::connect(addr)?;
-        let _ = s.set_nodelay(true);
-        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
-        let r = s.try_clone()?;
-        Ok((s, BufReader::new(r)))
-    }
-}
-
-impl Client for HttpClient {
-    fn build_ahead(&mut self, count: u64) {
-        self.ahead = build_ahead(&self.target, self.mode, self.worker, &self.run, count);
-    }
-
-    fn prepare(&mut self, n: u64) -> Result<(), String> {
-        if self.conn.is_none() {
-            let conn = Self::connect(&self.target.addr)
-                .map_err(|e| format!("connect to {}: {e}", self.target.addr))?;
-            self.conn = Some(conn);
-        }
-        next_request(&mut self.next, &mut self.ahead, self.mode, || {
-            request(&self.target, self.mode, self.worker, n, &self.run)
-        });
-        Ok(())
-    }
-
-    fn call(&mut self) -> Outcome {
-        let Some((s, r)) = self.conn.as_mut() else {
-            return Outcome::Failed("io".into());
-        };
-        let answer = s.write_all(&self.next).and_then(|_| read_answer(r));
-        if answer.is_err() {
-            self.conn = None;
-        }
-        outcome(self.mode, answer)
-    }
 }
 
 /// Requests `0..count` of a signed mode; none for the others, whose
@@ -669,7 +620,8 @@ fn load<C: Client + 'static>(
     })
 }
 
-/// Like [`load`], for as long as `go_on(elapsed)` says.
+/// Like [`load`], for as long as `go_on(elapsed)` says, with `ahead`
+/// requests built before the clock starts.
 fn load_while<C: Client + 'static>(
     mut clients: Vec<C>,
     ahead: u64,
@@ -682,56 +634,150 @@ fn load_while<C: Client + 'static>(
     let each = ahead.div_ceil(clients.len() as u64);
     if each > 0 {
         progress.say(&format!("building {ahead} requests ahead ..."));
-        let threads = thread::available_parallelism().map_or(2, |n| n.get());
-        thread::scope(|s| {
-            let per_thread = clients.len().div_ceil(threads);
-            for part in clients.chunks_mut(per_thread) {
-                s.spawn(move || part.iter_mut().for_each(|c| c.build_ahead(each)));
-            }
-        });
+        in_parallel(&mut clients, |c| c.build_ahead(each));
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let cpu_before = cpu::process_ns().zip(cpu::writers_ns());
-    let started = Instant::now();
-    let mut workers = Vec::with_capacity(clients.len());
-    for (i, mut client) in clients.into_iter().enumerate() {
-        let stopping = stop.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("bench-{i}"))
-            .spawn(move || {
-                let mut lat = Vec::with_capacity(1 << 14);
-                let mut ok = 0u64;
-                let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-                let mut first_io = None;
+    let workers = clients
+        .into_iter()
+        .map(|mut client| -> Worker {
+            Box::new(move |stop: &AtomicBool| {
+                let mut run = ThreadRun::default();
                 let mut n = 0u64;
                 let cpu_at_start = cpu::thread_ns();
-                while !stopping.load(Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) {
                     if let Err(why) = client.prepare(n) {
-                        *errors.entry("io".into()).or_default() += 1;
-                        first_io.get_or_insert(why);
+                        *run.errors.entry("io".into()).or_default() += 1;
+                        run.first_io.get_or_insert(why);
                         thread::sleep(Duration::from_millis(10));
                         continue;
                     }
                     n += 1;
                     let t = Instant::now();
                     let outcome = client.call();
-                    lat.push(t.elapsed().as_micros() as u64);
+                    run.lat.push(t.elapsed().as_micros() as u64);
                     match outcome {
-                        Outcome::Ok => ok += 1,
-                        Outcome::Failed(k) => *errors.entry(k).or_default() += 1,
+                        Outcome::Ok => run.ok += 1,
+                        Outcome::Failed(k) => *run.errors.entry(k).or_default() += 1,
                     }
                 }
-                let cpu = cpu_at_start
+                run.cpu = cpu_at_start
                     .zip(cpu::thread_ns())
                     .map(|(a, b)| b.saturating_sub(a));
-                (lat, ok, errors, first_io, cpu)
-            });
+                run
+            })
+        })
+        .collect();
+    drive(workers, progress, go_on)
+}
+
+/// Plain HTTP to `t` over `connections` keep-alive connections, driven by
+/// one thread per core ([`events`]) for `duration`.
+fn load_http(
+    t: &Target,
+    mode: Mode,
+    connections: usize,
+    duration: Duration,
+    progress: &Progress,
+) -> Result<Measure, String> {
+    let ahead = (duration.as_secs_f64() * AHEAD_PER_SECOND as f64) as u64;
+    load_http_while(
+        t,
+        mode,
+        connections,
+        ahead.min(AHEAD_MAX),
+        progress,
+        |elapsed| elapsed < duration,
+    )
+}
+
+/// Like [`load_http`], for as long as `go_on(elapsed)` says, with `ahead`
+/// requests built before the clock starts.
+fn load_http_while(
+    t: &Target,
+    mode: Mode,
+    connections: usize,
+    ahead: u64,
+    progress: &Progress,
+    go_on: impl Fn(Duration) -> bool,
+) -> Result<Measure, String> {
+    if connections == 0 {
+        return Err("--connections: must be at least 1".into());
+    }
+    let run = random_hex(4)?;
+    let mut shares = events::shares(t, mode, &run, connections, cores());
+    let each = match mode.signed() {
+        true => ahead.div_ceil(connections as u64),
+        false => 0,
+    };
+    progress.say(&format!(
+        "connecting{} ...",
+        match each {
+            0 => String::new(),
+            _ => format!(", building {ahead} requests ahead"),
+        }
+    ));
+    in_parallel(&mut shares, |s| s.prepare(each));
+    let workers = shares
+        .into_iter()
+        .map(|share| -> Worker { Box::new(move |stop: &AtomicBool| share.drive(stop)) })
+        .collect();
+    drive(workers, progress, go_on)
+}
+
+/// The machine's cores (2 when it cannot tell).
+fn cores() -> usize {
+    thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Runs `f` on every item, the items spread over one thread per core.
+fn in_parallel<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync) {
+    let per_thread = items.len().div_ceil(cores()).max(1);
+    let f = &f;
+    thread::scope(|s| {
+        for part in items.chunks_mut(per_thread) {
+            s.spawn(move || part.iter_mut().for_each(f));
+        }
+    });
+}
+
+/// What one load thread measured.
+#[derive(Default)]
+struct ThreadRun {
+    /// Each request's latency, in microseconds.
+    lat: Vec<u64>,
+    ok: u64,
+    errors: BTreeMap<String, u64>,
+    first_io: Option<String>,
+    /// The thread's own CPU time, in nanoseconds.
+    cpu: Option<u64>,
+}
+
+/// One load thread's work: it runs until the flag is set, then finishes
+/// the requests it has under way.
+type Worker = Box<dyn FnOnce(&AtomicBool) -> ThreadRun + Send>;
+
+/// Runs every worker on a thread of its own for as long as `go_on(elapsed)`
+/// says, and gathers the figures. A request under way at the end is waited
+/// for and counted.
+fn drive(
+    workers: Vec<Worker>,
+    progress: &Progress,
+    go_on: impl Fn(Duration) -> bool,
+) -> Result<Measure, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let cpu_before = cpu::process_ns().zip(cpu::writers_ns());
+    let started = Instant::now();
+    let mut threads = Vec::with_capacity(workers.len());
+    for (i, work) in workers.into_iter().enumerate() {
+        let stopping = stop.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("bench-{i}"))
+            .spawn(move || work(&stopping));
         match spawned {
-            Ok(h) => workers.push(h),
+            Ok(h) => threads.push(h),
             Err(e) => {
                 stop.store(true, Ordering::Relaxed);
-                for w in workers {
-                    let _ = w.join();
+                for t in threads {
+                    let _ = t.join();
                 }
                 return Err(format!("cannot start a bench thread: {e}"));
             }
@@ -748,17 +794,17 @@ fn load_while<C: Client + 'static>(
     stop.store(true, Ordering::Relaxed);
     let mut m = Measure::default();
     let mut clients_ns = Some(0u64);
-    for w in workers {
-        let (lat, ok, errors, first_io, cpu) = w
+    for t in threads {
+        let run = t
             .join()
             .map_err(|_| "a bench thread panicked".to_string())?;
-        clients_ns = clients_ns.zip(cpu).map(|(sum, n)| sum + n);
-        m.latencies_us.extend(lat);
-        m.ok += ok;
+        clients_ns = clients_ns.zip(run.cpu).map(|(sum, n)| sum + n);
+        m.latencies_us.extend(run.lat);
+        m.ok += run.ok;
         if m.connect_error.is_none() {
-            m.connect_error = first_io;
+            m.connect_error = run.first_io;
         }
-        for (k, n) in errors {
+        for (k, n) in run.errors {
             *m.errors.entry(k).or_default() += n;
         }
     }
@@ -774,21 +820,6 @@ fn load_while<C: Client + 'static>(
     m.latencies_us.sort_unstable();
     m.requests = m.latencies_us.len() as u64;
     Ok(m)
-}
-
-fn http_clients(t: &Target, mode: Mode, connections: usize) -> Result<Vec<HttpClient>, String> {
-    let run = random_hex(4)?;
-    Ok((0..connections)
-        .map(|worker| HttpClient {
-            target: t.clone(),
-            mode,
-            worker,
-            run: run.clone(),
-            conn: None,
-            next: Vec::new(),
-            ahead: VecDeque::new(),
-        })
-        .collect())
 }
 
 fn tls_clients(
@@ -835,11 +866,7 @@ pub fn run_target(
             duration,
             &progress,
         ),
-        None => load(
-            http_clients(target, mode, connections)?,
-            duration,
-            &progress,
-        ),
+        None => load_http(target, mode, connections, duration, &progress),
     };
     progress.clear();
     m
@@ -1422,11 +1449,9 @@ fn measure_all(
                 _ => &mut *group,
             };
             let m = match route {
-                Route::Http | Route::Single => load(
-                    http_clients(&server.target, mode, c)?,
-                    opts.duration,
-                    progress,
-                )?,
+                Route::Http | Route::Single => {
+                    load_http(&server.target, mode, c, opts.duration, progress)?
+                }
                 Route::Tls { handshake } => load(
                     tls_clients(server.tls()?, mode, handshake, c)?,
                     opts.duration,
@@ -1560,7 +1585,6 @@ fn claim_while_sweeping(
         .bulk_fill(&stock_id, n)
         .map_err(|e| format!("--sweep: the bulk fill failed: {}", e.message()))?;
     let fill_secs = started.elapsed().as_secs_f64();
-    let clients = http_clients(&server.target, Mode::Claim, c)?;
     let store = server.store().clone();
     let batch = server.running.config().sweep_batch;
     let done = Arc::new(AtomicBool::new(false));
@@ -1575,7 +1599,9 @@ fn claim_while_sweeping(
         })
         .map_err(|e| format!("cannot start the sweep: {e}"))?;
     // Nothing is built ahead: the sweep has started.
-    let m = load_while(clients, 0, progress, |_| !done.load(Ordering::Relaxed));
+    let m = load_http_while(&server.target, Mode::Claim, c, 0, progress, |_| {
+        !done.load(Ordering::Relaxed)
+    });
     let (swept, secs) = sweeping
         .join()
         .map_err(|_| "the sweep thread panicked".to_string())?;
