@@ -366,7 +366,11 @@ fn bench_drives_a_running_server_and_every_claim_it_counts_was_issued() {
     }
     // Every claim it counted was issued: none lost, none left unanswered.
     let stock_now = expect(&c.admin("GET", &format!("/admin/stocks/{stock}"), None), 0);
-    assert_eq!(stock_now["data"]["counts"]["issued"], json!(claimed), "{out}");
+    assert_eq!(
+        stock_now["data"]["counts"]["issued"],
+        json!(claimed),
+        "{out}"
+    );
 
     // Signed queries, and the unsigned modes, answer without errors too.
     for mode in ["query", "healthz", "livez", "ceiling"] {
@@ -385,7 +389,9 @@ fn bench_drives_a_running_server_and_every_claim_it_counts_was_issued() {
     assert_eq!(figure(&out, "requests"), 0, "{out}\n{err}");
     assert!(figure(&out, "errors") > 0, "{out}");
     assert!(
-        out.contains(&format!("first connection error: connect to 127.0.0.1:{port}")),
+        out.contains(&format!(
+            "first connection error: connect to 127.0.0.1:{port}"
+        )),
         "{out}"
     );
 }
