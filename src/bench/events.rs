@@ -356,13 +356,7 @@ mod tests {
 
     #[test]
     fn connections_are_spread_over_the_threads_with_their_own_numbers() {
-        let t = Target {
-            addr: "127.0.0.1:9".into(),
-            api_key: "k".into(),
-            secret: "s".into(),
-            stock_id: "st".into(),
-            app_channel_id: 1,
-        };
+        let t = crate::bench::tests::test_target();
         let s = shares(&t, Mode::Claim, "r", 5, 2);
         let workers: Vec<Vec<usize>> = s
             .iter()

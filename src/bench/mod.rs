@@ -1735,18 +1735,23 @@ mod cpu {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    #[test]
-    fn requests_built_ahead_are_the_ones_built_live_then_live_ones_follow() {
-        let t = Target {
+    /// A target for tests that build requests and never connect.
+    pub(in crate::bench) fn test_target() -> Target {
+        Target {
             addr: "127.0.0.1:9".into(),
             api_key: "k".into(),
             secret: "s".into(),
             stock_id: "st".into(),
             app_channel_id: 1,
-        };
+        }
+    }
+
+    #[test]
+    fn requests_built_ahead_are_the_ones_built_live_then_live_ones_follow() {
+        let t = test_target();
         let mut ahead = build_ahead(&t, Mode::Claim, 3, "r", 2);
         assert_eq!(ahead.len(), 2);
         let body = |req: &[u8]| {
