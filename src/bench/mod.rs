@@ -614,10 +614,14 @@ fn load<C: Client + 'static>(
     duration: Duration,
     progress: &Progress,
 ) -> Result<Measure, String> {
-    let ahead = (duration.as_secs_f64() * AHEAD_PER_SECOND as f64) as u64;
-    load_while(clients, ahead.min(AHEAD_MAX), progress, |elapsed| {
+    load_while(clients, ahead_for(duration), progress, |elapsed| {
         elapsed < duration
     })
+}
+
+/// How many requests a row of `duration` builds ahead, over all its connections.
+fn ahead_for(duration: Duration) -> u64 {
+    ((duration.as_secs_f64() * AHEAD_PER_SECOND as f64) as u64).min(AHEAD_MAX)
 }
 
 /// Like [`load`], for as long as `go_on(elapsed)` says, with `ahead`
@@ -678,12 +682,11 @@ fn load_http(
     duration: Duration,
     progress: &Progress,
 ) -> Result<Measure, String> {
-    let ahead = (duration.as_secs_f64() * AHEAD_PER_SECOND as f64) as u64;
     load_http_while(
         t,
         mode,
         connections,
-        ahead.min(AHEAD_MAX),
+        ahead_for(duration),
         progress,
         |elapsed| elapsed < duration,
     )
