@@ -151,17 +151,13 @@ impl Share {
             if let Some(at) = stopped_at {
                 let waiting = self.conns.iter().any(|c| c.in_flight);
                 if !waiting || at.elapsed() > ANSWER_TIMEOUT {
-                    for c in self.conns.iter().filter(|c| c.in_flight) {
-                        run.lat.push(c.sent_at.elapsed().as_micros() as u64);
-                        *run.errors.entry("io".into()).or_default() += 1;
-                    }
-                    return;
+                    return self.give_up(run);
                 }
             }
             if let Err(e) = poll.poll(&mut events, Some(RECONNECT_PAUSE)) {
                 if e.kind() != ErrorKind::Interrupted {
                     run.first_io.get_or_insert(format!("poll: {e}"));
-                    return;
+                    return self.give_up(run);
                 }
             }
             for ev in events.iter() {
@@ -185,6 +181,16 @@ impl Share {
                     }
                 }
             }
+        }
+    }
+
+    /// Counts every request still in flight as `io`: it was sent, and its
+    /// answer will not be read.
+    fn give_up(&mut self, run: &mut ThreadRun) {
+        for c in self.conns.iter_mut().filter(|c| c.in_flight) {
+            c.in_flight = false;
+            run.lat.push(c.sent_at.elapsed().as_micros() as u64);
+            *run.errors.entry("io".into()).or_default() += 1;
         }
     }
 
