@@ -8,7 +8,7 @@
 //! HTTP side, on the cores the server needs.
 
 use std::collections::VecDeque;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream as StdStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use super::{build_ahead, cpu, next_request, outcome, protocol_code, request, Mode, Outcome};
+use super::{build_ahead, cpu, next_request, outcome, parse_answer, read_answer, request};
+use super::{Mode, Outcome};
 use super::{Target, ThreadRun};
 
 /// How long a connection waits for its answer once the row has ended, like
@@ -301,16 +302,8 @@ fn connect(addr: &str, poll: &Poll, i: usize, warm: bool) -> Result<TcpStream, S
         let _ = s.set_read_timeout(Some(ANSWER_TIMEOUT));
         s.write_all(req.as_bytes())
             .map_err(|e| format!("connect to {addr}: {e}"))?;
-        let mut got = Vec::with_capacity(256);
-        let mut buf = [0u8; 1024];
-        while parse_answer(&got).is_none() {
-            match s.read(&mut buf) {
-                Ok(0) => return Err(format!("connect to {addr}: closed before answering")),
-                Ok(k) => got.extend_from_slice(&buf[..k]),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("connect to {addr}: {e}")),
-            }
-        }
+        read_answer(&mut BufReader::new(&s))
+            .map_err(|err| format!("connect to {addr}: no answer to GET /livez: {err}"))?;
     }
     s.set_nonblocking(true)
         .map_err(|e| format!("connect to {addr}: {e}"))?;
@@ -323,27 +316,6 @@ fn connect(addr: &str, poll: &Poll, i: usize, warm: bool) -> Result<TcpStream, S
         )
         .map_err(|e| format!("connect to {addr}: cannot poll: {e}"))?;
     Ok(stream)
-}
-
-/// The status and `"code"` of a whole answer at the start of `buf`, or
-/// `None` while it is incomplete. Answers carry a Content-Length (the
-/// server never sends chunked bodies).
-fn parse_answer(buf: &[u8]) -> Option<(u16, Option<i64>)> {
-    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&buf[..head_end]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse::<u16>().ok())
-        .unwrap_or(0);
-    let len = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    let body = buf.get(head_end + 4..head_end + 4 + len)?;
-    Some((status, protocol_code(body)))
 }
 
 #[cfg(test)]

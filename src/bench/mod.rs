@@ -509,35 +509,42 @@ fn request(t: &Target, mode: Mode, worker: usize, n: u64, run: &str) -> Vec<u8> 
 }
 
 /// Reads one answer: its HTTP status and the `"code":N` of its body, if any.
+/// One request is in flight at a time, so nothing past the answer is read.
 fn read_answer(r: &mut impl BufRead) -> std::io::Result<(u16, Option<i64>)> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .unwrap_or(0);
-    let mut len = 0usize;
+    let mut got = Vec::with_capacity(512);
     loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
+        if let Some(answer) = parse_answer(&got) {
+            return Ok(answer);
+        }
+        let chunk = r.fill_buf()?;
+        if chunk.is_empty() {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
+        let n = chunk.len();
+        got.extend_from_slice(chunk);
+        r.consume(n);
     }
-    let mut body = vec![0u8; len.min(1 << 20)];
-    r.read_exact(&mut body)?;
-    Ok((status, protocol_code(&body)))
+}
+
+/// The status and `"code"` of a whole answer at the start of `buf`, or
+/// `None` while it is incomplete. Answers carry a Content-Length (the
+/// server never sends chunked bodies).
+fn parse_answer(buf: &[u8]) -> Option<(u16, Option<i64>)> {
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&buf[..head_end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse::<u16>().ok())
+        .unwrap_or(0);
+    let len = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let body = buf.get(head_end + 4..head_end + 4 + len)?;
+    Some((status, protocol_code(body)))
 }
 
 /// The number after the first `"code":` of a JSON answer.
