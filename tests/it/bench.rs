@@ -320,20 +320,6 @@ fn write_batch_max_one_commits_every_job_on_its_own() {
     assert_eq!(stats.commits, stats.jobs, "{stats:?}");
 }
 
-/// `bench --target` over plain HTTP with `args`: (success, stdout, stderr).
-fn bench_target(addr: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin())
-        .args(["bench", "--target", addr, "--seconds", "1"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
 /// The figure after `word ` in a `--target` report.
 fn figure(out: &str, word: &str) -> u64 {
     out.split(&format!("{word} "))

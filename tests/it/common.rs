@@ -826,3 +826,17 @@ pub fn python(
 pub fn get_path(addr: SocketAddr, path: &str) -> Answer {
     raw_request(addr, "GET", path, &[], b"")
 }
+
+/// `bench --target ADDR --seconds 1` with `args`: (success, stdout, stderr).
+pub fn bench_target(addr: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin())
+        .args(["bench", "--target", addr, "--seconds", "1"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}

@@ -134,23 +134,9 @@ fn signed_claims_over_https_with_a_real_client() {
 
 /// `bench --target https://... --cacert FILE` with `args`: (success, stdout, stderr).
 fn bench_https(port: u16, cacert: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin())
-        .args([
-            "bench",
-            "--target",
-            &format!("https://127.0.0.1:{port}"),
-            "--cacert",
-        ])
-        .arg(cacert)
-        .args(["--seconds", "1", "--connections", "2"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    let cacert = cacert.to_str().unwrap();
+    let args = [&["--cacert", cacert, "--connections", "2"], args].concat();
+    bench_target(&format!("https://127.0.0.1:{port}"), &args)
 }
 
 #[test]
